@@ -1,0 +1,251 @@
+"""The connection actor: one trio task group per WebSocket session.
+
+A reader decodes frames and routes commands, a writer drains a bounded
+outbound channel, and timers enforce heartbeats and the sign-in deadline.
+Everything here runs in the trio thread. Actors reach a connection only
+through its :class:`actors.bridge.SessionOutbox`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection
+
+from actors import user
+from actors.bridge import SessionOutbox
+from actors.credentials import TokenSigner
+from actors.messages import Command, SessionClosed, SessionRef
+from actors.supervisor import Supervisor
+from protocol import messages as m
+from protocol.codec import ServerCodec
+from protocol.errors import CloseCode, ErrorCode, ProtocolError
+from settings import SessionSettings
+
+log = logging.getLogger(__name__)
+
+_SIGN_IN_COMMANDS = (m.Register, m.Login, m.TokenLogin)
+
+
+@dataclass(frozen=True)
+class _Close:
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ConnectionContext:
+    """What all connections of a node share (read-only)."""
+
+    settings: SessionSettings
+    supervisor: Supervisor
+    signer: TokenSigner
+    trio_token: trio.lowlevel.TrioToken
+
+
+class Connection:
+    """One session. Every method runs in the trio thread."""
+
+    def __init__(
+        self, ws: WebSocketConnection, context: ConnectionContext, session_id: str, address: str
+    ) -> None:
+        self._ws = ws
+        self._context = context
+        self._settings = context.settings
+        self._codec = ServerCodec()
+        self.session_id = session_id
+        self.address = address
+        self.user_id: str | None = None
+        self.platform: int | None = None
+        self.close_code: int | None = None
+        self._pending = 0
+        self._login_in_flight = False
+        self._users_contacted: set[str] = set()
+        self._send, self._outbound = trio.open_memory_channel[bytes | _Close](
+            self._settings.outbound_queue
+        )
+        self._last_seen = trio.current_time()
+        self._closing = False
+        self._finished = False
+        self._nursery: trio.Nursery | None = None
+        self._ref = SessionRef(session_id, address, SessionOutbox(session_id, context.trio_token, self))
+
+    # -- lifetime --------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._writer)
+                nursery.start_soon(self._heartbeat)
+                nursery.start_soon(self._sign_in_deadline)
+                await self._reader()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._finished = True
+            self._send.close()
+            self._release()
+
+    def _release(self) -> None:
+        supervisor = self._context.supervisor
+        if self.user_id is not None:
+            supervisor.detach(user.KIND, self.user_id)
+            self._users_contacted.add(self.user_id)
+        for user_id in self._users_contacted:
+            supervisor.tell(user.KIND, user_id, SessionClosed(self.session_id))
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Close after the frames already queued have been sent (e.g. server shutdown)."""
+        self.deliver_close(code, reason, None)
+
+    def _abort(self, code: int, reason: str) -> None:
+        """Close now, dropping whatever is still queued."""
+        if self._nursery is not None and not self._finished:
+            self._nursery.start_soon(self._close_ws, code, reason)
+
+    async def _close_ws(self, code: int, reason: str) -> None:
+        if self.close_code is None:
+            self.close_code = code
+        with trio.move_on_after(self._settings.handshake_timeout):
+            await self._ws.aclose(code, reason)
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    # -- tasks ----------------------------------------------------------------
+
+    async def _reader(self) -> None:
+        while True:
+            try:
+                data = await self._ws.get_message()
+            except ConnectionClosed:
+                return
+            self._last_seen = trio.current_time()
+            if isinstance(data, str):
+                self._abort(CloseCode.UNSUPPORTED_DATA, "text frames are not supported")
+                return
+            self._on_frame(data)
+
+    async def _writer(self) -> None:
+        async for item in self._outbound:
+            if isinstance(item, _Close):
+                await self._close_ws(item.code, item.reason)
+                return
+            try:
+                await self._ws.send_message(item)
+            except ConnectionClosed:
+                return
+
+    async def _heartbeat(self) -> None:
+        assert self._nursery is not None
+        while True:
+            await trio.sleep(self._settings.ping_interval)
+            if trio.current_time() - self._last_seen >= self._settings.idle_timeout:
+                self._abort(CloseCode.HEARTBEAT_TIMEOUT, "no heartbeat")
+                return
+            self._nursery.start_soon(self._ping_once)
+
+    async def _ping_once(self) -> None:
+        with trio.move_on_after(self._settings.idle_timeout):
+            try:
+                await self._ws.ping()
+            except (ConnectionClosed, ValueError):
+                return
+            self._last_seen = trio.current_time()
+
+    async def _sign_in_deadline(self) -> None:
+        await trio.sleep(self._settings.auth_timeout)
+        if self.user_id is None:
+            self._abort(CloseCode.AUTH_TIMEOUT, "not signed in in time")
+
+    # -- inbound frames ------------------------------------------------------------
+
+    def _on_frame(self, frame: bytes) -> None:
+        try:
+            request = self._codec.decode(frame)
+            self._route(request)
+        except ProtocolError as exc:
+            self._enqueue(user.error_frame(exc.rid, exc.code, exc.message))
+
+    def _route(self, request: m.ClientMessage) -> None:
+        rid = request.rid
+        if isinstance(request, m.Ping):
+            pong = m.Pong(rid=rid, server_time=int(time.time() * 1000))
+            self._enqueue(self._codec.encode(pong))
+            return
+        if self._pending >= self._settings.max_pending:
+            raise ProtocolError(
+                ErrorCode.TOO_MANY_PENDING,
+                f"more than {self._settings.max_pending} requests in flight",
+                rid,
+            )
+        if isinstance(request, _SIGN_IN_COMMANDS):
+            if self.user_id is not None:
+                raise ProtocolError(ErrorCode.ALREADY_AUTHENTICATED, "already signed in", rid)
+            target = self._sign_in_target(request)
+            if not isinstance(request, m.Register):
+                if self._login_in_flight:
+                    raise ProtocolError(
+                        ErrorCode.ALREADY_AUTHENTICATED, "a sign-in is already in progress", rid
+                    )
+                self._login_in_flight = True
+            self._users_contacted.add(target)
+            self._tell_user(target, Command(self._ref, request))
+            return
+        if self.user_id is None:
+            raise ProtocolError(
+                ErrorCode.NOT_AUTHENTICATED, f"sign in before sending {request.__struct_config__.tag}", rid
+            )
+        self._tell_user(self.user_id, Command(self._ref, request, self.user_id, self.platform))
+
+    def _sign_in_target(self, request: m.Register | m.Login | m.TokenLogin) -> str:
+        if isinstance(request, m.TokenLogin):
+            return self._context.signer.verify(request.token, request.rid).user_id
+        return request.user_id
+
+    def _tell_user(self, user_id: str, command: Command) -> None:
+        self._pending += 1
+        self._context.supervisor.tell(user.KIND, user_id, command)
+
+    # -- outbound (called through SessionOutbox, in the trio thread) ------------------
+
+    def _enqueue(self, item: bytes | _Close) -> None:
+        if self._finished or self._closing:
+            return
+        try:
+            self._send.send_nowait(item)
+        except trio.WouldBlock:
+            self._closing = True
+            log.info("session %s: outbound queue full; closing slow consumer", self.session_id)
+            self._abort(CloseCode.SLOW_CONSUMER, "client does not read fast enough")
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    def deliver_reply(self, frame: bytes, ends_sign_in: bool) -> None:
+        self._pending = max(0, self._pending - 1)
+        if ends_sign_in:
+            self._login_in_flight = False
+        self._enqueue(frame)
+
+    def deliver_push(self, frame: bytes) -> None:
+        self._enqueue(frame)
+
+    def deliver_signed_in(self, user_id: str, platform: int, frame: bytes) -> None:
+        self._pending = max(0, self._pending - 1)
+        self._login_in_flight = False
+        if self._finished:
+            return
+        self.user_id = user_id
+        self.platform = platform
+        self._context.supervisor.attach(user.KIND, user_id)
+        self._enqueue(frame)
+
+    def deliver_close(self, code: int, reason: str, last_frame: bytes | None) -> None:
+        if last_frame is not None:
+            self._enqueue(last_frame)
+        if self._closing or self._finished:
+            return
+        self._enqueue(_Close(code, reason))
+        self._closing = True

@@ -1,0 +1,20 @@
+"""Parley's Python SDK: an async (trio) client with typed methods and reconnection."""
+
+from client.errors import ClientClosed, ConnectionLost, ParleyError
+from client.events import Disconnected, Reconnected
+from client.session import ParleyClient, open_client
+from protocol.errors import CloseCode, ErrorCode
+from protocol.platforms import Platform
+
+__all__ = [
+    "ClientClosed",
+    "CloseCode",
+    "ConnectionLost",
+    "Disconnected",
+    "ErrorCode",
+    "ParleyClient",
+    "ParleyError",
+    "Platform",
+    "Reconnected",
+    "open_client",
+]

@@ -1,0 +1,89 @@
+"""Encoding and decoding of frames, one reusable codec per direction.
+
+Decoding errors become :class:`protocol.errors.ProtocolError` with the code
+that tells the peer what was wrong: ``BAD_FRAME`` when the bytes are not a
+msgpack map, ``UNKNOWN_COMMAND`` when ``t`` names no known message, and
+``INVALID_FIELD`` when a field has the wrong type or value. The request id is
+recovered from a rejected frame whenever the frame carries a readable one, so
+the error can be matched to the request that caused it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.messages import ClientMessage, ServerMessage
+
+_CLIENT_TAGS: frozenset[str] = frozenset(
+    msgspec.inspect.type_info(t).tag  # type: ignore[attr-defined]
+    for t in ClientMessage.__args__  # type: ignore[attr-defined]
+)
+
+
+class _Envelope(msgspec.Struct):
+    """The parts of a request that can be read even when the rest is wrong."""
+
+    t: Any = None
+    rid: Any = 0
+
+
+_envelope_decoder = msgspec.msgpack.Decoder(_Envelope)
+
+
+def _salvage(frame: bytes) -> tuple[int, Any]:
+    try:
+        envelope = _envelope_decoder.decode(frame)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return 0, None
+    rid = envelope.rid
+    if isinstance(rid, bool) or not isinstance(rid, int) or not 0 < rid <= 2**53:
+        rid = 0
+    return rid, envelope.t
+
+
+class ServerCodec:
+    """The server's side: decodes client frames, encodes server messages."""
+
+    def __init__(self) -> None:
+        self._decoder = msgspec.msgpack.Decoder(ClientMessage)
+        self._encoder = msgspec.msgpack.Encoder()
+
+    def decode(self, frame: bytes) -> ClientMessage:
+        try:
+            return self._decoder.decode(frame)
+        except msgspec.ValidationError as exc:
+            rid, tag = _salvage(frame)
+            if tag is None and rid == 0:
+                raise ProtocolError(ErrorCode.BAD_FRAME, f"not a request: {exc}") from None
+            if not isinstance(tag, str) or tag not in _CLIENT_TAGS:
+                raise ProtocolError(
+                    ErrorCode.UNKNOWN_COMMAND, f"unknown command {tag!r}", rid
+                ) from None
+            raise ProtocolError(ErrorCode.INVALID_FIELD, str(exc), rid) from None
+        except msgspec.DecodeError as exc:
+            raise ProtocolError(ErrorCode.BAD_FRAME, f"malformed msgpack: {exc}") from None
+
+    def encode(self, message: ServerMessage) -> bytes:
+        return self._encoder.encode(message)
+
+
+class ClientCodec:
+    """The client's side: encodes requests, decodes server frames."""
+
+    def __init__(self) -> None:
+        self._decoder = msgspec.msgpack.Decoder(ServerMessage)
+        self._encoder = msgspec.msgpack.Encoder()
+
+    def decode(self, frame: bytes) -> ServerMessage:
+        return self._decoder.decode(frame)
+
+    def encode(self, message: ClientMessage) -> bytes:
+        return self._encoder.encode(message)
+
+
+def encode_server_message(message: ServerMessage) -> bytes:
+    """Encode with the module-level encoder; safe to call from any thread."""
+    return msgspec.msgpack.encode(message)

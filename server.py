@@ -1,0 +1,196 @@
+"""Parley server entry point: reads the configuration and wires the parts together.
+
+    python server.py serve [--config parley.toml] [--port 8080] [--redis-url URL] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+import settings as config
+from actors import user
+from actors.connection import ConnectionContext
+from actors.credentials import PasswordHasher, TokenSigner
+from actors.gateway import Gateway
+from actors.services import NodeServices
+from actors.supervisor import Supervisor
+from actors.user import UserActor
+from settings import Settings
+from storage import EmbeddedRedis, Storage
+
+log = logging.getLogger("parley")
+
+NODE_HEARTBEAT_S = 5
+NODE_TTL_S = 15
+
+
+@dataclass
+class RunningNode:
+    """Handle to a started node, given to whoever started it."""
+
+    url: str
+    node_id: str
+    redis_url: str
+    gateway: Gateway
+    supervisor: Supervisor
+    storage: Storage
+    _stop: trio.Event = field(default_factory=trio.Event)
+
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown; ``serve`` returns when it is done."""
+        self._stop.set()
+
+
+async def serve(
+    settings: Settings, *, task_status: trio.TaskStatus[RunningNode] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run one node until ``request_stop()``; then close sessions, stop actors and Redis."""
+    node_id = settings.server.node_id or f"node-{secrets.token_hex(4)}"
+    embedded: EmbeddedRedis | None = None
+    redis_url = settings.redis.url
+    if not redis_url:
+        embedded = EmbeddedRedis(settings.redis.data_dir, settings.redis.server_binary)
+        await trio.to_thread.run_sync(embedded.start)
+        redis_url = embedded.url
+    storage: Storage | None = None
+    supervisor: Supervisor | None = None
+    try:
+        storage = Storage(redis_url, settings.redis.prefix, node_id, settings.redis.max_connections)
+        await trio.to_thread.run_sync(storage.ping)
+        auth = settings.auth
+        secret = auth.secret or await trio.to_thread.run_sync(storage.token_secret)
+        hasher = await trio.to_thread.run_sync(
+            PasswordHasher, auth.argon2_time_cost, auth.argon2_memory_kib, auth.argon2_parallelism
+        )
+        signer = TokenSigner(secret, auth.token_ttl)
+        token = trio.lowlevel.current_trio_token()
+        services = NodeServices(settings, storage, hasher, signer, token, node_id)
+        supervisor = Supervisor(
+            token, {user.KIND: UserActor.factory(services)}, settings.actors.idle_timeout
+        )
+        context = ConnectionContext(settings.session, supervisor, signer, token)
+        gateway = Gateway(context, node_id, settings.server.host, settings.server.port)
+        async with trio.open_nursery() as sessions:
+            async with trio.open_nursery() as background:
+                listener = await background.start(gateway.serve, sessions)
+                background.start_soon(supervisor.run_passivation)
+                background.start_soon(_node_heartbeat, storage)
+                host = settings.server.host
+                node = RunningNode(
+                    f"ws://{host}:{listener.port}", node_id, redis_url, gateway, supervisor, storage
+                )
+                task_status.started(node)
+                await node._stop.wait()
+                background.cancel_scope.cancel()
+            await gateway.close_all(timeout=settings.session.handshake_timeout)
+            sessions.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await _shutdown(embedded, storage, supervisor)
+
+
+async def _node_heartbeat(storage: Storage) -> None:
+    while True:
+        await trio.to_thread.run_sync(storage.presence.heartbeat, NODE_TTL_S)
+        await trio.sleep(NODE_HEARTBEAT_S)
+
+
+async def _shutdown(
+    embedded: EmbeddedRedis | None, storage: Storage | None, supervisor: Supervisor | None
+) -> None:
+    if supervisor is not None:
+        await supervisor.stop_all()
+    if storage is not None:
+        try:
+            await trio.to_thread.run_sync(storage.presence.node_gone)
+        except Exception as exc:
+            log.warning("could not deregister node: %s", exc)
+        storage.close()
+    if embedded is not None:
+        await trio.to_thread.run_sync(embedded.stop)
+
+
+async def _run_until_signalled(settings: Settings) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            node: RunningNode = await nursery.start(serve, settings)
+            print(
+                f"parley listening on {node.url} (node {node.node_id}, redis {node.redis_url})",
+                flush=True,
+            )
+            async for signum in signals:
+                log.info("received %s; shutting down", signal.Signals(signum).name)
+                node.request_stop()
+                break
+    print("parley stopped", flush=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parley", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("serve", help="run a server node")
+    run.add_argument("--config", help="TOML configuration file")
+    run.add_argument("--host", help="address to listen on (server.host)")
+    run.add_argument("--port", type=int, help="port to listen on, 0 for any (server.port)")
+    run.add_argument("--redis-url", help="external Redis; omit for embedded (redis.url)")
+    run.add_argument("--data-dir", help="embedded Redis data directory (redis.data_dir)")
+    run.add_argument("--prefix", help="Redis key prefix (redis.prefix)")
+    run.add_argument("--node-id", help="node name (server.node_id)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="any setting, e.g. --set session.idle_timeout=30 (repeatable)",
+    )
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    cli: dict[str, Any] = {}
+    named = {
+        "host": "server.host",
+        "port": "server.port",
+        "redis_url": "redis.url",
+        "data_dir": "redis.data_dir",
+        "prefix": "redis.prefix",
+        "node_id": "server.node_id",
+    }
+    for attribute, dotted in named.items():
+        value = getattr(args, attribute)
+        if value is not None:
+            cli = config._merge(cli, config.assignment(dotted, value))
+    for item in args.set:
+        dotted, sep, text = item.partition("=")
+        if not sep:
+            raise config.ConfigError(f"--set {item}: expected SECTION.KEY=VALUE")
+        cli = config._merge(cli, config.assignment(dotted.strip(), config.parse_scalar(text)))
+    return config.load(args.config, cli_values=cli)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except config.ConfigError as exc:
+        print(f"parley: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log.level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    trio.run(_run_until_signalled, settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

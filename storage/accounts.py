@@ -1,0 +1,156 @@
+"""User accounts, tokens, presence and login-failure counters in Redis.
+
+Every method is synchronous and blocking: call it from an actor thread, never
+from a trio task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import redis
+
+from storage.keys import Keys
+from storage.scripts import Scripts
+
+PROFILE_FIELDS = ("nickname", "face_url", "ex")
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    user_id: str
+    password_hash: str
+    nickname: str
+    face_url: str
+    ex: str
+    created_at: int
+    version: int
+
+
+@dataclass(frozen=True)
+class PublicProfile:
+    user_id: str
+    nickname: str
+    face_url: str
+    ex: str
+
+
+class CorruptRecordError(RuntimeError):
+    """A stored record cannot be read back; the entity's actor must not use it."""
+
+
+def _text(value: bytes | None) -> str:
+    return "" if value is None else value.decode("utf-8")
+
+
+class AccountStore:
+    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts) -> None:
+        self._redis = client
+        self._keys = keys
+        self._scripts = scripts
+
+    # -- accounts ---------------------------------------------------------
+
+    def load(self, user_id: str) -> AccountRecord | None:
+        raw: dict[bytes, bytes] = self._redis.hgetall(self._keys.account(user_id))
+        if not raw:
+            return None
+        try:
+            return AccountRecord(
+                user_id=user_id,
+                password_hash=raw[b"password_hash"].decode(),
+                nickname=_text(raw.get(b"nickname")),
+                face_url=_text(raw.get(b"face_url")),
+                ex=_text(raw.get(b"ex")),
+                created_at=int(raw[b"created_at"]),
+                version=int(raw[b"version"]),
+            )
+        except (KeyError, ValueError, UnicodeDecodeError) as exc:
+            raise CorruptRecordError(f"account {user_id!r}: {exc!r}") from exc
+
+    def create(self, record: AccountRecord) -> bool:
+        """Store a new account; False when the user id is taken."""
+        fields = [
+            "password_hash", record.password_hash,
+            "nickname", record.nickname,
+            "face_url", record.face_url,
+            "ex", record.ex,
+            "created_at", record.created_at,
+            "version", record.version,
+        ]  # fmt: skip
+        created = self._scripts.run("create_account", [self._keys.account(record.user_id)], fields)
+        return bool(created)
+
+    def update_profile(self, user_id: str, changes: dict[str, str]) -> int:
+        """Apply profile changes; returns the new version (-1: no such account)."""
+        args: list[str] = []
+        for name, value in changes.items():
+            if name not in PROFILE_FIELDS:
+                raise ValueError(f"not a profile field: {name}")
+            args += [name, value]
+        return int(self._scripts.run("update_profile", [self._keys.account(user_id)], args))
+
+    def change_password(self, user_id: str, password_hash: str) -> int:
+        """Replace the password and revoke all tokens atomically; returns the new version."""
+        keys = [self._keys.account(user_id), self._keys.tokens(user_id)]
+        return int(self._scripts.run("change_password", keys, [password_hash]))
+
+    def public_profiles(self, user_ids: Sequence[str]) -> dict[str, PublicProfile]:
+        pipe = self._redis.pipeline(transaction=False)
+        for user_id in user_ids:
+            pipe.hmget(self._keys.account(user_id), "created_at", *PROFILE_FIELDS)
+        found: dict[str, PublicProfile] = {}
+        for user_id, (created, nickname, face_url, ex) in zip(
+            user_ids, pipe.execute(), strict=True
+        ):
+            if created is not None:
+                found[user_id] = PublicProfile(user_id, _text(nickname), _text(face_url), _text(ex))
+        return found
+
+    # -- tokens -----------------------------------------------------------
+
+    def add_token(
+        self,
+        user_id: str,
+        token_id: str,
+        platform: int,
+        expires_at_ms: int,
+        now_ms: int,
+        revoke: Iterable[str] = (),
+    ) -> None:
+        """Record a token (dropping expired ones) and revoke others, in one step."""
+        args = [token_id, f"{platform}:{expires_at_ms}", now_ms, *revoke]
+        self._scripts.run("add_token", [self._keys.tokens(user_id)], args)
+
+    def token_is_valid(self, user_id: str, token_id: str) -> bool:
+        return bool(self._redis.hexists(self._keys.tokens(user_id), token_id))
+
+    def revoke_tokens(self, user_id: str, token_ids: Iterable[str]) -> None:
+        ids = list(token_ids)
+        if ids:
+            self._redis.hdel(self._keys.tokens(user_id), *ids)
+
+    def revoke_all_tokens(self, user_id: str) -> None:
+        self._redis.delete(self._keys.tokens(user_id))
+
+    # -- login failures ---------------------------------------------------
+
+    def login_failures(self, user_id: str, address: str) -> tuple[int, int]:
+        """Failed logins in the current window: (for this user id, from this address)."""
+        by_user, by_address = self._redis.mget(
+            self._keys.login_failures_user(user_id), self._keys.login_failures_address(address)
+        )
+        return int(by_user or 0), int(by_address or 0)
+
+    def count_login_failure(self, user_id: str, address: str, window_s: int) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for key in (
+            self._keys.login_failures_user(user_id),
+            self._keys.login_failures_address(address),
+        ):
+            self._scripts.run("count_failure", [key], [window_s], client=pipe)
+        pipe.execute()
+
+    def clear_login_failures(self, user_id: str) -> None:
+        self._redis.delete(self._keys.login_failures_user(user_id))

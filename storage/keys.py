@@ -1,0 +1,38 @@
+"""Redis key names. Every key starts with the configured prefix and carries a
+hash tag naming its entity, so all keys of one entity share a Redis Cluster
+slot and a Lua script may touch them together."""
+
+from __future__ import annotations
+
+
+class Keys:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def user_tag(self, user_id: str) -> str:
+        return f"{self.prefix}{{u:{user_id}}}"
+
+    def account(self, user_id: str) -> str:
+        """Hash: password hash and profile fields of one user."""
+        return f"{self.user_tag(user_id)}:account"
+
+    def tokens(self, user_id: str) -> str:
+        """Hash: token id -> "platform:expires_at_ms" for every valid token."""
+        return f"{self.user_tag(user_id)}:tokens"
+
+    def presence(self, user_id: str) -> str:
+        """Hash: session id -> "platform:node_id" for every live session."""
+        return f"{self.user_tag(user_id)}:presence"
+
+    def node(self, node_id: str) -> str:
+        """String with a TTL: present while the node is alive."""
+        return f"{self.prefix}node:{node_id}"
+
+    def login_failures_user(self, user_id: str) -> str:
+        return f"{self.user_tag(user_id)}:login_failures"
+
+    def login_failures_address(self, address: str) -> str:
+        return f"{self.prefix}login_failures:addr:{address}"
+
+    def token_secret(self) -> str:
+        return f"{self.prefix}token_secret"
