@@ -1,6 +1,6 @@
 """Parley server entry point: reads the configuration and wires the parts together.
 
-    python server.py serve [--config parley.toml] [--port 8080] [--redis-url URL] ...
+python server.py serve [--config parley.toml] [--port 8080] [--redis-url URL] ...
 """
 
 from __future__ import annotations
@@ -44,10 +44,16 @@ class RunningNode:
     supervisor: Supervisor
     storage: Storage
     _stop: trio.Event = field(default_factory=trio.Event)
+    stopped: trio.Event = field(default_factory=trio.Event)
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown; ``serve`` returns when it is done."""
         self._stop.set()
+
+    async def stop(self) -> None:
+        """Shut down gracefully and wait until the node has stopped."""
+        self._stop.set()
+        await self.stopped.wait()
 
 
 async def serve(
@@ -63,6 +69,7 @@ async def serve(
         redis_url = embedded.url
     storage: Storage | None = None
     supervisor: Supervisor | None = None
+    node: RunningNode | None = None
     try:
         storage = Storage(redis_url, settings.redis.prefix, node_id, settings.redis.max_connections)
         await trio.to_thread.run_sync(storage.ping)
@@ -96,6 +103,8 @@ async def serve(
     finally:
         with trio.CancelScope(shield=True):
             await _shutdown(embedded, storage, supervisor)
+        if node is not None:
+            node.stopped.set()
 
 
 async def _node_heartbeat(storage: Storage) -> None:

@@ -160,10 +160,8 @@ def parse_scalar(text: str) -> Any:
 
 
 def _sections() -> dict[str, set[str]]:
-    return {
-        f.name: {g.name for g in fields(f.default_factory())}  # type: ignore[misc]
-        for f in fields(Settings)
-    }
+    defaults = Settings()
+    return {f.name: {g.name for g in fields(getattr(defaults, f.name))} for f in fields(Settings)}
 
 
 def assignment(dotted_key: str, value: Any) -> dict[str, Any]:

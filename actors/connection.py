@@ -71,7 +71,9 @@ class Connection:
         self._closing = False
         self._finished = False
         self._nursery: trio.Nursery | None = None
-        self._ref = SessionRef(session_id, address, SessionOutbox(session_id, context.trio_token, self))
+        self._ref = SessionRef(
+            session_id, address, SessionOutbox(session_id, context.trio_token, self)
+        )
 
     # -- lifetime --------------------------------------------------------------
 
@@ -195,8 +197,9 @@ class Connection:
             self._tell_user(target, Command(self._ref, request))
             return
         if self.user_id is None:
+            command = request.__struct_config__.tag
             raise ProtocolError(
-                ErrorCode.NOT_AUTHENTICATED, f"sign in before sending {request.__struct_config__.tag}", rid
+                ErrorCode.NOT_AUTHENTICATED, f"sign in before sending {command}", rid
             )
         self._tell_user(self.user_id, Command(self._ref, request, self.user_id, self.platform))
 

@@ -171,8 +171,9 @@ class UserActor(pykka.ThreadingActor):
         self._check_rate(command)
         account = self._account
         if not self._services.hasher.verify(account.password_hash if account else None, password):
+            window = self._services.settings.auth.login_failure_window
             self._storage.accounts.count_login_failure(
-                self.user_id, command.session.address, self._services.settings.auth.login_failure_window
+                self.user_id, command.session.address, window
             )
             raise ProtocolError(ErrorCode.BAD_CREDENTIALS, "wrong user id or password")
         assert account is not None
@@ -206,7 +207,12 @@ class UserActor(pykka.ThreadingActor):
         revoke = {s.token_id for s in displaced} - {claims.token_id}
         if new_token:
             self._storage.accounts.add_token(
-                self.user_id, claims.token_id, claims.platform, claims.expires_at_ms, now_ms(), revoke
+                self.user_id,
+                claims.token_id,
+                claims.platform,
+                claims.expires_at_ms,
+                now_ms(),
+                revoke,
             )
         else:
             self._storage.accounts.revoke_tokens(self.user_id, revoke)
@@ -216,12 +222,12 @@ class UserActor(pykka.ThreadingActor):
                 reason=f"signed in on platform {claims.platform} elsewhere",
             )
         )
-        for session in displaced:
-            session.ref.outbox.close(CloseCode.KICKED, "signed in elsewhere", kicked)
-            self._forget_session(session.ref.session_id)
-        session = command.session
-        self._sessions[session.session_id] = LiveSession(session, claims.platform, claims.token_id)
-        self._storage.presence.session_online(self.user_id, session.session_id, claims.platform)
+        for old in displaced:
+            old.ref.outbox.close(CloseCode.KICKED, "signed in elsewhere", kicked)
+            self._forget_session(old.ref.session_id)
+        ref = command.session
+        self._sessions[ref.session_id] = LiveSession(ref, claims.platform, claims.token_id)
+        self._storage.presence.session_online(self.user_id, ref.session_id, claims.platform)
         reply = m.LoginOk(
             rid=command.request.rid,
             user_id=self.user_id,
@@ -230,7 +236,7 @@ class UserActor(pykka.ThreadingActor):
             expires_at=claims.expires_at_ms,
             profile=self._profile(),
         )
-        session.outbox.signed_in(self.user_id, claims.platform, encode_server_message(reply))
+        ref.outbox.signed_in(self.user_id, claims.platform, encode_server_message(reply))
 
     def _displaced_by(self, platform: int) -> list[LiveSession]:
         """Sessions the multi-login policy ends when a session signs in on ``platform``."""
@@ -348,5 +354,3 @@ class UserActor(pykka.ThreadingActor):
         m.GetUsers: _get_users,
         m.GetOnlineStatus: _get_online_status,
     }
-
-

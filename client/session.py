@@ -89,7 +89,8 @@ class ParleyClient:
 
     # -- lifetime ------------------------------------------------------------------
 
-    async def _start(self, nursery: trio.Nursery) -> None:
+    async def connect(self, nursery: trio.Nursery) -> None:
+        """Open the first connection; the client's background task runs in ``nursery``."""
         self._nursery = nursery
         ws = await self._connect()
         nursery.start_soon(self._run, ws)
@@ -278,9 +279,7 @@ class ParleyClient:
         )
         await self.request(request, m.Registered)
 
-    async def login(
-        self, user_id: str, password: str, platform: int = Platform.LINUX
-    ) -> m.LoginOk:
+    async def login(self, user_id: str, password: str, platform: int = Platform.LINUX) -> m.LoginOk:
         request = m.Login(
             rid=self.next_rid(),
             user_id=user_id,
@@ -336,7 +335,7 @@ async def open_client(url: str, **options: Any) -> AsyncIterator[ParleyClient]:
     """Connect to ``url`` and yield a client; closes it on exit."""
     async with trio.open_nursery() as nursery:
         client = ParleyClient(url, **options)
-        await client._start(nursery)
+        await client.connect(nursery)
         try:
             yield client
         finally:

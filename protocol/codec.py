@@ -10,7 +10,7 @@ the error can be matched to the request that caused it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast, get_args
 
 import msgspec
 
@@ -18,8 +18,7 @@ from protocol.errors import ErrorCode, ProtocolError
 from protocol.messages import ClientMessage, ServerMessage
 
 _CLIENT_TAGS: frozenset[str] = frozenset(
-    msgspec.inspect.type_info(t).tag  # type: ignore[attr-defined]
-    for t in ClientMessage.__args__  # type: ignore[attr-defined]
+    str(t.__struct_config__.tag) for t in get_args(ClientMessage)
 )
 
 
@@ -53,7 +52,7 @@ class ServerCodec:
 
     def decode(self, frame: bytes) -> ClientMessage:
         try:
-            return self._decoder.decode(frame)
+            return cast(ClientMessage, self._decoder.decode(frame))
         except msgspec.ValidationError as exc:
             rid, tag = _salvage(frame)
             if tag is None and rid == 0:
@@ -78,7 +77,7 @@ class ClientCodec:
         self._encoder = msgspec.msgpack.Encoder()
 
     def decode(self, frame: bytes) -> ServerMessage:
-        return self._decoder.decode(frame)
+        return cast(ServerMessage, self._decoder.decode(frame))
 
     def encode(self, message: ClientMessage) -> bytes:
         return self._encoder.encode(message)

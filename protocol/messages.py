@@ -73,11 +73,11 @@ class Request(msgspec.Struct, frozen=True, kw_only=True, tag_field="t"):
     rid: RequestId
 
 
-class Ping(Request, tag="ping"):
+class Ping(Request, frozen=True, tag="ping"):
     """Application-level keep-alive; answered with ``pong``. Allowed before login."""
 
 
-class Register(Request, tag="register"):
+class Register(Request, frozen=True, tag="register"):
     """Create an account. Does not sign the session in; send ``login`` next."""
 
     user_id: UserId
@@ -87,7 +87,7 @@ class Register(Request, tag="register"):
     ex: Ex = ""
 
 
-class Login(Request, tag="login"):
+class Login(Request, frozen=True, tag="login"):
     """Sign the session in with a password; answered with ``login_ok``."""
 
     user_id: UserId
@@ -95,28 +95,28 @@ class Login(Request, tag="login"):
     platform: PlatformId
 
 
-class TokenLogin(Request, tag="token_login"):
+class TokenLogin(Request, frozen=True, tag="token_login"):
     """Sign the session in with a token from an earlier ``login_ok``."""
 
     token: Token
 
 
-class Logout(Request, tag="logout"):
+class Logout(Request, frozen=True, tag="logout"):
     """Revoke this session's token and end the session (close code 4502)."""
 
 
-class ChangePassword(Request, tag="change_password"):
+class ChangePassword(Request, frozen=True, tag="change_password"):
     """Change the password: revokes every token and ends the user's other sessions."""
 
     old_password: Annotated[str, Meta(max_length=128)]
     new_password: Password
 
 
-class GetSelf(Request, tag="get_self"):
+class GetSelf(Request, frozen=True, tag="get_self"):
     """Answered with ``profile``."""
 
 
-class SetProfile(Request, tag="set_profile"):
+class SetProfile(Request, frozen=True, tag="set_profile"):
     """Change some profile fields; omitted fields keep their value. Answered with ``profile``."""
 
     nickname: Nickname | None = None
@@ -124,13 +124,13 @@ class SetProfile(Request, tag="set_profile"):
     ex: Ex | None = None
 
 
-class GetUsers(Request, tag="get_users"):
+class GetUsers(Request, frozen=True, tag="get_users"):
     """Public profiles of up to 100 users; answered with ``users``."""
 
     user_ids: UserIdBatch
 
 
-class GetOnlineStatus(Request, tag="get_online_status"):
+class GetOnlineStatus(Request, frozen=True, tag="get_online_status"):
     """Online platforms of up to 100 users; answered with ``online_status``."""
 
     user_ids: UserIdBatch
@@ -162,7 +162,7 @@ class Reply(msgspec.Struct, frozen=True, kw_only=True, tag_field="t"):
     rid: int
 
 
-class Error(Reply, tag="error"):
+class Error(Reply, frozen=True, tag="error"):
     """The request failed and changed nothing. ``rid`` is 0 when it could not be read."""
 
     code: int
@@ -170,20 +170,20 @@ class Error(Reply, tag="error"):
     message: str
 
 
-class Ok(Reply, tag="ok"):
+class Ok(Reply, frozen=True, tag="ok"):
     """The request succeeded and has nothing else to report."""
 
 
-class Pong(Reply, tag="pong"):
+class Pong(Reply, frozen=True, tag="pong"):
     server_time: int
     """Server clock, milliseconds since the Unix epoch."""
 
 
-class Registered(Reply, tag="registered"):
+class Registered(Reply, frozen=True, tag="registered"):
     user_id: str
 
 
-class LoginOk(Reply, tag="login_ok"):
+class LoginOk(Reply, frozen=True, tag="login_ok"):
     user_id: str
     platform: int
     token: str
@@ -192,23 +192,23 @@ class LoginOk(Reply, tag="login_ok"):
     profile: UserProfile
 
 
-class TokenIssued(Reply, tag="token_issued"):
+class TokenIssued(Reply, frozen=True, tag="token_issued"):
     """The new token after a password change; the old ones no longer work."""
 
     token: str
     expires_at: int
 
 
-class Profile(Reply, tag="profile"):
+class Profile(Reply, frozen=True, tag="profile"):
     profile: UserProfile
 
 
-class Users(Reply, tag="users"):
+class Users(Reply, frozen=True, tag="users"):
     users: list[PublicUser]
     not_found: list[str]
 
 
-class OnlineStatus(Reply, tag="online_status"):
+class OnlineStatus(Reply, frozen=True, tag="online_status"):
     statuses: list[UserOnline]
 
 
@@ -216,14 +216,14 @@ class Push(msgspec.Struct, frozen=True, kw_only=True, tag_field="t"):
     """A message the server sends on its own initiative."""
 
 
-class Kicked(Push, tag="kicked"):
+class Kicked(Push, frozen=True, tag="kicked"):
     """The session is about to be closed by the server; ``close_code`` follows."""
 
     close_code: int
     reason: str
 
 
-class SelfUpdated(Push, tag="self_updated"):
+class SelfUpdated(Push, frozen=True, tag="self_updated"):
     """The user's profile changed on another of their sessions."""
 
     profile: UserProfile

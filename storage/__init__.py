@@ -7,6 +7,7 @@ actor threads (pykka) or in ``trio.to_thread``, never on the trio event loop.
 from __future__ import annotations
 
 import secrets
+from typing import cast
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -53,7 +54,7 @@ class Storage:
         """The cluster-wide token signing key, created once by whichever node asks first."""
         key = self.keys.token_secret()
         self.redis.set(key, secrets.token_urlsafe(48), nx=True)
-        value: bytes = self.redis.get(key)
+        value = cast(bytes, self.redis.get(key))
         return value.decode()
 
     def ping(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 
@@ -53,7 +54,7 @@ class AccountStore:
     # -- accounts ---------------------------------------------------------
 
     def load(self, user_id: str) -> AccountRecord | None:
-        raw: dict[bytes, bytes] = self._redis.hgetall(self._keys.account(user_id))
+        raw = cast(dict[bytes, bytes], self._redis.hgetall(self._keys.account(user_id)))
         if not raw:
             return None
         try:
