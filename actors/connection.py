@@ -69,6 +69,7 @@ class Connection:
         )
         self._last_seen = trio.current_time()
         self._closing = False
+        self._close_started = False
         self._finished = False
         self._nursery: trio.Nursery | None = None
         self._ref = SessionRef(
@@ -85,7 +86,9 @@ class Connection:
                 nursery.start_soon(self._heartbeat)
                 nursery.start_soon(self._sign_in_deadline)
                 await self._reader()
-                nursery.cancel_scope.cancel()
+                if not self._close_started:
+                    nursery.cancel_scope.cancel()
+                # Otherwise the closing task cancels the nursery once the close is sent.
         finally:
             self._finished = True
             self._send.close()
@@ -105,7 +108,8 @@ class Connection:
 
     def _abort(self, code: int, reason: str) -> None:
         """Close now, dropping whatever is still queued."""
-        if self._nursery is not None and not self._finished:
+        if self._nursery is not None and not self._finished and not self._close_started:
+            self._close_started = True
             self._nursery.start_soon(self._close_ws, code, reason)
 
     async def _close_ws(self, code: int, reason: str) -> None:
@@ -133,7 +137,9 @@ class Connection:
     async def _writer(self) -> None:
         async for item in self._outbound:
             if isinstance(item, _Close):
-                await self._close_ws(item.code, item.reason)
+                if not self._close_started:
+                    self._close_started = True
+                    await self._close_ws(item.code, item.reason)
                 return
             try:
                 await self._ws.send_message(item)

@@ -8,6 +8,7 @@ shutdown closes every session with "going away".
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 import logging
 from collections.abc import Iterator
 
@@ -31,6 +32,8 @@ class Gateway:
         self._connections: set[Connection] = set()
         self.accepted = 0
         self.rejected = 0
+        self.close_codes: Counter[int] = Counter()
+        """How many sessions this node closed, by close code."""
 
     @property
     def connection_count(self) -> int:
@@ -77,6 +80,8 @@ class Gateway:
             await connection.run()
         finally:
             self._connections.discard(connection)
+            if connection.close_code is not None:
+                self.close_codes[connection.close_code] += 1
 
     async def close_all(self, timeout: float) -> None:
         """Close every session with "going away" and wait (bounded) for them to end."""

@@ -1,0 +1,348 @@
+"""Sessions and transport: handshake, multi-device policy, timeouts, limits and
+bad input. Every misbehaving session gets its documented error or close code,
+and the node keeps serving the others."""
+
+from __future__ import annotations
+
+import socket
+
+import msgspec
+import pytest
+import trio
+
+from client import ErrorCode, ParleyClient, ParleyError, Platform, Reconnected
+from protocol import messages as m
+from protocol.codec import ClientCodec
+from server import RunningNode
+from tests.conftest import Connect, StartNode
+from tests.rawws import RawClient, Rejected
+from tests.support import eventually, signed_in
+
+codec = ClientCodec()
+
+
+def encode(message: m.ClientMessage) -> bytes:
+    return codec.encode(message)
+
+
+async def assert_still_serving(node: RunningNode, connect: Connect) -> None:
+    """A fresh session can still sign in and get answers."""
+    witness = await connect(node.url)
+    await signed_in(witness, "witness")
+    assert (await witness.get_self()).user_id == "witness"
+
+
+async def raw_signed_in(url: str, user_id: str, platform: int = 7) -> RawClient:
+    raw = await RawClient.open(url)
+    await raw.send(
+        encode(m.Register(rid=1, user_id=user_id, password="password-1", nickname=user_id))
+    )
+    assert isinstance(codec.decode(await raw.next_message()), m.Registered)
+    await raw.send(
+        encode(m.Login(rid=2, user_id=user_id, password="password-1", platform=platform))  # type: ignore[arg-type]
+    )
+    assert isinstance(codec.decode(await raw.next_message()), m.LoginOk)
+    return raw
+
+
+class TestHandshake:
+    async def test_protocol_version_is_negotiated(self, node: RunningNode) -> None:
+        raw = await RawClient.open(node.url, ["parley.v2", "parley.v1"])
+        assert raw.subprotocol == "parley.v1"
+        await raw.aclose()
+
+    @pytest.mark.parametrize("offered", [["parley.v0"], [], ["chat"]])
+    async def test_unknown_version_is_refused(
+        self, node: RunningNode, connect: Connect, offered: list[str]
+    ) -> None:
+        with pytest.raises(Rejected) as caught:
+            await RawClient.open(node.url, offered)
+        assert caught.value.status == 400
+        assert b"parley.v1" in caught.value.body
+        await assert_still_serving(node, connect)
+
+
+class TestMultiDevice:
+    async def test_same_platform_login_kicks_the_old_session(
+        self, node: RunningNode, connect: Connect
+    ) -> None:
+        old = await connect(node.url)
+        old_token = await signed_in(old, "ada", Platform.IOS)
+        new = await connect(node.url)
+        await new.login("ada", "password-1", Platform.IOS)
+
+        kicked = await old.next_event(m.Kicked)
+        assert kicked.close_code == 4500
+        await old.wait_closed()
+        assert old.close_code == 4500
+        # The kicked device's token no longer works; the new session does.
+        probe = await connect(node.url)
+        with pytest.raises(ParleyError) as caught:
+            await probe.login_with_token(old_token)
+        assert caught.value.code == ErrorCode.TOKEN_REVOKED
+        assert (await new.get_self()).user_id == "ada"
+
+    async def test_two_platforms_stay_online_together(
+        self, node: RunningNode, connect: Connect
+    ) -> None:
+        phone = await connect(node.url)
+        await signed_in(phone, "ben", Platform.IOS)
+        desktop = await connect(node.url)
+        await desktop.login("ben", "password-1", Platform.WINDOWS)
+        assert (await phone.get_self()).user_id == "ben"
+        assert (await desktop.get_self()).user_id == "ben"
+        assert (await phone.get_online_status(["ben"]))["ben"] == [1, 3]
+
+    @pytest.mark.parametrize(
+        ("policy", "first", "second", "kicks"),
+        [
+            ("all", Platform.IOS, Platform.IOS, False),
+            ("single", Platform.IOS, Platform.WINDOWS, True),
+            ("one_per_class", Platform.IOS, Platform.ANDROID, True),
+            ("one_per_class", Platform.IOS, Platform.WEB, False),
+            ("one_per_platform", Platform.IOS, Platform.ANDROID, False),
+        ],
+    )
+    async def test_multi_login_policies(
+        self,
+        start_node: StartNode,
+        connect: Connect,
+        policy: str,
+        first: Platform,
+        second: Platform,
+        kicks: bool,
+    ) -> None:
+        node = await start_node(session={"multi_login": policy})
+        a = await connect(node.url)
+        await signed_in(a, "cleo", first)
+        b = await connect(node.url)
+        await b.login("cleo", "password-1", second)
+        if kicks:
+            await a.wait_closed()
+            assert a.close_code == 4500
+        else:
+            assert (await a.get_self()).user_id == "cleo"
+
+    async def test_token_reconnect_on_same_platform_keeps_its_token(
+        self, node: RunningNode, connect: Connect
+    ) -> None:
+        """A device resuming with its own token displaces its stale session but stays valid."""
+        stale = await connect(node.url, reconnect=False)
+        token = await signed_in(stale, "dora", Platform.ANDROID)
+        resumed = await connect(node.url)
+        await resumed.login_with_token(token)
+        await stale.wait_closed()
+        again = await connect(node.url)
+        await again.login_with_token(token)
+
+
+class TestTimeouts:
+    async def test_silent_client_is_closed_after_idle_timeout(
+        self, start_node: StartNode, connect: Connect
+    ) -> None:
+        node = await start_node(
+            session={"ping_interval": 0.1, "idle_timeout": 0.5, "handshake_timeout": 1}
+        )
+        raw = await raw_signed_in(node.url, "eve")
+        code = await raw.wait_closed(timeout=10)
+        assert raw.pings_seen >= 1
+        assert code == 4001
+        await eventually(lambda: node.gateway.close_codes[4001] == 1)
+        await assert_still_serving(node, connect)
+
+    async def test_answering_pings_keeps_session_alive(
+        self, start_node: StartNode, connect: Connect
+    ) -> None:
+        node = await start_node(session={"ping_interval": 0.1, "idle_timeout": 0.4})
+        client = await connect(node.url)
+        await signed_in(client, "fay")
+        await trio.sleep(1.2)
+        assert (await client.get_self()).user_id == "fay"
+
+    async def test_session_must_sign_in_in_time(
+        self, start_node: StartNode, connect: Connect
+    ) -> None:
+        node = await start_node(session={"auth_timeout": 0.3})
+        client = await connect(node.url, reconnect=False)
+        await client.ping()
+        await client.wait_closed()
+        assert client.close_code == 4000
+
+
+class TestLimits:
+    async def test_oversize_frame_closes_with_1009(
+        self, start_node: StartNode, connect: Connect
+    ) -> None:
+        node = await start_node(session={"max_frame_bytes": 1024})
+        raw = await raw_signed_in(node.url, "gus")
+        await raw.send(b"\x80" + b"x" * 2000)
+        assert await raw.wait_closed() == 1009
+        await assert_still_serving(node, connect)
+
+    async def test_too_many_pending_requests(
+        self, start_node: StartNode, connect: Connect
+    ) -> None:
+        node = await start_node(session={"max_pending": 2})
+        raw = await raw_signed_in(node.url, "hal")
+        count = 40
+        for rid in range(100, 100 + count):
+            await raw.send(encode(m.GetSelf(rid=rid)))
+        replies = [codec.decode(await raw.next_message()) for _ in range(count)]
+        assert sorted(r.rid for r in replies if isinstance(r, m.Reply)) == list(
+            range(100, 100 + count)
+        )
+        refused = [r for r in replies if isinstance(r, m.Error)]
+        served = [r for r in replies if isinstance(r, m.Profile)]
+        assert refused, "expected some TOO_MANY_PENDING errors"
+        assert served, "expected some requests to be served"
+        assert {r.code for r in refused} == {ErrorCode.TOO_MANY_PENDING}
+        await raw.aclose()
+
+    async def test_slow_reader_is_disconnected_without_blocking_others(
+        self, start_node: StartNode, connect: Connect
+    ) -> None:
+        node = await start_node(session={"outbound_queue": 8, "max_pending": 10_000})
+        raw = await RawClient.open(node.url)
+        raw.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        await raw.send(encode(m.Register(rid=1, user_id="ike", password="password-1", ex="e" * 4000)))
+        await raw.send(
+            encode(m.Login(rid=2, user_id="ike", password="password-1", platform=7))
+        )
+        await trio.sleep(0.2)
+        # Ask for many large replies and never read them.
+        with trio.fail_after(30):
+            for rid in range(10, 3010):
+                try:
+                    await raw.send(encode(m.GetSelf(rid=rid)))
+                except trio.BrokenResourceError:
+                    break
+                if node.gateway.close_codes[4002]:
+                    break
+        other = await connect(node.url)
+        await signed_in(other, "jill")
+        await eventually(lambda: node.gateway.close_codes[4002] == 1, timeout=20)
+        assert (await other.get_self()).user_id == "jill"
+        await raw.aclose()
+
+
+class TestBadInput:
+    async def test_malformed_msgpack_gets_bad_frame_and_session_goes_on(
+        self, node: RunningNode
+    ) -> None:
+        raw = await raw_signed_in(node.url, "kim")
+        await raw.send(b"\xc1\xc1\xc1")
+        error = codec.decode(await raw.next_message())
+        assert isinstance(error, m.Error)
+        assert (error.code, error.rid) == (ErrorCode.BAD_FRAME, 0)
+        await raw.send(encode(m.GetSelf(rid=9)))
+        assert isinstance(codec.decode(await raw.next_message()), m.Profile)
+        await raw.aclose()
+
+    async def test_unknown_command_gets_unknown_command_with_rid(self, node: RunningNode) -> None:
+        raw = await raw_signed_in(node.url, "lee")
+        await raw.send(msgspec.msgpack.encode({"t": "fly_to_moon", "rid": 77}))
+        error = codec.decode(await raw.next_message())
+        assert isinstance(error, m.Error)
+        assert (error.code, error.rid) == (ErrorCode.UNKNOWN_COMMAND, 77)
+        await raw.aclose()
+
+    async def test_wrong_field_types_get_invalid_field(self, node: RunningNode) -> None:
+        raw = await raw_signed_in(node.url, "max")
+        await raw.send(msgspec.msgpack.encode({"t": "get_users", "rid": 5, "user_ids": "max"}))
+        error = codec.decode(await raw.next_message())
+        assert isinstance(error, m.Error)
+        assert (error.code, error.rid) == (ErrorCode.INVALID_FIELD, 5)
+        assert "user_ids" in error.message
+        await raw.aclose()
+
+    async def test_command_before_login_is_refused(
+        self, node: RunningNode, connect: Connect
+    ) -> None:
+        client = await connect(node.url)
+        with pytest.raises(ParleyError) as caught:
+            await client.get_self()
+        assert caught.value.code == ErrorCode.NOT_AUTHENTICATED
+        assert await client.ping() > 0
+
+    async def test_text_frame_closes_with_1003(
+        self, node: RunningNode, connect: Connect
+    ) -> None:
+        raw = await raw_signed_in(node.url, "ned")
+        await raw.send("hello")
+        assert await raw.wait_closed() == 1003
+        await assert_still_serving(node, connect)
+
+
+class TestActors:
+    async def test_idle_actors_are_passivated_and_come_back(
+        self, start_node: StartNode, connect: Connect
+    ) -> None:
+        node = await start_node(actors={"idle_timeout": 0.2})
+        online = await connect(node.url)
+        await signed_in(online, "olive")
+        setup = await connect(node.url)
+        await setup.register("paul", "password-1", nickname="Paul")
+        await eventually(lambda: node.supervisor.passivations >= 1)
+        # The actor of a user with a live session stays; paul's was stopped.
+        assert node.supervisor.live_actors == 1
+        assert (await online.get_self()).user_id == "olive"
+        assert (await setup.login("paul", "password-1")).profile.nickname == "Paul"
+
+    async def test_failing_actor_answers_internal_and_recovers_from_storage(
+        self,
+        start_node: StartNode,
+        connect: Connect,
+        redis_client: object,
+        prefix: str,
+    ) -> None:
+        import redis
+
+        assert isinstance(redis_client, redis.Redis)
+        node = await start_node(actors={"idle_timeout": 0.2})
+        bystander = await connect(node.url)
+        await signed_in(bystander, "quin")
+        victim = await connect(node.url)
+        await victim.register("rose", "password-1")
+        await eventually(lambda: node.supervisor.passivations >= 1)
+        key = f"{prefix}{{u:rose}}:account"
+        redis_client.hset(key, "created_at", "not-a-number")
+
+        with pytest.raises(ParleyError) as caught:
+            await victim.login("rose", "password-1")
+        assert caught.value.code == ErrorCode.INTERNAL
+        assert (await bystander.get_self()).user_id == "quin"
+
+        redis_client.hset(key, "created_at", "1700000000000")
+        assert (await victim.login("rose", "password-1")).user_id == "rose"
+
+
+async def test_shutdown_closes_sessions_with_going_away(
+    start_node: StartNode, connect: Connect
+) -> None:
+    node = await start_node()
+    client = await connect(node.url, reconnect=False)
+    await signed_in(client, "sue")
+    await node.stop()
+    await client.wait_closed()
+    assert client.close_code == 1001
+
+
+async def test_client_reconnects_and_resumes_after_restart(
+    start_node: StartNode, nursery: trio.Nursery
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    first = await start_node(server={"port": port})
+    client = ParleyClient(first.url, backoff_initial=0.05, backoff_max=0.2)
+    await client.connect(nursery)
+    await signed_in(client, "tom", Platform.IOS)
+    await client.set_profile(nickname="Tommy")
+    await first.stop()
+
+    await start_node(server={"port": port})
+    event = await client.next_event(Reconnected, timeout=20)
+    assert event.attempt >= 1
+    profile = await client.get_self()
+    assert (profile.user_id, profile.nickname) == ("tom", "Tommy")
+    await client.aclose()
