@@ -17,7 +17,6 @@ from wsproto.events import (
     BytesMessage,
     CloseConnection,
     Event,
-    Message,
     Ping,
     RejectConnection,
     RejectData,
@@ -78,7 +77,10 @@ class RawClient:
         return list(self.ws.events())
 
     async def send(self, data: bytes | str) -> None:
-        await self.stream.send_all(self.ws.send(Message(data=data)))
+        message: Event = (
+            TextMessage(data=data) if isinstance(data, str) else BytesMessage(data=data)
+        )
+        await self.stream.send_all(self.ws.send(message))
 
     async def next_event(self) -> Event:
         while not self._pending:

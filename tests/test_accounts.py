@@ -125,7 +125,9 @@ class TestTokens:
         client = await connect(node.url)
         await expect_error(ErrorCode.TOKEN_INVALID, client.login_with_token("not-a-token"))
         forged = jwt.encode(
-            {"sub": "ivan", "pid": 7, "jti": "x", "exp": 4102444800}, "a-wrong-key-of-sufficient-length-0123456789", "HS256"
+            {"sub": "ivan", "pid": 7, "jti": "x", "exp": 4102444800},
+            "a-wrong-key-of-sufficient-length-0123456789",
+            "HS256",
         )
         await expect_error(ErrorCode.TOKEN_INVALID, client.login_with_token(forged))
         await expect_error(ErrorCode.NOT_AUTHENTICATED, client.get_self())
@@ -235,9 +237,7 @@ class TestProfile:
     async def test_batch_limit(self, node: RunningNode, connect: Connect) -> None:
         client = await connect(node.url)
         await signed_in(client, "rita")
-        await expect_error(
-            ErrorCode.INVALID_FIELD, client.get_users([f"u{n}" for n in range(101)])
-        )
+        await expect_error(ErrorCode.INVALID_FIELD, client.get_users([f"u{n}" for n in range(101)]))
 
 
 class TestOnlineStatus:

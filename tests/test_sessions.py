@@ -179,9 +179,7 @@ class TestLimits:
         assert await raw.wait_closed() == 1009
         await assert_still_serving(node, connect)
 
-    async def test_too_many_pending_requests(
-        self, start_node: StartNode, connect: Connect
-    ) -> None:
+    async def test_too_many_pending_requests(self, start_node: StartNode, connect: Connect) -> None:
         node = await start_node(session={"max_pending": 2})
         raw = await raw_signed_in(node.url, "hal")
         count = 40
@@ -201,13 +199,15 @@ class TestLimits:
     async def test_slow_reader_is_disconnected_without_blocking_others(
         self, start_node: StartNode, connect: Connect
     ) -> None:
-        node = await start_node(session={"outbound_queue": 8, "max_pending": 10_000})
+        node = await start_node(
+            session={"outbound_queue": 8, "max_pending": 10_000, "handshake_timeout": 1}
+        )
         raw = await RawClient.open(node.url)
         raw.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        await raw.send(encode(m.Register(rid=1, user_id="ike", password="password-1", ex="e" * 4000)))
         await raw.send(
-            encode(m.Login(rid=2, user_id="ike", password="password-1", platform=7))
+            encode(m.Register(rid=1, user_id="ike", password="password-1", ex="e" * 4000))
         )
+        await raw.send(encode(m.Login(rid=2, user_id="ike", password="password-1", platform=7)))
         await trio.sleep(0.2)
         # Ask for many large replies and never read them.
         with trio.fail_after(30):
@@ -264,9 +264,7 @@ class TestBadInput:
         assert caught.value.code == ErrorCode.NOT_AUTHENTICATED
         assert await client.ping() > 0
 
-    async def test_text_frame_closes_with_1003(
-        self, node: RunningNode, connect: Connect
-    ) -> None:
+    async def test_text_frame_closes_with_1003(self, node: RunningNode, connect: Connect) -> None:
         raw = await raw_signed_in(node.url, "ned")
         await raw.send("hello")
         assert await raw.wait_closed() == 1003

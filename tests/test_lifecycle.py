@@ -1,0 +1,102 @@
+"""The server as an operator runs it: a process with its embedded Redis, stopped
+by a signal, restarted on the same data directory."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from client import ParleyClient, Platform
+from tests.support import signed_in
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class ServerProcess:
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+        env["PARLEY_AUTH_ARGON2_MEMORY_KIB"] = "1024"
+        env["PARLEY_AUTH_ARGON2_TIME_COST"] = "1"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "server.py",
+                "serve",
+                "--port",
+                "0",
+                "--data-dir",
+                str(data_dir),
+                *extra,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        found = re.search(r"listening on (ws://\S+)", line)
+        if not found:
+            self.process.kill()
+            _, err = self.process.communicate(timeout=10)
+            raise AssertionError(f"server did not start: {line!r} {err}")
+        self.url = found.group(1)
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> tuple[int, str]:
+        self.process.send_signal(signum)
+        out, _ = self.process.communicate(timeout=timeout)
+        return self.process.returncode, out
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "data"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_signal_stops_gracefully_and_data_survives_restart(
+    data_dir: Path, nursery: trio.Nursery, signum: int
+) -> None:
+    first = ServerProcess(data_dir)
+    try:
+        client = ParleyClient(first.url, reconnect=False)
+        await client.connect(nursery)
+        token = await signed_in(client, "vera", Platform.MACOS)
+        await client.set_profile(nickname="Vera V.", ex="kept")
+
+        code, out = await trio.to_thread.run_sync(first.stop, signum)
+        assert code == 0
+        assert "parley stopped" in out
+        await client.wait_closed()
+        assert client.close_code == 1001
+        # The embedded Redis was stopped with the node.
+        assert not (data_dir / "redis.sock").exists()
+        assert (data_dir / "appendonly.aof").exists()
+    finally:
+        if first.process.poll() is None:
+            first.process.kill()
+
+    second = ServerProcess(data_dir)
+    try:
+        again = ParleyClient(second.url, reconnect=False)
+        await again.connect(nursery)
+        reply = await again.login_with_token(token)
+        assert reply.profile.nickname == "Vera V."
+        assert reply.profile.ex == "kept"
+        other = ParleyClient(second.url, reconnect=False)
+        await other.connect(nursery)
+        assert (await other.login("vera", "password-1", Platform.IOS)).user_id == "vera"
+        await again.aclose()
+        await other.aclose()
+    finally:
+        code, _ = await trio.to_thread.run_sync(second.stop)
+        assert code == 0
