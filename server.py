@@ -182,7 +182,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         dotted, sep, text = item.partition("=")
         if not sep:
             raise config.ConfigError(f"--set {item}: expected SECTION.KEY=VALUE")
-        cli = config._merge(cli, config.assignment(dotted.strip(), config.parse_scalar(text)))
+        cli = config._merge(cli, config.text_setting(dotted.strip(), text))
     return config.load(args.config, cli_values=cli)
 
 

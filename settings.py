@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import cattrs
 from cattrs.v import format_exception
@@ -159,6 +159,24 @@ def parse_scalar(text: str) -> Any:
         return text
 
 
+def _field_types() -> dict[str, dict[str, Any]]:
+    hints = get_type_hints(Settings)
+    return {
+        section: get_type_hints(hints[section]) for section in (f.name for f in fields(Settings))
+    }
+
+
+def text_setting(dotted_key: str, text: str) -> dict[str, Any]:
+    """A setting given as text (environment, ``--set``): kept as text for string
+    settings, read as a TOML literal (number, boolean, ...) for the others."""
+    section, _, key = dotted_key.partition(".")
+    target = _field_types().get(section, {}).get(key)
+    value = parse_scalar(text)
+    if target is str and not isinstance(value, str):
+        value = text
+    return assignment(dotted_key, value)
+
+
 def _sections() -> dict[str, set[str]]:
     defaults = Settings()
     return {f.name: {g.name for g in fields(getattr(defaults, f.name))} for f in fields(Settings)}
@@ -180,7 +198,7 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         if not name.startswith("PARLEY_"):
             continue
         section, _, key = name[len("PARLEY_") :].lower().partition("_")
-        result = _merge(result, assignment(f"{section}.{key}", parse_scalar(text)))
+        result = _merge(result, text_setting(f"{section}.{key}", text))
     return result
 
 
@@ -212,6 +230,17 @@ def build(
     for source in (file_values, env_values, cli_values):
         if source:
             raw = _merge(raw, source)
+    unknown = []
+    known = _sections()
+    for name, values in raw.items():
+        if name not in known:
+            unknown.append(f"{name}: unknown name")
+        elif isinstance(values, Mapping):
+            unknown += [
+                f"{name}.{key}: unknown setting" for key in values if key not in known[name]
+            ]
+    if unknown:
+        raise ConfigError("; ".join(unknown))
     try:
         settings = _converter.structure(raw, Settings)
     except Exception as exc:
@@ -222,9 +251,9 @@ def build(
         for item in fields(values):
             dotted = f"{section.name}.{item.name}"
             value = getattr(values, item.name)
-            if dotted in _POSITIVE and value <= 0:
+            if dotted in _POSITIVE and not value > 0:
                 problems.append(f"{dotted}: expected a number > 0, got {value}")
-            if dotted in _NON_NEGATIVE and value < 0:
+            if dotted in _NON_NEGATIVE and not value >= 0:
                 problems.append(f"{dotted}: expected a number >= 0, got {value}")
     if not 0 <= settings.server.port <= 65535:
         problems.append(f"server.port: expected 0..65535, got {settings.server.port}")
@@ -247,5 +276,7 @@ def load(
             raise ConfigError(f"{config_file}: cannot read: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{config_file}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{config_file}: not UTF-8 text: {exc.reason}") from None
     env = from_environment(os.environ if environ is None else environ)
     return build(file_values, env, cli_values)

@@ -8,8 +8,8 @@ shutdown closes every session with "going away".
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 import logging
+from collections import Counter
 from collections.abc import Iterator
 
 import trio
@@ -78,6 +78,9 @@ class Gateway:
         self._connections.add(connection)
         try:
             await connection.run()
+        except Exception:
+            # A bug hit by one session must end that session only, never the node.
+            log.exception("session %s failed", session_id)
         finally:
             self._connections.discard(connection)
             if connection.close_code is not None:

@@ -35,7 +35,7 @@ _envelope_decoder = msgspec.msgpack.Decoder(_Envelope)
 def _salvage(frame: bytes) -> tuple[int, Any]:
     try:
         envelope = _envelope_decoder.decode(frame)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return 0, None
     rid = envelope.rid
     if isinstance(rid, bool) or not isinstance(rid, int) or not 0 < rid <= 2**53:
@@ -64,6 +64,8 @@ class ServerCodec:
             raise ProtocolError(ErrorCode.INVALID_FIELD, str(exc), rid) from None
         except msgspec.DecodeError as exc:
             raise ProtocolError(ErrorCode.BAD_FRAME, f"malformed msgpack: {exc}") from None
+        except RecursionError:
+            raise ProtocolError(ErrorCode.BAD_FRAME, "msgpack nested too deeply") from None
 
     def encode(self, message: ServerMessage) -> bytes:
         return self._encoder.encode(message)

@@ -35,7 +35,6 @@ class ErrorCode(enum.IntEnum):
     TOO_MANY_PENDING = 1003
     NOT_AUTHENTICATED = 1004
     ALREADY_AUTHENTICATED = 1005
-    TOO_MANY_ITEMS = 1006
 
     # 2000-2999: accounts and authentication.
     USER_EXISTS = 2000

@@ -264,6 +264,19 @@ class TestBadInput:
         assert caught.value.code == ErrorCode.NOT_AUTHENTICATED
         assert await client.ping() > 0
 
+    async def test_deeply_nested_frame_is_bad_frame_and_node_survives(
+        self, node: RunningNode, connect: Connect
+    ) -> None:
+        raw = await RawClient.open(node.url)
+        await raw.send(b"\x91" * 5000 + b"\x00")
+        error = codec.decode(await raw.next_message())
+        assert isinstance(error, m.Error)
+        assert error.code == ErrorCode.BAD_FRAME
+        await raw.send(encode(m.Ping(rid=3)))
+        assert isinstance(codec.decode(await raw.next_message()), m.Pong)
+        await assert_still_serving(node, connect)
+        await raw.aclose()
+
     async def test_text_frame_closes_with_1003(self, node: RunningNode, connect: Connect) -> None:
         raw = await raw_signed_in(node.url, "ned")
         await raw.send("hello")
