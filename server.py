@@ -21,6 +21,7 @@ from actors import user
 from actors.connection import ConnectionContext
 from actors.credentials import PasswordHasher, TokenSigner
 from actors.gateway import Gateway
+from actors.hub import Hub
 from actors.services import NodeServices
 from actors.supervisor import Supervisor
 from actors.user import UserActor
@@ -71,7 +72,14 @@ async def serve(
     supervisor: Supervisor | None = None
     node: RunningNode | None = None
     try:
-        storage = Storage(redis_url, settings.redis.prefix, node_id, settings.redis.max_connections)
+        storage = Storage(
+            redis_url,
+            settings.redis.prefix,
+            node_id,
+            settings.redis.max_connections,
+            settings.data.version_log_length,
+            settings.data.notifications_kept,
+        )
         await trio.to_thread.run_sync(storage.ping)
         auth = settings.auth
         secret = auth.secret or await trio.to_thread.run_sync(storage.token_secret)
@@ -80,11 +88,12 @@ async def serve(
         )
         signer = TokenSigner(secret, auth.token_ttl)
         token = trio.lowlevel.current_trio_token()
-        services = NodeServices(settings, storage, hasher, signer, token, node_id)
+        hub = Hub(token)
+        services = NodeServices(settings, storage, hasher, signer, token, node_id, hub)
         supervisor = Supervisor(
             token, {user.KIND: UserActor.factory(services)}, settings.actors.idle_timeout
         )
-        context = ConnectionContext(settings.session, supervisor, signer, token)
+        context = ConnectionContext(settings.session, supervisor, hub, signer, token)
         gateway = Gateway(context, node_id, settings.server.host, settings.server.port)
         async with trio.open_nursery() as sessions:
             async with trio.open_nursery() as background:

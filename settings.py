@@ -77,6 +77,14 @@ class ActorSettings:
 
 
 @dataclass(frozen=True)
+class DataSettings:
+    version_log_length: int = 200
+    """Entries kept in each synced list's version log; older clients get a full sync."""
+    notifications_kept: int = 1000
+    """Notifications kept per user for devices that were offline."""
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -88,6 +96,7 @@ class Settings:
     session: SessionSettings = field(default_factory=SessionSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     actors: ActorSettings = field(default_factory=ActorSettings)
+    data: DataSettings = field(default_factory=DataSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
 
@@ -110,6 +119,8 @@ _POSITIVE = {
     "auth.argon2_parallelism",
     "auth.login_failure_window",
     "actors.idle_timeout",
+    "data.version_log_length",
+    "data.notifications_kept",
 }
 _NON_NEGATIVE = {"auth.login_failures_per_user", "auth.login_failures_per_address"}
 

@@ -18,6 +18,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 from actors import user
 from actors.bridge import SessionOutbox
 from actors.credentials import TokenSigner
+from actors.hub import Hub
 from actors.messages import Command, SessionClosed, SessionRef
 from actors.supervisor import Supervisor
 from protocol import messages as m
@@ -42,6 +43,7 @@ class ConnectionContext:
 
     settings: SessionSettings
     supervisor: Supervisor
+    hub: Hub
     signer: TokenSigner
     trio_token: trio.lowlevel.TrioToken
 
@@ -97,6 +99,7 @@ class Connection:
     def _release(self) -> None:
         supervisor = self._context.supervisor
         if self.user_id is not None:
+            self._context.hub.remove(self.user_id, self)
             supervisor.detach(user.KIND, self.user_id)
             self._users_contacted.add(self.user_id)
         for user_id in self._users_contacted:
@@ -249,6 +252,7 @@ class Connection:
         self.user_id = user_id
         self.platform = platform
         self._context.supervisor.attach(user.KIND, user_id)
+        self._context.hub.add(user_id, self)
         self._enqueue(frame)
 
     def deliver_close(self, code: int, reason: str, last_frame: bytes | None) -> None:

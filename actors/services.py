@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import trio
 
 from actors.credentials import PasswordHasher, TokenSigner
+from actors.hub import Hub
 from settings import Settings
 from storage import Storage
 
@@ -19,3 +20,4 @@ class NodeServices:
     signer: TokenSigner
     trio_token: trio.lowlevel.TrioToken
     node_id: str
+    hub: Hub

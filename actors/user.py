@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import pykka
 
 from actors.credentials import IssuedToken, TokenClaims
 from actors.messages import Command, SessionClosed, SessionRef
+from actors.relations import RelationCommands
 from actors.services import NodeServices
 from actors.supervisor import StoppedNotice
 from protocol import messages as m
@@ -60,6 +63,12 @@ class UserActor(pykka.ThreadingActor):
         self._account: AccountRecord | None = None
         self._loaded = False
         self._sessions: dict[str, LiveSession] = {}
+        self._relations = RelationCommands(user_id, services)
+        own = {kind: partial(handler, self) for kind, handler in self._account_handlers.items()}
+        self._handlers: dict[type[m.Request], Callable[[Command], m.Reply | None]] = {
+            **own,
+            **self._relations.handlers(),
+        }
 
     @classmethod
     def factory(cls, services: NodeServices) -> Any:
@@ -101,7 +110,7 @@ class UserActor(pykka.ThreadingActor):
                 raise ProtocolError(
                     ErrorCode.UNKNOWN_COMMAND, f"{type(request).__name__} is not for user actors"
                 )
-            reply = handler(self, command)
+            reply = handler(command)
         except ProtocolError as exc:
             outbox.reply(error_frame(request.rid, exc.code, exc.message), _is_sign_in(request))
         except Exception:
@@ -316,6 +325,13 @@ class UserActor(pykka.ThreadingActor):
         for session in self._sessions.values():
             if session.ref.session_id != command.session.session_id:
                 session.ref.outbox.push(pushed)
+        public = m.PublicUser(
+            user_id=profile.user_id,
+            nickname=profile.nickname,
+            face_url=profile.face_url,
+            ex=profile.ex,
+        )
+        self._relations.notify_followers(public, command.session.session_id)
         return m.Profile(rid=request.rid, profile=profile)
 
     def _get_users(self, command: Command) -> m.Reply:
@@ -343,7 +359,7 @@ class UserActor(pykka.ThreadingActor):
             statuses=[m.UserOnline(user_id=uid, platforms=online[uid]) for uid in wanted],
         )
 
-    _handlers: dict[type[m.Request], Any] = {
+    _account_handlers: dict[type[m.Request], Any] = {
         m.Register: _register,
         m.Login: _login,
         m.TokenLogin: _token_login,

@@ -2,6 +2,7 @@
 
 from client.errors import ClientClosed, ConnectionLost, ParleyError
 from client.events import Disconnected, Reconnected
+from client.friends import FriendListCopy
 from client.session import ParleyClient, open_client
 from protocol.errors import CloseCode, ErrorCode
 from protocol.platforms import Platform
@@ -12,6 +13,7 @@ __all__ = [
     "ConnectionLost",
     "Disconnected",
     "ErrorCode",
+    "FriendListCopy",
     "ParleyClient",
     "ParleyError",
     "Platform",

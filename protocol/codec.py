@@ -22,25 +22,18 @@ _CLIENT_TAGS: frozenset[str] = frozenset(
 )
 
 
-class _Envelope(msgspec.Struct):
-    """The parts of a request that can be read even when the rest is wrong."""
-
-    t: Any = None
-    rid: Any = 0
-
-
-_envelope_decoder = msgspec.msgpack.Decoder(_Envelope)
-
-
 def _salvage(frame: bytes) -> tuple[int, Any]:
+    """The request id and tag of a rejected frame, where they can be read."""
     try:
-        envelope = _envelope_decoder.decode(frame)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        envelope = msgspec.msgpack.decode(frame)
+    except Exception:  # any frame may arrive here; none may escape
         return 0, None
-    rid = envelope.rid
+    if not isinstance(envelope, dict):
+        return 0, None
+    rid = envelope.get("rid", 0)
     if isinstance(rid, bool) or not isinstance(rid, int) or not 0 < rid <= 2**53:
         rid = 0
-    return rid, envelope.t
+    return rid, envelope.get("t")
 
 
 class ServerCodec:
@@ -66,6 +59,11 @@ class ServerCodec:
             raise ProtocolError(ErrorCode.BAD_FRAME, f"malformed msgpack: {exc}") from None
         except RecursionError:
             raise ProtocolError(ErrorCode.BAD_FRAME, "msgpack nested too deeply") from None
+        except UnicodeDecodeError as exc:
+            rid, _ = _salvage(frame)
+            raise ProtocolError(
+                ErrorCode.BAD_FRAME, f"string is not UTF-8: {exc.reason}", rid
+            ) from None
 
     def encode(self, message: ServerMessage) -> bytes:
         return self._encoder.encode(message)
@@ -85,6 +83,6 @@ class ClientCodec:
         return self._encoder.encode(message)
 
 
-def encode_server_message(message: ServerMessage) -> bytes:
+def encode_server_message(message: msgspec.Struct) -> bytes:
     """Encode with the module-level encoder; safe to call from any thread."""
     return msgspec.msgpack.encode(message)

@@ -53,6 +53,46 @@ from protocol.base import (
     UserId,
     UserIdBatch,
 )
+from protocol.notifications import (
+    BlackDeletedDetail,
+    BlackDetail,
+    Detail,
+    FriendApplicationDetail,
+    FriendDeletedDetail,
+    FriendDetail,
+    Notification,
+    NotificationDetail,
+    Notifications,
+    NotificationType,
+    PullNotifications,
+    UserInfoDetail,
+)
+from protocol.relations import (
+    AddBlack,
+    ApplyFriend,
+    BlackInfo,
+    Blacks,
+    CheckFriend,
+    Count,
+    CountUnhandledFriendApplications,
+    DeleteFriend,
+    FriendApplication,
+    FriendApplications,
+    FriendIds,
+    FriendInfo,
+    Friends,
+    FriendStatus,
+    FriendSync,
+    GetBlacks,
+    GetFriendApplications,
+    GetFriendIds,
+    GetFriends,
+    GetFriendsById,
+    RemoveBlack,
+    RespondFriendApplication,
+    SyncFriends,
+    UpdateFriend,
+)
 
 ClientMessage = (
     Ping
@@ -65,6 +105,21 @@ ClientMessage = (
     | SetProfile
     | GetUsers
     | GetOnlineStatus
+    | ApplyFriend
+    | RespondFriendApplication
+    | GetFriendApplications
+    | CountUnhandledFriendApplications
+    | DeleteFriend
+    | UpdateFriend
+    | GetFriends
+    | GetFriendsById
+    | CheckFriend
+    | SyncFriends
+    | GetFriendIds
+    | AddBlack
+    | RemoveBlack
+    | GetBlacks
+    | PullNotifications
 )
 
 UNAUTHENTICATED_COMMANDS: tuple[type[Request], ...] = (Ping, Register, Login, TokenLogin)
@@ -82,6 +137,15 @@ ServerMessage = (
     | OnlineStatus
     | Kicked
     | SelfUpdated
+    | FriendApplications
+    | Count
+    | Friends
+    | FriendStatus
+    | FriendSync
+    | FriendIds
+    | Blacks
+    | Notifications
+    | Notification
 )
 
 __all__ = [
@@ -90,10 +154,36 @@ __all__ = [
     "PROTOCOL_VERSION",
     "SUPPORTED_SUBPROTOCOLS",
     "UNAUTHENTICATED_COMMANDS",
+    "AddBlack",
+    "ApplyFriend",
+    "BlackDeletedDetail",
+    "BlackDetail",
+    "BlackInfo",
+    "Blacks",
     "ChangePassword",
+    "CheckFriend",
     "ClientMessage",
+    "Count",
+    "CountUnhandledFriendApplications",
+    "DeleteFriend",
+    "Detail",
     "Error",
     "Ex",
+    "FriendApplication",
+    "FriendApplicationDetail",
+    "FriendApplications",
+    "FriendDeletedDetail",
+    "FriendDetail",
+    "FriendIds",
+    "FriendInfo",
+    "FriendStatus",
+    "FriendSync",
+    "Friends",
+    "GetBlacks",
+    "GetFriendApplications",
+    "GetFriendIds",
+    "GetFriends",
+    "GetFriendsById",
     "GetOnlineStatus",
     "GetSelf",
     "GetUsers",
@@ -103,6 +193,10 @@ __all__ = [
     "LoginOk",
     "Logout",
     "Nickname",
+    "Notification",
+    "NotificationDetail",
+    "NotificationType",
+    "Notifications",
     "Offset",
     "Ok",
     "OnlineStatus",
@@ -112,21 +206,27 @@ __all__ = [
     "Pong",
     "Profile",
     "PublicUser",
+    "PullNotifications",
     "Push",
     "Register",
     "Registered",
+    "RemoveBlack",
     "Reply",
     "Request",
     "RequestId",
+    "RespondFriendApplication",
     "SelfUpdated",
     "ServerMessage",
     "SetProfile",
+    "SyncFriends",
     "Token",
     "TokenIssued",
     "TokenLogin",
+    "UpdateFriend",
     "Url",
     "UserId",
     "UserIdBatch",
+    "UserInfoDetail",
     "UserOnline",
     "UserProfile",
     "Users",

@@ -16,24 +16,51 @@ from redis.retry import Retry
 from storage.accounts import AccountRecord, AccountStore, CorruptRecordError, PublicProfile
 from storage.embedded import EmbeddedRedis, EmbeddedRedisError
 from storage.keys import Keys
+from storage.notifications import NotificationPage, NotificationStore
 from storage.presence import PresenceStore
+from storage.relations import (
+    ApplicationRecord,
+    BlackRecord,
+    FriendRecord,
+    RelationRefused,
+    RelationStore,
+    StaleRead,
+)
 from storage.scripts import Scripts
+from storage.versionlog import Changes
 
 __all__ = [
     "AccountRecord",
     "AccountStore",
+    "ApplicationRecord",
+    "BlackRecord",
+    "Changes",
     "CorruptRecordError",
     "EmbeddedRedis",
     "EmbeddedRedisError",
+    "FriendRecord",
     "Keys",
+    "NotificationPage",
+    "NotificationStore",
     "PresenceStore",
     "PublicProfile",
+    "RelationRefused",
+    "RelationStore",
+    "StaleRead",
     "Storage",
 ]
 
 
 class Storage:
-    def __init__(self, url: str, prefix: str, node_id: str, max_connections: int = 64) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        node_id: str,
+        max_connections: int = 64,
+        version_log_length: int = 200,
+        notifications_kept: int = 1000,
+    ) -> None:
         self.url = url
         self.keys = Keys(prefix)
         pool = redis.BlockingConnectionPool.from_url(
@@ -49,6 +76,12 @@ class Storage:
         self.scripts = Scripts(self.redis)
         self.accounts = AccountStore(self.redis, self.keys, self.scripts)
         self.presence = PresenceStore(self.redis, self.keys, node_id)
+        self.relations = RelationStore(
+            self.redis, self.keys, self.scripts, version_log_length, notifications_kept
+        )
+        self.notifications = NotificationStore(
+            self.redis, self.keys, self.scripts, notifications_kept
+        )
 
     def token_secret(self) -> str:
         """The cluster-wide token signing key, created once by whichever node asks first."""

@@ -1,4 +1,8 @@
-"""Lua scripts kept as ``storage/lua/*.lua``, registered once per client."""
+"""Lua scripts kept as ``storage/lua/*.lua``, registered once per client.
+
+A script whose first line is ``--! use NAME ...`` gets the shared functions of
+``storage/lua/lib/NAME.lua`` put in front of it (Redis scripts cannot import).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,25 @@ from redis.commands.core import Script
 _LUA_DIR = Path(__file__).with_name("lua")
 
 
+def load_script(path: Path) -> str:
+    """The script's text with the libraries it names prepended."""
+    text = path.read_text(encoding="utf-8")
+    first_line = text.split("\n", 1)[0]
+    if not first_line.startswith("--! use "):
+        return text
+    libraries = [
+        (_LUA_DIR / "lib" / f"{name}.lua").read_text(encoding="utf-8")
+        for name in first_line.removeprefix("--! use ").split()
+    ]
+    return "\n".join([*libraries, text])
+
+
 class Scripts:
     """Each ``.lua`` file as a callable ``Script``, by file stem."""
 
     def __init__(self, client: redis.Redis) -> None:
         self._scripts: dict[str, Script] = {
-            path.stem: client.register_script(path.read_text(encoding="utf-8"))
+            path.stem: client.register_script(load_script(path))
             for path in sorted(_LUA_DIR.glob("*.lua"))
         }
 

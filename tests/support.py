@@ -37,6 +37,22 @@ async def eventually(predicate: Any, timeout: float = 10.0, interval: float = 0.
             await trio.sleep(interval)
 
 
+async def drain(client: ParleyClient, quiet: float = 0.2) -> list[Any]:
+    """Every event that arrives until none has come for ``quiet`` seconds."""
+    events: list[Any] = []
+    while True:
+        with trio.move_on_after(quiet) as waited:
+            events.append(await client.next_event(timeout=quiet * 2))
+        if waited.cancelled_caught:
+            return events
+
+
+def notification_types(events: list[Any]) -> list[int]:
+    from protocol.messages import Notification
+
+    return [e.type for e in events if isinstance(e, Notification)]
+
+
 async def signed_in(
     client: ParleyClient, user_id: str, platform: int = 7, password: str = "password-1"
 ) -> str:

@@ -49,7 +49,39 @@ CLIENT_SAMPLES: list[m.ClientMessage] = [
     m.SetProfile(rid=8, nickname="Al", face_url="", ex="x"),
     m.GetUsers(rid=9, user_ids=["bob", "carol"]),
     m.GetOnlineStatus(rid=2**53, user_ids=["bob"]),
+    m.ApplyFriend(rid=10, to_user_id="bob", message="hi"),
+    m.RespondFriendApplication(rid=11, from_user_id="bob", accept=True, message="ok"),
+    m.GetFriendApplications(rid=12, direction="sent", offset=20, limit=10),
+    m.CountUnhandledFriendApplications(rid=13),
+    m.DeleteFriend(rid=14, friend_id="bob", both_sides=True),
+    m.UpdateFriend(rid=15, friend_id="bob", remark="Bobby", ex="x"),
+    m.GetFriends(rid=16, offset=5, limit=50),
+    m.GetFriendsById(rid=17, user_ids=["bob"]),
+    m.CheckFriend(rid=18, user_id="bob"),
+    m.SyncFriends(rid=19, version_id="abc", version=7),
+    m.GetFriendIds(rid=20),
+    m.AddBlack(rid=21, user_id="eve", ex="spam"),
+    m.RemoveBlack(rid=22, user_id="eve"),
+    m.GetBlacks(rid=23, offset=1, limit=2),
+    m.PullNotifications(rid=24, after_seq=9, limit=50),
 ]
+
+FRIEND = m.FriendInfo(user_id="bob", remark="Bobby", ex="", created_at=1_700_000_000_000)
+APPLICATION = m.FriendApplication(
+    from_user_id="alice",
+    to_user_id="bob",
+    message="hi",
+    state=1,
+    handle_message="ok",
+    created_at=1_700_000_000_000,
+    handled_at=1_700_000_000_500,
+)
+NOTIFICATION = m.Notification(
+    seq=3,
+    type=m.NotificationType.FRIEND_ADDED,
+    send_time=1_700_000_000_000,
+    detail=m.FriendDetail(owner_user_id="alice", friend=FRIEND),
+)
 
 SERVER_SAMPLES: list[m.ServerMessage] = [
     m.Error(rid=0, code=ErrorCode.BAD_FRAME, name="BAD_FRAME", message="malformed"),
@@ -80,6 +112,17 @@ SERVER_SAMPLES: list[m.ServerMessage] = [
     ),
     m.Kicked(close_code=CloseCode.KICKED, reason="signed in elsewhere"),
     m.SelfUpdated(profile=PROFILE),
+    m.FriendApplications(rid=9, items=[APPLICATION], total=1),
+    m.Count(rid=10, count=2),
+    m.Friends(rid=11, items=[FRIEND], total=1),
+    m.FriendStatus(rid=12, user_id="bob", in_my_list=True, in_their_list=False),
+    m.FriendSync(
+        rid=13, kind="incremental", version_id="v", version=4, updates=[FRIEND], deletes=["eve"]
+    ),
+    m.FriendIds(rid=14, user_ids=["bob"], version_id="v", version=4),
+    m.Blacks(rid=15, items=[m.BlackInfo(user_id="eve", ex="", created_at=1)], total=1),
+    m.Notifications(rid=16, items=[NOTIFICATION], max_seq=3, min_seq=1, is_end=True),
+    NOTIFICATION,
 ]
 
 CLIENT_TAGS = {
@@ -93,6 +136,21 @@ CLIENT_TAGS = {
     m.SetProfile: "set_profile",
     m.GetUsers: "get_users",
     m.GetOnlineStatus: "get_online_status",
+    m.ApplyFriend: "apply_friend",
+    m.RespondFriendApplication: "respond_friend_application",
+    m.GetFriendApplications: "get_friend_applications",
+    m.CountUnhandledFriendApplications: "count_unhandled_friend_applications",
+    m.DeleteFriend: "delete_friend",
+    m.UpdateFriend: "update_friend",
+    m.GetFriends: "get_friends",
+    m.GetFriendsById: "get_friends_by_id",
+    m.CheckFriend: "check_friend",
+    m.SyncFriends: "sync_friends",
+    m.GetFriendIds: "get_friend_ids",
+    m.AddBlack: "add_black",
+    m.RemoveBlack: "remove_black",
+    m.GetBlacks: "get_blacks",
+    m.PullNotifications: "pull_notifications",
 }
 
 SERVER_TAGS = {
@@ -107,6 +165,15 @@ SERVER_TAGS = {
     m.OnlineStatus: "online_status",
     m.Kicked: "kicked",
     m.SelfUpdated: "self_updated",
+    m.FriendApplications: "friend_applications",
+    m.Count: "count",
+    m.Friends: "friends",
+    m.FriendStatus: "friend_status",
+    m.FriendSync: "friend_sync",
+    m.FriendIds: "friend_ids",
+    m.Blacks: "blacks",
+    m.Notifications: "notifications",
+    m.Notification: "notification",
 }
 
 VALID_REGISTER: dict[str, Any] = {
@@ -606,6 +673,7 @@ AUTH_ERRORS = {
     ErrorCode.RATE_LIMITED,
     ErrorCode.USER_NOT_FOUND,
 }
+RELATION_ERRORS = {c for c in ErrorCode if 3000 <= c <= 3999}
 SERVER_ERRORS = {ErrorCode.INTERNAL, ErrorCode.UNAVAILABLE}
 
 
@@ -614,7 +682,7 @@ def test_error_codes_are_unique() -> None:
 
 
 def test_every_error_code_is_classified() -> None:
-    assert set(ErrorCode) == REQUEST_ERRORS | AUTH_ERRORS | SERVER_ERRORS
+    assert set(ErrorCode) == REQUEST_ERRORS | AUTH_ERRORS | RELATION_ERRORS | SERVER_ERRORS
 
 
 @pytest.mark.parametrize(

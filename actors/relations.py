@@ -1,0 +1,369 @@
+"""Friend, application, blacklist and notification commands of the user actor.
+
+:class:`RelationCommands` belongs to one user actor; every method runs in that
+actor's thread. Each change is one atomic storage step that also stores the
+notifications; the notifications are then pushed to every local device of the
+users concerned, except the session that sent the command (it has the reply).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from msgspec.structs import replace
+
+from actors.messages import Command
+from actors.notify import from_stored, push_stored, stored_form
+from actors.services import NodeServices
+from protocol import messages as m
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.notifications import NotificationType as N
+from protocol.relations import ACCEPTED, PENDING, REFUSED
+from storage import (
+    ApplicationRecord,
+    BlackRecord,
+    Changes,
+    FriendRecord,
+    RelationRefused,
+    RelationStore,
+    StaleRead,
+)
+
+CAS_ATTEMPTS = 8
+
+_REFUSALS = {
+    "USER_NOT_FOUND": "no such user",
+    "BLOCKED_BY_PEER": "this user has blocked you",
+    "PEER_BLOCKED": "you have blocked this user; remove them from your blacklist first",
+    "ALREADY_FRIENDS": "you are already friends",
+    "NO_SUCH_APPLICATION": "no application from this user to you",
+    "NOT_FRIENDS": "this user is not in your friend list",
+    "ALREADY_BLOCKED": "this user is already on your blacklist",
+    "NOT_BLOCKED": "this user is not on your blacklist",
+}
+
+
+def _refused(exc: RelationRefused, rid: int) -> ProtocolError:
+    return ProtocolError(ErrorCode[exc.reason], _REFUSALS.get(exc.reason, exc.reason), rid)
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def friend_info(record: FriendRecord) -> m.FriendInfo:
+    return m.FriendInfo(
+        user_id=record.user_id, remark=record.remark, ex=record.ex, created_at=record.created_at
+    )
+
+
+def application_info(record: ApplicationRecord) -> m.FriendApplication:
+    return m.FriendApplication(
+        from_user_id=record.from_user_id,
+        to_user_id=record.to_user_id,
+        message=record.message,
+        state=record.state,
+        handle_message=record.handle_message,
+        created_at=record.created_at,
+        handled_at=record.handled_at,
+    )
+
+
+def black_info(record: BlackRecord) -> m.BlackInfo:
+    return m.BlackInfo(user_id=record.user_id, ex=record.ex, created_at=record.created_at)
+
+
+def friend_sync_reply(rid: int, changes: Changes) -> m.FriendSync:
+    """The ``friend_sync`` answer for changes read from the version log."""
+    records = sorted(
+        (RelationStore.decode_friend(raw) for raw in changes.upserts.values()),
+        key=lambda r: (r.created_at, r.user_id),
+    )
+    return m.FriendSync(
+        rid=rid,
+        kind=changes.kind,
+        version_id=changes.version_id,
+        version=changes.version,
+        inserts=[friend_info(r) for r in records if r.user_id in changes.inserted],
+        updates=[friend_info(r) for r in records if r.user_id not in changes.inserted],
+        deletes=changes.deletes,
+    )
+
+
+class RelationCommands:
+    def __init__(self, user_id: str, services: NodeServices) -> None:
+        self.user_id = user_id
+        self._services = services
+        self._store = services.storage.relations
+        self._hub = services.hub
+
+    def handlers(self) -> dict[type[m.Request], Callable[[Command], m.Reply | None]]:
+        return {
+            m.ApplyFriend: self.apply_friend,
+            m.RespondFriendApplication: self.respond,
+            m.GetFriendApplications: self.applications,
+            m.CountUnhandledFriendApplications: self.count_unhandled,
+            m.DeleteFriend: self.delete_friend,
+            m.UpdateFriend: self.update_friend,
+            m.GetFriends: self.friends,
+            m.GetFriendsById: self.friends_by_id,
+            m.CheckFriend: self.check_friend,
+            m.SyncFriends: self.sync_friends,
+            m.GetFriendIds: self.friend_ids,
+            m.AddBlack: self.add_black,
+            m.RemoveBlack: self.remove_black,
+            m.GetBlacks: self.blacks,
+            m.PullNotifications: self.pull_notifications,
+        }
+
+    def _push(
+        self,
+        command: Command,
+        kind: N,
+        detail: m.NotificationDetail,
+        now: int,
+        recipients: list[tuple[str, int]],
+    ) -> None:
+        push_stored(self._hub, kind, detail, now, recipients, command.session.session_id)
+
+    # -- applications ---------------------------------------------------------------
+
+    def apply_friend(self, command: Command) -> m.Reply:
+        request = _as(command, m.ApplyFriend)
+        target = request.to_user_id
+        if target == self.user_id:
+            raise ProtocolError(ErrorCode.CANNOT_ADD_SELF, "you cannot befriend yourself")
+        now = _now()
+        application = ApplicationRecord(self.user_id, target, request.message, PENDING, "", now, 0)
+        detail = m.FriendApplicationDetail(application=application_info(application))
+        try:
+            seq_target, seq_self = self._store.apply(
+                application, stored_form(N.FRIEND_APPLICATION, detail, now)
+            )
+        except RelationRefused as exc:
+            raise _refused(exc, request.rid) from None
+        self._push(
+            command, N.FRIEND_APPLICATION, detail, now,
+            [(target, seq_target), (self.user_id, seq_self)],
+        )  # fmt: skip
+        return m.Ok(rid=request.rid)
+
+    def respond(self, command: Command) -> m.Reply:
+        request = _as(command, m.RespondFriendApplication)
+        applicant = request.from_user_id
+        for _ in range(CAS_ATTEMPTS):
+            found = self._store.received_application(self.user_id, applicant)
+            if found is None:
+                raise ProtocolError(ErrorCode.NO_SUCH_APPLICATION, _REFUSALS["NO_SUCH_APPLICATION"])
+            read, application = found
+            if application.state != PENDING:
+                raise ProtocolError(
+                    ErrorCode.APPLICATION_HANDLED, "this application was already answered"
+                )
+            now = _now()
+            handled = replace(
+                application,
+                state=ACCEPTED if request.accept else REFUSED,
+                handle_message=request.message,
+                handled_at=now,
+            )
+            mine = FriendRecord(applicant, "", "", now)
+            theirs = FriendRecord(self.user_id, "", "", now)
+            result_kind = (
+                N.FRIEND_APPLICATION_APPROVED if request.accept else N.FRIEND_APPLICATION_REJECTED
+            )
+            result = m.FriendApplicationDetail(application=application_info(handled))
+            added_mine = m.FriendDetail(owner_user_id=self.user_id, friend=friend_info(mine))
+            added_theirs = m.FriendDetail(owner_user_id=applicant, friend=friend_info(theirs))
+            try:
+                seqs = self._store.respond(
+                    read, handled, now, mine, theirs,
+                    stored_form(result_kind, result, now),
+                    stored_form(N.FRIEND_ADDED, added_mine, now),
+                    stored_form(N.FRIEND_ADDED, added_theirs, now),
+                )  # fmt: skip
+            except StaleRead:
+                continue
+            except RelationRefused as exc:
+                raise _refused(exc, request.rid) from None
+            self._push(
+                command, result_kind, result, now,
+                [(self.user_id, seqs.responder_result), (applicant, seqs.applicant_result)],
+            )  # fmt: skip
+            self._push(
+                command, N.FRIEND_ADDED, added_mine, now, [(self.user_id, seqs.responder_added)]
+            )
+            self._push(
+                command, N.FRIEND_ADDED, added_theirs, now, [(applicant, seqs.applicant_added)]
+            )
+            return m.Ok(rid=request.rid)
+        raise ProtocolError(ErrorCode.UNAVAILABLE, "the application kept changing; try again")
+
+    def applications(self, command: Command) -> m.Reply:
+        request = _as(command, m.GetFriendApplications)
+        records, total = self._store.applications(
+            self.user_id, request.direction, request.offset, request.limit
+        )
+        items = [application_info(r) for r in records]
+        return m.FriendApplications(rid=request.rid, items=items, total=total)
+
+    def count_unhandled(self, command: Command) -> m.Reply:
+        return m.Count(rid=command.request.rid, count=self._store.count_pending(self.user_id))
+
+    # -- friends -------------------------------------------------------------------------
+
+    def delete_friend(self, command: Command) -> m.Reply:
+        request = _as(command, m.DeleteFriend)
+        friend = request.friend_id
+        now = _now()
+        mine = m.FriendDeletedDetail(owner_user_id=self.user_id, friend_user_id=friend)
+        theirs = m.FriendDeletedDetail(owner_user_id=friend, friend_user_id=self.user_id)
+        try:
+            seq_mine, seq_theirs = self._store.delete_friend(
+                self.user_id, friend, request.both_sides,
+                stored_form(N.FRIEND_DELETED, mine, now),
+                stored_form(N.FRIEND_DELETED, theirs, now),
+            )  # fmt: skip
+        except RelationRefused as exc:
+            raise _refused(exc, request.rid) from None
+        self._push(command, N.FRIEND_DELETED, mine, now, [(self.user_id, seq_mine)])
+        self._push(command, N.FRIEND_DELETED, theirs, now, [(friend, seq_theirs)])
+        return m.Ok(rid=request.rid)
+
+    def update_friend(self, command: Command) -> m.Reply:
+        request = _as(command, m.UpdateFriend)
+        for _ in range(CAS_ATTEMPTS):
+            found = self._store.friend_entry(self.user_id, request.friend_id)
+            if found is None:
+                raise ProtocolError(ErrorCode.NOT_FRIENDS, _REFUSALS["NOT_FRIENDS"])
+            read, entry = found
+            updated = replace(
+                entry,
+                remark=entry.remark if request.remark is None else request.remark,
+                ex=entry.ex if request.ex is None else request.ex,
+            )
+            now = _now()
+            detail = m.FriendDetail(owner_user_id=self.user_id, friend=friend_info(updated))
+            try:
+                seq = self._store.update_friend(
+                    self.user_id, read, updated, stored_form(N.FRIEND_REMARK_SET, detail, now)
+                )
+            except StaleRead:
+                continue
+            except RelationRefused as exc:
+                raise _refused(exc, request.rid) from None
+            self._push(command, N.FRIEND_REMARK_SET, detail, now, [(self.user_id, seq)])
+            return m.Friends(rid=request.rid, items=[friend_info(updated)], total=1)
+        raise ProtocolError(ErrorCode.UNAVAILABLE, "the friend entry kept changing; try again")
+
+    def friends(self, command: Command) -> m.Reply:
+        request = _as(command, m.GetFriends)
+        records, total = self._store.friends(self.user_id, request.offset, request.limit)
+        return m.Friends(rid=request.rid, items=[friend_info(r) for r in records], total=total)
+
+    def friends_by_id(self, command: Command) -> m.Reply:
+        request = _as(command, m.GetFriendsById)
+        records = self._store.friends_by_id(self.user_id, list(dict.fromkeys(request.user_ids)))
+        items = [friend_info(r) for r in records]
+        return m.Friends(rid=request.rid, items=items, total=len(items))
+
+    def check_friend(self, command: Command) -> m.Reply:
+        request = _as(command, m.CheckFriend)
+        mine, theirs = self._store.friendship(self.user_id, request.user_id)
+        return m.FriendStatus(
+            rid=request.rid, user_id=request.user_id, in_my_list=mine, in_their_list=theirs
+        )
+
+    def sync_friends(self, command: Command) -> m.Reply:
+        request = _as(command, m.SyncFriends)
+        changes = self._store.sync_friends(self.user_id, request.version_id, request.version)
+        return friend_sync_reply(request.rid, changes)
+
+    def friend_ids(self, command: Command) -> m.Reply:
+        ids, version_id, version = self._store.friend_ids(self.user_id)
+        return m.FriendIds(
+            rid=command.request.rid, user_ids=ids, version_id=version_id, version=version
+        )
+
+    # -- blacklist -------------------------------------------------------------------------
+
+    def add_black(self, command: Command) -> m.Reply:
+        request = _as(command, m.AddBlack)
+        if request.user_id == self.user_id:
+            raise ProtocolError(ErrorCode.INVALID_FIELD, "you cannot block yourself")
+        now = _now()
+        entry = BlackRecord(request.user_id, request.ex, now)
+        detail = m.BlackDetail(owner_user_id=self.user_id, black=black_info(entry))
+        try:
+            seq = self._store.add_black(
+                self.user_id, entry, stored_form(N.BLACK_ADDED, detail, now)
+            )
+        except RelationRefused as exc:
+            raise _refused(exc, request.rid) from None
+        self._push(command, N.BLACK_ADDED, detail, now, [(self.user_id, seq)])
+        return m.Ok(rid=request.rid)
+
+    def remove_black(self, command: Command) -> m.Reply:
+        request = _as(command, m.RemoveBlack)
+        now = _now()
+        detail = m.BlackDeletedDetail(owner_user_id=self.user_id, user_id=request.user_id)
+        try:
+            seq = self._store.remove_black(
+                self.user_id, request.user_id, stored_form(N.BLACK_DELETED, detail, now)
+            )
+        except RelationRefused as exc:
+            raise _refused(exc, request.rid) from None
+        self._push(command, N.BLACK_DELETED, detail, now, [(self.user_id, seq)])
+        return m.Ok(rid=request.rid)
+
+    def blacks(self, command: Command) -> m.Reply:
+        request = _as(command, m.GetBlacks)
+        records, total = self._store.blacks(self.user_id, request.offset, request.limit)
+        return m.Blacks(rid=request.rid, items=[black_info(r) for r in records], total=total)
+
+    # -- notifications -------------------------------------------------------------------
+
+    def pull_notifications(self, command: Command) -> m.Reply:
+        request = _as(command, m.PullNotifications)
+        page = self._services.storage.notifications.pull(
+            self.user_id, request.after_seq, request.limit
+        )
+        items = [from_stored(seq, payload) for seq, payload in page.items]
+        last = items[-1].seq if items else request.after_seq
+        return m.Notifications(
+            rid=request.rid,
+            items=items,
+            max_seq=page.max_seq,
+            min_seq=page.min_seq,
+            is_end=last >= page.max_seq,
+        )
+
+    def notify_followers(self, profile: m.PublicUser, exclude_session: str | None) -> None:
+        """Tell everyone who has this user as a friend that the profile changed (1209)."""
+        followers = self._store.followers(self.user_id)
+        if not followers:
+            return
+        now = _now()
+        detail = m.UserInfoDetail(user=profile)
+        seqs = self._services.storage.notifications.append(
+            followers, stored_form(N.FRIEND_INFO_UPDATED, detail, now)
+        )
+        push_stored(
+            self._hub,
+            N.FRIEND_INFO_UPDATED,
+            detail,
+            now,
+            zip(followers, seqs, strict=True),
+            exclude_session,
+        )
+
+
+T = TypeVar("T")
+
+
+def _as(command: Command, kind: type[T]) -> T:
+    request: Any = command.request
+    assert isinstance(request, kind)
+    return request

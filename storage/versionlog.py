@@ -1,0 +1,73 @@
+"""Reading version logs: the incremental-sync engine shared by every synced list.
+
+Each synced list (a user's friends; later joined groups, members,
+conversations) has a version log written by the Lua step that changes the list
+(``storage/lua/lib/versionlog.lua``). A client holding a copy at
+(version id, version) asks for changes; :func:`read_changes` answers, in one
+consistent Redis step, with one of:
+
+* ``equal``: the copy is current;
+* ``incremental``: the records to upsert and the ids to delete;
+* ``full``: the whole list, when the log cannot prove the copy can be brought
+  up to date (different version id, client ahead, or log trimmed past it).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from storage.scripts import Scripts
+
+SyncKind = Literal["equal", "incremental", "full"]
+
+
+def new_version_id() -> str:
+    """A fresh version id, used when a list's log is created (or recreated)."""
+    return secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class Changes:
+    kind: SyncKind
+    version_id: str
+    version: int
+    upserts: dict[str, bytes] = field(default_factory=dict)
+    """Entity id -> stored record; for ``full`` every record of the list."""
+    inserted: frozenset[str] = frozenset()
+    """Which of ``upserts`` were inserted (rather than updated) since the client's version."""
+    deletes: list[str] = field(default_factory=list)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def read_changes(
+    scripts: Scripts, log_base: str, records_key: str, version_id: str, version: int
+) -> Changes:
+    """What a client at (``version_id``, ``version``) must apply to match the list."""
+    reply = scripts.run("sync_read", [log_base, records_key], [version_id, version])
+    kind = _text(reply[0]).lower()
+    current_id, current_version = _text(reply[1]), int(reply[2])
+    rest = reply[3:]
+    if kind == "equal":
+        return Changes("equal", current_id, current_version)
+    if kind == "full":
+        records = {_text(rest[i]): bytes(rest[i + 1]) for i in range(0, len(rest), 2)}
+        return Changes("full", current_id, current_version, records, frozenset(records))
+    upserts: dict[str, bytes] = {}
+    inserted: set[str] = set()
+    deletes: list[str] = []
+    for i in range(0, len(rest), 3):
+        entity, op, record = _text(rest[i]), _text(rest[i + 1]), rest[i + 2]
+        if op == "delete" or not record:
+            deletes.append(entity)
+        else:
+            upserts[entity] = bytes(record)
+            if op == "insert":
+                inserted.add(entity)
+    return Changes(
+        "incremental", current_id, current_version, upserts, frozenset(inserted), deletes
+    )
