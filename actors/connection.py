@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
-from actors import user
+from actors import routing, user
 from actors.bridge import SessionOutbox
 from actors.credentials import TokenSigner
 from actors.hub import Hub
@@ -206,11 +206,12 @@ class Connection:
             self._tell_user(target, Command(self._ref, request))
             return
         if self.user_id is None:
-            command = request.__struct_config__.tag
-            raise ProtocolError(
-                ErrorCode.NOT_AUTHENTICATED, f"sign in before sending {command}", rid
-            )
-        self._tell_user(self.user_id, Command(self._ref, request, self.user_id, self.platform))
+            tag = request.__struct_config__.tag
+            raise ProtocolError(ErrorCode.NOT_AUTHENTICATED, f"sign in before sending {tag}", rid)
+        kind, entity_id = routing.route(request, self.user_id)
+        self._pending += 1
+        command = Command(self._ref, request, self.user_id, self.platform)
+        self._context.supervisor.tell(kind, entity_id, command)
 
     def _sign_in_target(self, request: m.Register | m.Login | m.TokenLogin) -> str:
         if isinstance(request, m.TokenLogin):
