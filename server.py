@@ -23,8 +23,8 @@ from actors.credentials import PasswordHasher, TokenSigner
 from actors.gateway import Gateway
 from actors.hub import Hub
 from actors.services import NodeServices
-from actors.supervisor import Supervisor
-from actors.user import UserActor
+from actors.supervisor import ActorFactory, Supervisor
+from actors.user import CommandGroup, UserActor
 from settings import Settings
 from storage import EmbeddedRedis, Storage
 
@@ -90,9 +90,11 @@ async def serve(
         token = trio.lowlevel.current_trio_token()
         hub = Hub(token)
         services = NodeServices(settings, storage, hasher, signer, token, node_id, hub)
-        supervisor = Supervisor(
-            token, {user.KIND: UserActor.factory(services)}, settings.actors.idle_timeout
-        )
+        user_command_groups: list[type[CommandGroup]] = []
+        actor_factories: dict[str, ActorFactory] = {
+            user.KIND: UserActor.factory(services, user_command_groups),
+        }
+        supervisor = Supervisor(token, actor_factories, settings.actors.idle_timeout)
         context = ConnectionContext(settings.session, supervisor, hub, signer, token)
         gateway = Gateway(context, node_id, settings.server.host, settings.server.port)
         async with trio.open_nursery() as sessions:

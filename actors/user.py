@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 
@@ -30,6 +30,14 @@ from storage import AccountRecord
 log = logging.getLogger(__name__)
 
 KIND = "user"
+
+
+class CommandGroup(Protocol):
+    """A set of user commands kept in its own module (groups, messages, ...)."""
+
+    def __init__(self, user_id: str, services: NodeServices) -> None: ...
+
+    def handlers(self) -> dict[type[m.Request], Callable[[Command], m.Reply | None]]: ...
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,13 @@ def now_ms() -> int:
 class UserActor(pykka.ThreadingActor):
     """Owns one user. Created by the supervisor; all methods run in this actor's thread."""
 
-    def __init__(self, user_id: str, services: NodeServices, stopped: StoppedNotice) -> None:
+    def __init__(
+        self,
+        user_id: str,
+        services: NodeServices,
+        stopped: StoppedNotice,
+        command_groups: Sequence[type[CommandGroup]] = (),
+    ) -> None:
         super().__init__()
         self.user_id = user_id
         self._services = services
@@ -64,16 +78,21 @@ class UserActor(pykka.ThreadingActor):
         self._loaded = False
         self._sessions: dict[str, LiveSession] = {}
         self._relations = RelationCommands(user_id, services)
-        own = {kind: partial(handler, self) for kind, handler in self._account_handlers.items()}
         self._handlers: dict[type[m.Request], Callable[[Command], m.Reply | None]] = {
-            **own,
-            **self._relations.handlers(),
+            kind: partial(handler, self) for kind, handler in self._account_handlers.items()
         }
+        self._handlers.update(self._relations.handlers())
+        for command_group in command_groups:
+            self._handlers.update(command_group(user_id, services).handlers())
 
     @classmethod
-    def factory(cls, services: NodeServices) -> Any:
+    def factory(
+        cls, services: NodeServices, command_groups: Sequence[type[CommandGroup]] = ()
+    ) -> Any:
+        """Starts the actor of a user id; ``command_groups`` add further commands."""
+
         def start(user_id: str, stopped: StoppedNotice) -> pykka.ActorRef[Any]:
-            return cls.start(user_id, services, stopped)
+            return cls.start(user_id, services, stopped, command_groups)
 
         return start
 

@@ -385,6 +385,10 @@ garbage: st.SearchStrategy[Any] = st.recursive(
     max_leaves=12,
 )
 """Any msgpack value, nested."""
+_odd_keys: st.SearchStrategy[Any] = st.one_of(
+    st.integers(INT_MIN, INT_MAX), st.binary(max_size=4), st.none(), st.booleans(), st.floats()
+)
+"""Map keys that are no strings (so can name no field)."""
 
 _BAD_ID_CHARS = ["\n", "\r", "\t", " ", "\x00", "/", ":", "{", "}", "*", "é", "用", "\u200b", "+"]
 _LIST_TYPES = (mi.ListType, mi.SetType, mi.FrozenSetType, mi.VarTupleType)
@@ -600,7 +604,7 @@ def invalid_values(info: mi.Type) -> st.SearchStrategy[Any]:
     return st.one_of([wrong_type, *edge_values(info)])
 
 
-def wrong_message(info: mi.StructType) -> st.SearchStrategy[dict[str, Any]]:
+def wrong_message(info: mi.StructType) -> st.SearchStrategy[dict[Any, Any]]:
     """A map for struct ``info`` with at least one missing required field or invalid value,
     plus possibly unknown fields holding nested garbage."""
     fields = {field.encode_name: field for field in info.fields}
@@ -611,8 +615,8 @@ def wrong_message(info: mi.StructType) -> st.SearchStrategy[dict[str, Any]]:
     reserved = {*fields, info.tag_field}
 
     @st.composite
-    def build(draw: st.DrawFn) -> dict[str, Any]:
-        message = draw(valid_message(info))
+    def build(draw: st.DrawFn) -> dict[Any, Any]:
+        message: dict[Any, Any] = draw(valid_message(info))
         # Break the rid in about a quarter of the cases, so most errors must echo it.
         others = [mutation for mutation in mutations if mutation[1] != "rid"]
         pool = mutations if not others or draw(st.integers(0, 3)) == 0 else others
@@ -622,11 +626,8 @@ def wrong_message(info: mi.StructType) -> st.SearchStrategy[dict[str, Any]]:
                 message.pop(name, None)
             else:
                 message[name] = draw(invalid_values(fields[name].type))
-        extra = draw(
-            st.dictionaries(
-                st.text(max_size=12).filter(lambda k: k not in reserved), garbage, max_size=3
-            )
-        )
+        unknown = st.text(max_size=12).filter(lambda k: k not in reserved)
+        extra = draw(st.dictionaries(st.one_of(unknown, _odd_keys), garbage, max_size=3))
         return {**message, **extra}
 
     return build()
@@ -687,9 +688,6 @@ _unknown_tags: st.SearchStrategy[Any] = st.one_of(
     st.sampled_from(sorted(CLIENT_TAGS)).map(str.encode),
     garbage,
 ).filter(lambda t: not (isinstance(t, str) and t in CLIENT_TAGS))
-_odd_keys: st.SearchStrategy[Any] = st.one_of(
-    st.integers(INT_MIN, INT_MAX), st.binary(max_size=4), st.none(), st.booleans(), st.floats()
-)
 _any_rid: st.SearchStrategy[Any] = st.one_of(st.integers(1, MAX_RID), garbage)
 
 
@@ -714,7 +712,7 @@ unknown_command_cases = _unknown_command().map(lambda msg: unknown_command_case(
 # -- (c) known commands, wrong fields ---------------------------------------------------
 
 
-def _invalid_field_case(message: dict[str, Any]) -> Case:
+def _invalid_field_case(message: dict[Any, Any]) -> Case:
     return Case(
         message,
         encode(message),
@@ -934,6 +932,7 @@ async def _raw_exchange(url: str, frame: bytes) -> m.ServerMessage:
 async def test_user_id_with_trailing_newline_is_rejected(
     node: server.RunningNode, connect: Connect, redis_client: redis.Redis, prefix: str
 ) -> None:
+    """Regression: ``$`` in the user-id pattern used to let ``"witness\\n"`` register."""
     witness = await _signed_in_witness(node.url, connect)
     before = await _take_snapshot(redis_client, prefix)
     lookalike = {"t": "register", "rid": 7, "user_id": f"{WITNESS}\n", "password": "password-2"}
@@ -945,6 +944,7 @@ async def test_user_id_with_trailing_newline_is_rejected(
 
 
 async def test_rid_is_read_from_map_with_non_string_key(node: server.RunningNode) -> None:
+    """Regression: a map with a non-string key used to be answered with rid 0."""
     reply = await _raw_exchange(node.url, encode({"t": "ping", "rid": 5, 1: 0}))
     assert isinstance(reply, m.Reply) and reply.rid == 5, reply
 
@@ -952,6 +952,7 @@ async def test_rid_is_read_from_map_with_non_string_key(node: server.RunningNode
 async def test_string_that_is_not_utf8_gets_an_error(
     node: server.RunningNode, connect: Connect, redis_client: redis.Redis, prefix: str
 ) -> None:
+    """Regression: a string that is not UTF-8 used to end the session (close 1000)."""
     witness = await _signed_in_witness(node.url, connect)
     before = await _take_snapshot(redis_client, prefix)
     frames = [
