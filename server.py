@@ -18,7 +18,9 @@ import trio
 
 import settings as config
 from actors import user
+from actors.chat import SingleChatCommands
 from actors.connection import ConnectionContext
+from actors.conversations import ConversationCommands
 from actors.credentials import PasswordHasher, TokenSigner
 from actors.gateway import Gateway
 from actors.hub import Hub
@@ -90,7 +92,7 @@ async def serve(
         token = trio.lowlevel.current_trio_token()
         hub = Hub(token)
         services = NodeServices(settings, storage, hasher, signer, token, node_id, hub)
-        user_command_groups: list[type[CommandGroup]] = []
+        user_command_groups: list[type[CommandGroup]] = [SingleChatCommands, ConversationCommands]
         actor_factories: dict[str, ActorFactory] = {
             user.KIND: UserActor.factory(services, user_command_groups),
         }

@@ -85,6 +85,22 @@ class DataSettings:
 
 
 @dataclass(frozen=True)
+class MessagingSettings:
+    friends_only: bool = False
+    """Single chat only between users who have each other as friends."""
+    max_content_bytes: int = 16384
+    """Largest encoded message content accepted."""
+    revoke_time_limit: int = 86400
+    """Seconds after sending within which a sender may revoke; 0 means no limit."""
+
+
+@dataclass(frozen=True)
+class GroupSettings:
+    max_group_size: int = 10000
+    """Most members a group may have, the owner included."""
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -97,6 +113,8 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     actors: ActorSettings = field(default_factory=ActorSettings)
     data: DataSettings = field(default_factory=DataSettings)
+    messaging: MessagingSettings = field(default_factory=MessagingSettings)
+    groups: GroupSettings = field(default_factory=GroupSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
 
@@ -121,8 +139,14 @@ _POSITIVE = {
     "actors.idle_timeout",
     "data.version_log_length",
     "data.notifications_kept",
+    "groups.max_group_size",
+    "messaging.max_content_bytes",
 }
-_NON_NEGATIVE = {"auth.login_failures_per_user", "auth.login_failures_per_address"}
+_NON_NEGATIVE = {
+    "auth.login_failures_per_user",
+    "auth.login_failures_per_address",
+    "messaging.revoke_time_limit",
+}
 
 
 def _strict_converter() -> cattrs.Converter:
@@ -145,7 +169,14 @@ def _strict_converter() -> cattrs.Converter:
 
     converter.register_structure_hook(int, to_int)
     converter.register_structure_hook(float, to_float)
+
+    def to_bool(value: Any, _: type) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
+
     converter.register_structure_hook(str, to_str)
+    converter.register_structure_hook(bool, to_bool)
     return converter
 
 
@@ -209,7 +240,10 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         if not name.startswith("PARLEY_"):
             continue
         section, _, key = name[len("PARLEY_") :].lower().partition("_")
-        result = _merge(result, text_setting(f"{section}.{key}", text))
+        try:
+            result = _merge(result, text_setting(f"{section}.{key}", text))
+        except ConfigError:
+            raise ConfigError(f"{name}: no such setting ({section}.{key})") from None
     return result
 
 

@@ -126,7 +126,9 @@ class RelationCommands:
         now: int,
         recipients: list[tuple[str, int]],
     ) -> None:
-        push_stored(self._hub, kind, detail, now, recipients, command.session.session_id)
+        # Every device gets every notification, the acting one too, so each device
+        # sees its notification seqs without gaps.
+        push_stored(self._hub, kind, detail, now, recipients, None)
 
     # -- applications ---------------------------------------------------------------
 
@@ -188,16 +190,17 @@ class RelationCommands:
                 continue
             except RelationRefused as exc:
                 raise _refused(exc, request.rid) from None
-            self._push(
-                command, result_kind, result, now,
-                [(self.user_id, seqs.responder_result), (applicant, seqs.applicant_result)],
-            )  # fmt: skip
+            # In seq order: the step stored the friend-added notices first.
             self._push(
                 command, N.FRIEND_ADDED, added_mine, now, [(self.user_id, seqs.responder_added)]
             )
             self._push(
                 command, N.FRIEND_ADDED, added_theirs, now, [(applicant, seqs.applicant_added)]
             )
+            self._push(
+                command, result_kind, result, now,
+                [(self.user_id, seqs.responder_result), (applicant, seqs.applicant_result)],
+            )  # fmt: skip
             return m.Ok(rid=request.rid)
         raise ProtocolError(ErrorCode.UNAVAILABLE, "the application kept changing; try again")
 

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from actors import user
+from actors.chat import conversation_owner, peer_of
+from protocol import messages as m
 
 Route = tuple[str, str]
 """(actor kind, entity id)"""
@@ -19,8 +21,32 @@ ROUTES: dict[type[Any], tuple[str, Callable[[Any], str]]] = {}
 """Request type -> (actor kind, entity id of the request)."""
 
 
+def _send_message(request: m.SendMessage, user_id: str) -> Route:
+    if request.group_id is not None:
+        return "group", request.group_id
+    # Single chat, and a request without a recipient (refused by the handler).
+    return user.KIND, conversation_owner(user_id, request.to_user_id or user_id)
+
+
+def _revoke_message(request: m.RevokeMessage, user_id: str) -> Route:
+    if request.conversation_id.startswith("sg_"):
+        return "group", request.conversation_id[3:]
+    peer = peer_of(request.conversation_id, user_id) or user_id
+    return user.KIND, conversation_owner(user_id, peer)
+
+
+ROUTES_BY_SENDER: dict[type[Any], Callable[[Any, str], Route]] = {
+    m.SendMessage: _send_message,
+    m.RevokeMessage: _revoke_message,
+}
+"""Request type -> the route, from the request and the sender's user id."""
+
+
 def route(request: Any, user_id: str) -> Route:
     """The actor that must handle ``request`` sent by ``user_id``."""
+    by_sender = ROUTES_BY_SENDER.get(type(request))
+    if by_sender is not None:
+        return by_sender(request, user_id)
     found = ROUTES.get(type(request))
     if found is None:
         return user.KIND, user_id

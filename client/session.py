@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import msgspec
 import trio
 from trio_websocket import (
     ConnectionClosed,
@@ -29,6 +30,7 @@ from trio_websocket import (
     connect_websocket_url,
 )
 
+from client.chat import ChatMethods
 from client.errors import ClientClosed, ConnectionLost, ParleyError
 from client.events import Disconnected, Reconnected
 from client.relations import RelationMethods
@@ -39,7 +41,18 @@ from protocol.platforms import Platform
 
 log = logging.getLogger(__name__)
 
-Event = m.Kicked | m.SelfUpdated | m.Notification | Disconnected | Reconnected
+Event = (
+    m.Kicked
+    | m.SelfUpdated
+    | m.Notification
+    | m.NewMessage
+    | m.Typing
+    | m.ReadReceipt
+    | m.ReadStateChanged
+    | m.ConversationChanged
+    | Disconnected
+    | Reconnected
+)
 R = TypeVar("R", bound=m.Reply)
 
 
@@ -52,7 +65,7 @@ class _Waiter:
         self.error: BaseException | None = None
 
 
-class ParleyClient(RelationMethods):
+class ParleyClient(RelationMethods, ChatMethods):
     """A session with a Parley server. Create it with :func:`open_client`."""
 
     def __init__(
@@ -61,7 +74,7 @@ class ParleyClient(RelationMethods):
         *,
         reconnect: bool = True,
         request_timeout: float = 30.0,
-        max_frame_bytes: int = 1 << 20,
+        max_frame_bytes: int = 16 << 20,
         event_buffer: int = 10_000,
         backoff_initial: float = 0.1,
         backoff_max: float = 5.0,
@@ -158,7 +171,13 @@ class ParleyClient(RelationMethods):
             while True:
                 data = await ws.get_message()
                 if isinstance(data, bytes):
-                    self._dispatch(self._codec.decode(data))
+                    try:
+                        message = self._codec.decode(data)
+                    except msgspec.ValidationError as exc:
+                        # A newer server may send what this SDK does not know: skip it.
+                        log.debug("ignored a server message this client does not know: %s", exc)
+                        continue
+                    self._dispatch(message)
         except ConnectionClosed as exc:
             self.close_code = exc.reason.code if exc.reason else None
             self.close_reason = exc.reason.reason if exc.reason else None

@@ -53,6 +53,100 @@ from protocol.base import (
     UserId,
     UserIdBatch,
 )
+from protocol.groups import (
+    ApplyJoinGroup,
+    CreateGroup,
+    DismissGroup,
+    GetGroupApplications,
+    GetGroupMemberIds,
+    GetGroupMembers,
+    GetGroupMembersById,
+    GetGroupsInfo,
+    GetJoinedGroupIds,
+    GetJoinedGroups,
+    GetMyGroupApplications,
+    GroupApplication,
+    GroupApplications,
+    GroupId,
+    GroupInfo,
+    GroupMember,
+    GroupMemberChanges,
+    GroupMemberIds,
+    GroupMembers,
+    GroupMemberSync,
+    GroupMemberSyncs,
+    Groups,
+    GroupVersion,
+    InviteResult,
+    InviteToGroup,
+    JoinedGroup,
+    JoinedGroupIds,
+    JoinedGroups,
+    JoinedGroupSync,
+    JoinGroupResult,
+    JoinPolicy,
+    KickGroupMembers,
+    MuteGroup,
+    MuteGroupMember,
+    QuitGroup,
+    RespondGroupApplication,
+    SetGroupInfo,
+    SetGroupMemberInfo,
+    SetGroupMemberRole,
+    SyncGroupMembers,
+    SyncGroupMembersBatch,
+    SyncJoinedGroups,
+    TransferGroupOwner,
+    UnmuteGroup,
+    UnmuteGroupMember,
+)
+from protocol.messaging import (
+    GROUP_CHAT,
+    SINGLE_CHAT,
+    CardContent,
+    ChatMessage,
+    ClearConversation,
+    Content,
+    ContentType,
+    ConversationChanged,
+    ConversationInfo,
+    Conversations,
+    ConversationSeqs,
+    ConversationSync,
+    ConversationView,
+    CustomContent,
+    DeleteMessages,
+    FileContent,
+    GetConversations,
+    GetHistory,
+    GetMaxSeqs,
+    HideConversation,
+    LocationContent,
+    MarkRead,
+    MaxSeqs,
+    MentionContent,
+    MessageContent,
+    Messages,
+    MessageSent,
+    NewMessage,
+    PictureContent,
+    PullMessages,
+    QuoteContent,
+    ReadReceipt,
+    ReadStateChanged,
+    RevokedContent,
+    RevokeMessage,
+    SendMessage,
+    SetConversations,
+    SyncConversations,
+    TextContent,
+    Typing,
+    TypingContent,
+    VideoContent,
+    VoiceContent,
+    group_conversation_id,
+    single_conversation_id,
+)
 from protocol.notifications import (
     BlackDeletedDetail,
     BlackDetail,
@@ -60,6 +154,10 @@ from protocol.notifications import (
     FriendApplicationDetail,
     FriendDeletedDetail,
     FriendDetail,
+    GroupApplicationDetail,
+    GroupDetail,
+    GroupMembersDetail,
+    GroupOwnerDetail,
     Notification,
     NotificationDetail,
     Notifications,
@@ -120,6 +218,44 @@ ClientMessage = (
     | RemoveBlack
     | GetBlacks
     | PullNotifications
+    | SendMessage
+    | GetMaxSeqs
+    | PullMessages
+    | GetHistory
+    | MarkRead
+    | RevokeMessage
+    | DeleteMessages
+    | ClearConversation
+    | GetConversations
+    | SetConversations
+    | HideConversation
+    | SyncConversations
+    | CreateGroup
+    | SetGroupInfo
+    | DismissGroup
+    | ApplyJoinGroup
+    | RespondGroupApplication
+    | InviteToGroup
+    | KickGroupMembers
+    | QuitGroup
+    | TransferGroupOwner
+    | SetGroupMemberRole
+    | SetGroupMemberInfo
+    | MuteGroupMember
+    | UnmuteGroupMember
+    | MuteGroup
+    | UnmuteGroup
+    | GetGroupMembers
+    | GetGroupMembersById
+    | SyncGroupMembers
+    | GetGroupMemberIds
+    | GetGroupsInfo
+    | GetJoinedGroups
+    | SyncJoinedGroups
+    | GetJoinedGroupIds
+    | SyncGroupMembersBatch
+    | GetMyGroupApplications
+    | GetGroupApplications
 )
 
 UNAUTHENTICATED_COMMANDS: tuple[type[Request], ...] = (Ping, Register, Login, TokenLogin)
@@ -146,29 +282,69 @@ ServerMessage = (
     | Blacks
     | Notifications
     | Notification
+    | MessageSent
+    | MaxSeqs
+    | Messages
+    | Conversations
+    | ConversationSync
+    | NewMessage
+    | Typing
+    | ReadReceipt
+    | ReadStateChanged
+    | ConversationChanged
+    | Groups
+    | JoinGroupResult
+    | InviteResult
+    | GroupMembers
+    | GroupMemberSync
+    | GroupMemberSyncs
+    | GroupMemberIds
+    | JoinedGroups
+    | JoinedGroupSync
+    | JoinedGroupIds
+    | GroupApplications
 )
 
 __all__ = [
+    "GROUP_CHAT",
     "MAX_BATCH",
     "MAX_PAGE",
     "PROTOCOL_VERSION",
+    "SINGLE_CHAT",
     "SUPPORTED_SUBPROTOCOLS",
     "UNAUTHENTICATED_COMMANDS",
     "AddBlack",
     "ApplyFriend",
+    "ApplyJoinGroup",
     "BlackDeletedDetail",
     "BlackDetail",
     "BlackInfo",
     "Blacks",
+    "CardContent",
     "ChangePassword",
+    "ChatMessage",
     "CheckFriend",
+    "ClearConversation",
     "ClientMessage",
+    "Content",
+    "ContentType",
+    "ConversationChanged",
+    "ConversationInfo",
+    "ConversationSeqs",
+    "ConversationSync",
+    "ConversationView",
+    "Conversations",
     "Count",
     "CountUnhandledFriendApplications",
+    "CreateGroup",
+    "CustomContent",
     "DeleteFriend",
+    "DeleteMessages",
     "Detail",
+    "DismissGroup",
     "Error",
     "Ex",
+    "FileContent",
     "FriendApplication",
     "FriendApplicationDetail",
     "FriendApplications",
@@ -180,18 +356,65 @@ __all__ = [
     "FriendSync",
     "Friends",
     "GetBlacks",
+    "GetConversations",
     "GetFriendApplications",
     "GetFriendIds",
     "GetFriends",
     "GetFriendsById",
+    "GetGroupApplications",
+    "GetGroupMemberIds",
+    "GetGroupMembers",
+    "GetGroupMembersById",
+    "GetGroupsInfo",
+    "GetHistory",
+    "GetJoinedGroupIds",
+    "GetJoinedGroups",
+    "GetMaxSeqs",
+    "GetMyGroupApplications",
     "GetOnlineStatus",
     "GetSelf",
     "GetUsers",
+    "GroupApplication",
+    "GroupApplicationDetail",
+    "GroupApplications",
+    "GroupDetail",
+    "GroupId",
+    "GroupInfo",
+    "GroupMember",
+    "GroupMemberChanges",
+    "GroupMemberIds",
+    "GroupMemberSync",
+    "GroupMemberSyncs",
+    "GroupMembers",
+    "GroupMembersDetail",
+    "GroupOwnerDetail",
+    "GroupVersion",
+    "Groups",
+    "HideConversation",
+    "InviteResult",
+    "InviteToGroup",
+    "JoinGroupResult",
+    "JoinPolicy",
+    "JoinedGroup",
+    "JoinedGroupIds",
+    "JoinedGroupSync",
+    "JoinedGroups",
+    "KickGroupMembers",
     "Kicked",
     "Limit",
+    "LocationContent",
     "Login",
     "LoginOk",
     "Logout",
+    "MarkRead",
+    "MaxSeqs",
+    "MentionContent",
+    "MessageContent",
+    "MessageSent",
+    "Messages",
+    "MuteGroup",
+    "MuteGroupMember",
+    "NewMessage",
     "Nickname",
     "Notification",
     "NotificationDetail",
@@ -201,13 +424,19 @@ __all__ = [
     "Ok",
     "OnlineStatus",
     "Password",
+    "PictureContent",
     "Ping",
     "PlatformId",
     "Pong",
     "Profile",
     "PublicUser",
+    "PullMessages",
     "PullNotifications",
     "Push",
+    "QuitGroup",
+    "QuoteContent",
+    "ReadReceipt",
+    "ReadStateChanged",
     "Register",
     "Registered",
     "RemoveBlack",
@@ -215,13 +444,31 @@ __all__ = [
     "Request",
     "RequestId",
     "RespondFriendApplication",
+    "RespondGroupApplication",
+    "RevokeMessage",
+    "RevokedContent",
     "SelfUpdated",
+    "SendMessage",
     "ServerMessage",
+    "SetConversations",
+    "SetGroupInfo",
+    "SetGroupMemberInfo",
+    "SetGroupMemberRole",
     "SetProfile",
+    "SyncConversations",
     "SyncFriends",
+    "SyncGroupMembers",
+    "SyncGroupMembersBatch",
+    "SyncJoinedGroups",
+    "TextContent",
     "Token",
     "TokenIssued",
     "TokenLogin",
+    "TransferGroupOwner",
+    "Typing",
+    "TypingContent",
+    "UnmuteGroup",
+    "UnmuteGroupMember",
     "UpdateFriend",
     "Url",
     "UserId",
@@ -230,4 +477,8 @@ __all__ = [
     "UserOnline",
     "UserProfile",
     "Users",
+    "VideoContent",
+    "VoiceContent",
+    "group_conversation_id",
+    "single_conversation_id",
 ]

@@ -15,6 +15,7 @@ from msgspec import Meta
 
 from protocol.accounts import PublicUser
 from protocol.base import Push, Reply, Request
+from protocol.groups import GroupApplication, GroupInfo, GroupMember
 from protocol.relations import BlackInfo, FriendApplication, FriendInfo
 
 
@@ -30,6 +31,26 @@ class NotificationType(enum.IntEnum):
     BLACK_ADDED = 1207
     BLACK_DELETED = 1208
     FRIEND_INFO_UPDATED = 1209
+    GROUP_CREATED = 1501
+    GROUP_INFO_SET = 1502
+    JOIN_GROUP_APPLICATION = 1503
+    MEMBER_QUIT = 1504
+    GROUP_APPLICATION_ACCEPTED = 1505
+    GROUP_APPLICATION_REJECTED = 1506
+    GROUP_OWNER_TRANSFERRED = 1507
+    MEMBER_KICKED = 1508
+    MEMBER_INVITED = 1509
+    MEMBER_ENTERED = 1510
+    GROUP_DISMISSED = 1511
+    GROUP_MEMBER_MUTED = 1512
+    GROUP_MEMBER_UNMUTED = 1513
+    GROUP_MUTED = 1514
+    GROUP_UNMUTED = 1515
+    GROUP_MEMBER_INFO_SET = 1516
+    GROUP_MEMBER_SET_ADMIN = 1517
+    GROUP_MEMBER_SET_ORDINARY = 1518
+    GROUP_ANNOUNCEMENT_SET = 1519
+    GROUP_NAME_SET = 1520
 
 
 # Details: what the notification is about, tagged by ``k``.
@@ -79,6 +100,38 @@ class UserInfoDetail(Detail, frozen=True, tag="user_info"):
     user: PublicUser
 
 
+class GroupDetail(Detail, frozen=True, tag="group"):
+    """1501, 1502, 1511, 1514, 1515, 1519, 1520: ``group`` as it now stands."""
+
+    group: GroupInfo
+    op_user_id: str
+
+
+class GroupMembersDetail(Detail, frozen=True, tag="group_members"):
+    """1504, 1508, 1509, 1510, 1512, 1513, 1516, 1517, 1518: the ``members`` concerned
+    as they now stand (as they last stood, for members who left)."""
+
+    group: GroupInfo
+    op_user_id: str
+    members: list[GroupMember]
+
+
+class GroupOwnerDetail(Detail, frozen=True, tag="group_owner"):
+    """1507."""
+
+    group: GroupInfo
+    op_user_id: str
+    old_owner: GroupMember
+    new_owner: GroupMember
+
+
+class GroupApplicationDetail(Detail, frozen=True, tag="group_application"):
+    """1503, 1505, 1506."""
+
+    group: GroupInfo
+    application: GroupApplication
+
+
 NotificationDetail = (
     FriendApplicationDetail
     | FriendDetail
@@ -86,6 +139,10 @@ NotificationDetail = (
     | BlackDetail
     | BlackDeletedDetail
     | UserInfoDetail
+    | GroupDetail
+    | GroupMembersDetail
+    | GroupOwnerDetail
+    | GroupApplicationDetail
 )
 
 

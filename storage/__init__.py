@@ -14,8 +14,20 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from storage.accounts import AccountRecord, AccountStore, CorruptRecordError, PublicProfile
+from storage.conversations import ConversationRecord, ConversationStore
 from storage.embedded import EmbeddedRedis, EmbeddedRedisError
+from storage.groups import (
+    GroupApplicationRecord,
+    GroupRecord,
+    GroupRefused,
+    GroupStep,
+    GroupStore,
+    JoinedRecord,
+    MemberRecord,
+    StaleGroup,
+)
 from storage.keys import Keys
+from storage.messages import MessageStore, Stored
 from storage.notifications import NotificationPage, NotificationStore
 from storage.presence import PresenceStore
 from storage.relations import (
@@ -35,19 +47,31 @@ __all__ = [
     "ApplicationRecord",
     "BlackRecord",
     "Changes",
+    "ConversationRecord",
+    "ConversationStore",
     "CorruptRecordError",
     "EmbeddedRedis",
     "EmbeddedRedisError",
     "FriendRecord",
+    "GroupApplicationRecord",
+    "GroupRecord",
+    "GroupRefused",
+    "GroupStep",
+    "GroupStore",
+    "JoinedRecord",
     "Keys",
+    "MemberRecord",
+    "MessageStore",
     "NotificationPage",
     "NotificationStore",
     "PresenceStore",
     "PublicProfile",
     "RelationRefused",
     "RelationStore",
+    "StaleGroup",
     "StaleRead",
     "Storage",
+    "Stored",
 ]
 
 
@@ -79,6 +103,13 @@ class Storage:
         self.relations = RelationStore(
             self.redis, self.keys, self.scripts, version_log_length, notifications_kept
         )
+        self.messages = MessageStore(self.redis, self.keys, self.scripts, version_log_length)
+        self.conversations = ConversationStore(
+            self.redis, self.keys, self.scripts, version_log_length
+        )
+        self.groups = GroupStore(
+            self.redis, self.keys, self.scripts, version_log_length, notifications_kept
+        )
         self.notifications = NotificationStore(
             self.redis, self.keys, self.scripts, notifications_kept
         )
@@ -89,6 +120,15 @@ class Storage:
         self.redis.set(key, secrets.token_urlsafe(48), nx=True)
         value = cast(bytes, self.redis.get(key))
         return value.decode()
+
+    def is_group_member(self, group_id: str, user_id: str) -> bool:
+        """Whether ``user_id`` is a member of ``group_id`` now (``{g:<id>}:members``)."""
+        return bool(self.redis.hexists(f"{self.keys.group_tag(group_id)}:members", user_id))
+
+    def joined_group_ids(self, user_id: str) -> list[str]:
+        """The groups ``user_id`` is a member of (the sorted set ``{u:<id>}:groups``)."""
+        ids = cast(list[bytes], self.redis.zrange(f"{self.keys.user_tag(user_id)}:groups", 0, -1))
+        return [i.decode() for i in ids]
 
     def ping(self) -> None:
         self.redis.ping()

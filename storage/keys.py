@@ -12,6 +12,14 @@ class Keys:
     def user_tag(self, user_id: str) -> str:
         return f"{self.prefix}{{u:{user_id}}}"
 
+    def group_tag(self, group_id: str) -> str:
+        """Base of a group's keys."""
+        return f"{self.prefix}{{g:{group_id}}}"
+
+    def conversation_tag(self, conversation_id: str) -> str:
+        """Base of a conversation's keys (messages, seq, client msg ids)."""
+        return f"{self.prefix}{{c:{conversation_id}}}"
+
     def account(self, user_id: str) -> str:
         """Hash: password hash and profile fields of one user."""
         return f"{self.user_tag(user_id)}:account"

@@ -36,7 +36,7 @@ class Changes:
     upserts: dict[str, bytes] = field(default_factory=dict)
     """Entity id -> stored record; for ``full`` every record of the list."""
     inserted: frozenset[str] = frozenset()
-    """Which of ``upserts`` were inserted (rather than updated) since the client's version."""
+    """Which of ``upserts`` the client has never seen (inserted after its version)."""
     deletes: list[str] = field(default_factory=list)
 
 
@@ -66,7 +66,7 @@ def read_changes(
             deletes.append(entity)
         else:
             upserts[entity] = bytes(record)
-            if op == "insert":
+            if op.startswith("insert:") and int(op.removeprefix("insert:")) > version:
                 inserted.add(entity)
     return Changes(
         "incremental", current_id, current_version, upserts, frozenset(inserted), deletes

@@ -64,6 +64,18 @@ CLIENT_SAMPLES: list[m.ClientMessage] = [
     m.RemoveBlack(rid=22, user_id="eve"),
     m.GetBlacks(rid=23, offset=1, limit=2),
     m.PullNotifications(rid=24, after_seq=9, limit=50),
+    m.SendMessage(rid=25, client_msg_id="c1", content=m.TextContent(text="hi"), to_user_id="bob"),
+    m.GetMaxSeqs(rid=26),
+    m.PullMessages(rid=27, conversation_id="si_alice_bob", from_seq=2, to_seq=9, limit=5),
+    m.GetHistory(rid=28, conversation_id="sg_team", before_seq=10, before_time=5, limit=3),
+    m.MarkRead(rid=29, conversation_id="si_alice_bob", seq=4),
+    m.RevokeMessage(rid=30, conversation_id="si_alice_bob", seq=3),
+    m.DeleteMessages(rid=31, conversation_id="si_alice_bob", seqs=[1, 2]),
+    m.ClearConversation(rid=32, conversation_id="si_alice_bob"),
+    m.GetConversations(rid=33, offset=1, limit=10),
+    m.SetConversations(rid=34, conversation_ids=["si_alice_bob"], pinned=True, recv_opt=2),
+    m.HideConversation(rid=35, conversation_id="si_alice_bob"),
+    m.SyncConversations(rid=36, version_id="v", version=3),
 ]
 
 FRIEND = m.FriendInfo(user_id="bob", remark="Bobby", ex="", created_at=1_700_000_000_000)
@@ -75,6 +87,20 @@ APPLICATION = m.FriendApplication(
     handle_message="ok",
     created_at=1_700_000_000_000,
     handled_at=1_700_000_000_500,
+)
+CHAT_MESSAGE = m.ChatMessage(
+    conversation_id="si_alice_bob",
+    session_type=m.SINGLE_CHAT,
+    seq=5,
+    server_msg_id="s1",
+    client_msg_id="c1",
+    send_id="alice",
+    recv_id="bob",
+    send_time=1_700_000_000_000,
+    content=m.PictureContent(url="https://x/p.png", width=1, height=2, size=3),
+)
+CONVERSATION = m.ConversationInfo(
+    conversation_id="si_alice_bob", session_type=m.SINGLE_CHAT, peer_user_id="bob", pinned=True
 )
 NOTIFICATION = m.Notification(
     seq=3,
@@ -123,6 +149,41 @@ SERVER_SAMPLES: list[m.ServerMessage] = [
     m.Blacks(rid=15, items=[m.BlackInfo(user_id="eve", ex="", created_at=1)], total=1),
     m.Notifications(rid=16, items=[NOTIFICATION], max_seq=3, min_seq=1, is_end=True),
     NOTIFICATION,
+    m.MessageSent(
+        rid=17,
+        conversation_id="si_alice_bob",
+        seq=5,
+        server_msg_id="s1",
+        client_msg_id="c1",
+        send_time=1,
+    ),
+    m.MaxSeqs(
+        rid=18,
+        conversations=[
+            m.ConversationSeqs(conversation_id="si_alice_bob", max_seq=5, has_read_seq=2, min_seq=0)
+        ],
+    ),
+    m.Messages(rid=19, items=[CHAT_MESSAGE], is_end=True),
+    m.Conversations(
+        rid=20,
+        items=[
+            m.ConversationView(
+                info=CONVERSATION,
+                max_seq=5,
+                has_read_seq=2,
+                min_seq=0,
+                unread_count=3,
+                latest_message=CHAT_MESSAGE,
+            )
+        ],
+        total=1,
+    ),
+    m.ConversationSync(rid=21, kind="full", version_id="v", version=1, inserts=[CONVERSATION]),
+    m.NewMessage(message=CHAT_MESSAGE),
+    m.Typing(conversation_id="si_alice_bob", from_user_id="alice", text=""),
+    m.ReadReceipt(conversation_id="si_alice_bob", reader_user_id="bob", has_read_seq=5),
+    m.ReadStateChanged(conversation_id="si_alice_bob", has_read_seq=5, min_seq=0),
+    m.ConversationChanged(conversations=[CONVERSATION]),
 ]
 
 CLIENT_TAGS = {
@@ -151,6 +212,18 @@ CLIENT_TAGS = {
     m.RemoveBlack: "remove_black",
     m.GetBlacks: "get_blacks",
     m.PullNotifications: "pull_notifications",
+    m.SendMessage: "send_message",
+    m.GetMaxSeqs: "get_max_seqs",
+    m.PullMessages: "pull_messages",
+    m.GetHistory: "get_history",
+    m.MarkRead: "mark_read",
+    m.RevokeMessage: "revoke_message",
+    m.DeleteMessages: "delete_messages",
+    m.ClearConversation: "clear_conversation",
+    m.GetConversations: "get_conversations",
+    m.SetConversations: "set_conversations",
+    m.HideConversation: "hide_conversation",
+    m.SyncConversations: "sync_conversations",
 }
 
 SERVER_TAGS = {
@@ -174,6 +247,16 @@ SERVER_TAGS = {
     m.Blacks: "blacks",
     m.Notifications: "notifications",
     m.Notification: "notification",
+    m.MessageSent: "message_sent",
+    m.MaxSeqs: "max_seqs",
+    m.Messages: "messages",
+    m.Conversations: "conversations",
+    m.ConversationSync: "conversation_sync",
+    m.NewMessage: "message",
+    m.Typing: "typing",
+    m.ReadReceipt: "read_receipt",
+    m.ReadStateChanged: "read_state",
+    m.ConversationChanged: "conversation_changed",
 }
 
 VALID_REGISTER: dict[str, Any] = {
@@ -674,6 +757,7 @@ AUTH_ERRORS = {
     ErrorCode.USER_NOT_FOUND,
 }
 RELATION_ERRORS = {c for c in ErrorCode if 3000 <= c <= 3999}
+MESSAGE_ERRORS = {c for c in ErrorCode if 5000 <= c <= 5999}
 SERVER_ERRORS = {ErrorCode.INTERNAL, ErrorCode.UNAVAILABLE}
 
 
@@ -682,7 +766,10 @@ def test_error_codes_are_unique() -> None:
 
 
 def test_every_error_code_is_classified() -> None:
-    assert set(ErrorCode) == REQUEST_ERRORS | AUTH_ERRORS | RELATION_ERRORS | SERVER_ERRORS
+    assert (
+        set(ErrorCode)
+        == REQUEST_ERRORS | AUTH_ERRORS | RELATION_ERRORS | MESSAGE_ERRORS | SERVER_ERRORS
+    )
 
 
 @pytest.mark.parametrize(

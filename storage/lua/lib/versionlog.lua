@@ -1,7 +1,9 @@
 -- Version log of one synced list (see storage/versionlog.py).
 -- <base> is a hash {id, ver, floor}; <base>:log is a sorted set entity -> version
--- of its latest change; <base>:ops is a hash entity -> insert|update|delete.
--- Several changes to one entity collapse into one entry. The log keeps at most
+-- of its latest change; <base>:ops is a hash entity -> 'insert:<version>' |
+-- 'update' | 'delete'. Several changes to one entity collapse into one entry;
+-- an insert followed by updates stays 'insert:<version of the insert>', so a
+-- reader can tell whether the client saw the insert. The log keeps at most
 -- max_len entries; 'floor' is the newest version dropped from it, so a client
 -- at a version >= floor can still be answered incrementally.
 local function vlog_record(base, entity, op, new_id, max_len)
@@ -11,8 +13,13 @@ local function vlog_record(base, entity, op, new_id, max_len)
   local ver = redis.call('HINCRBY', base, 'ver', 1)
   local ops = base .. ':ops'
   local log = base .. ':log'
-  if op == 'update' and redis.call('HGET', ops, entity) == 'insert' then
-    op = 'insert'
+  if op == 'insert' then
+    op = 'insert:' .. ver
+  elseif op == 'update' then
+    local previous = redis.call('HGET', ops, entity)
+    if previous and string.sub(previous, 1, 7) == 'insert:' then
+      op = previous
+    end
   end
   redis.call('ZADD', log, ver, entity)
   redis.call('HSET', ops, entity, op)

@@ -1,0 +1,311 @@
+"""A user's view of their conversations: max seqs, pulling and paging messages,
+read state, deleting and clearing for themselves, and the conversation list
+with its settings and incremental sync.
+
+:class:`ConversationCommands` runs in the user's own actor thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import msgspec
+from msgspec.structs import replace
+
+from actors.chat import peer_of
+from actors.messages import Command
+from actors.messaging import CAS_ATTEMPTS, decode_message, now_ms
+from actors.services import NodeServices
+from protocol import messages as m
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.messaging import GROUP_CHAT, SINGLE_CHAT
+from storage import ConversationRecord, StaleRead
+from storage.conversations import decode_record
+
+_encoder = msgspec.msgpack.Encoder()
+
+
+def conversation_info(record: ConversationRecord) -> m.ConversationInfo:
+    return m.ConversationInfo(
+        conversation_id=record.conversation_id,
+        session_type=record.session_type,
+        peer_user_id=record.peer_user_id,
+        group_id=record.group_id,
+        pinned=record.pinned,
+        recv_opt=record.recv_opt,
+        draft_text=record.draft_text,
+        draft_time=record.draft_time,
+        ex=record.ex,
+        hidden=record.hidden,
+        hidden_at_seq=record.hidden_at_seq,
+    )
+
+
+class ConversationCommands:
+    def __init__(self, user_id: str, services: NodeServices) -> None:
+        self.user_id = user_id
+        self._services = services
+        self._messages = services.storage.messages
+        self._conversations = services.storage.conversations
+
+    def handlers(self) -> dict[type[m.Request], Callable[[Command], m.Reply | None]]:
+        return {
+            m.GetMaxSeqs: self.max_seqs,
+            m.PullMessages: self.pull,
+            m.GetHistory: self.history,
+            m.MarkRead: self.mark_read,
+            m.DeleteMessages: self.delete_messages,
+            m.ClearConversation: self.clear,
+            m.GetConversations: self.conversations,
+            m.SetConversations: self.set_conversations,
+            m.HideConversation: self.hide,
+            m.SyncConversations: self.sync,
+        }
+
+    # -- access -------------------------------------------------------------------
+
+    def _default_record(self, conversation_id: str) -> ConversationRecord:
+        """The entry a conversation of this user starts with; refuses others' conversations."""
+        peer = peer_of(conversation_id, self.user_id)
+        if peer is not None:
+            return ConversationRecord(conversation_id, SINGLE_CHAT, peer, "")
+        if conversation_id.startswith("sg_"):
+            group_id = conversation_id[3:]
+            if self._services.storage.is_group_member(group_id, self.user_id):
+                return ConversationRecord(conversation_id, GROUP_CHAT, "", group_id)
+        raise ProtocolError(ErrorCode.NO_SUCH_CONVERSATION, f"{conversation_id} is not yours")
+
+    def _my_conversations(self) -> dict[str, tuple[bytes | None, ConversationRecord]]:
+        """Every conversation of this user: list entries, plus groups joined without one."""
+        found: dict[str, tuple[bytes | None, ConversationRecord]] = dict(
+            self._conversations.entries(self.user_id)
+        )
+        for group_id in self._services.storage.joined_group_ids(self.user_id):
+            conversation_id = f"sg_{group_id}"
+            if conversation_id not in found:
+                found[conversation_id] = (
+                    None,
+                    ConversationRecord(conversation_id, GROUP_CHAT, "", group_id),
+                )
+        return found
+
+    # -- seqs and messages ----------------------------------------------------------------
+
+    def max_seqs(self, command: Command) -> m.Reply:
+        mine = self._my_conversations()
+        ids = sorted(mine)
+        highest = self._messages.max_seqs(ids)
+        states = self._conversations.read_state(self.user_id, ids)
+        return m.MaxSeqs(
+            rid=command.request.rid,
+            conversations=[
+                m.ConversationSeqs(
+                    conversation_id=cid, max_seq=top, has_read_seq=read, min_seq=cleared
+                )
+                for cid, top, (read, cleared) in zip(ids, highest, states, strict=True)
+            ],
+        )
+
+    def _visible(self, conversation_id: str, seqs: Sequence[int]) -> list[m.ChatMessage]:
+        [(_, cleared)] = self._conversations.read_state(self.user_id, [conversation_id])
+        wanted = [s for s in seqs if s > cleared]
+        deleted = self._conversations.deleted(self.user_id, conversation_id, wanted)
+        wanted = [s for s in wanted if s not in deleted]
+        return [
+            decode_message(s, raw) for s, raw in self._messages.get_many(conversation_id, wanted)
+        ]
+
+    def pull(self, command: Command) -> m.Reply:
+        request = command.request
+        assert isinstance(request, m.PullMessages)
+        self._default_record(request.conversation_id)
+        [top] = self._messages.max_seqs([request.conversation_id])
+        last = min(request.to_seq or top, top)
+        if request.from_seq > last:
+            return m.Messages(rid=request.rid, items=[], is_end=True)
+        if request.descending:
+            seqs = list(range(last, max(request.from_seq, last - request.limit + 1) - 1, -1))
+            is_end = seqs[-1] <= request.from_seq
+        else:
+            seqs = list(
+                range(request.from_seq, min(last, request.from_seq + request.limit - 1) + 1)
+            )
+            is_end = seqs[-1] >= last
+        return m.Messages(
+            rid=request.rid, items=self._visible(request.conversation_id, seqs), is_end=is_end
+        )
+
+    def history(self, command: Command) -> m.Reply:
+        request = command.request
+        assert isinstance(request, m.GetHistory)
+        conversation_id = request.conversation_id
+        self._default_record(conversation_id)
+        [top] = self._messages.max_seqs([conversation_id])
+        start = top if not request.before_seq else min(request.before_seq - 1, top)
+        if request.before_time:
+            start = min(start, self._messages.last_seq_before(conversation_id, request.before_time))
+        [(_, cleared)] = self._conversations.read_state(self.user_id, [conversation_id])
+        floor = cleared + 1
+        seqs = list(range(start, max(floor, start - request.limit + 1) - 1, -1))
+        is_end = not seqs or seqs[-1] <= floor
+        return m.Messages(
+            rid=request.rid, items=self._visible(conversation_id, seqs), is_end=is_end
+        )
+
+    # -- read state -----------------------------------------------------------------------
+
+    def mark_read(self, command: Command) -> m.Reply:
+        request = command.request
+        assert isinstance(request, m.MarkRead)
+        record = self._default_record(request.conversation_id)
+        read, _ = self._conversations.mark_read(self.user_id, request.conversation_id, request.seq)
+        [(_, cleared)] = self._conversations.read_state(self.user_id, [request.conversation_id])
+        self._push_read_state(command, request.conversation_id, read, cleared)
+        if record.session_type == SINGLE_CHAT:
+            receipt = _encoder.encode(
+                m.ReadReceipt(
+                    conversation_id=request.conversation_id,
+                    reader_user_id=self.user_id,
+                    has_read_seq=read,
+                )
+            )
+            self._services.hub.push_soon([record.peer_user_id], receipt)
+        return m.Ok(rid=request.rid)
+
+    def _push_read_state(
+        self, command: Command, conversation_id: str, read: int, cleared: int
+    ) -> None:
+        frame = _encoder.encode(
+            m.ReadStateChanged(conversation_id=conversation_id, has_read_seq=read, min_seq=cleared)
+        )
+        self._services.hub.push_soon([self.user_id], frame, command.session.session_id)
+
+    def delete_messages(self, command: Command) -> m.Reply:
+        request = command.request
+        assert isinstance(request, m.DeleteMessages)
+        self._default_record(request.conversation_id)
+        self._conversations.delete_for_user(self.user_id, request.conversation_id, request.seqs)
+        return m.Ok(rid=request.rid)
+
+    def clear(self, command: Command) -> m.Reply:
+        request = command.request
+        assert isinstance(request, m.ClearConversation)
+        self._default_record(request.conversation_id)
+        cleared = self._conversations.clear(self.user_id, request.conversation_id)
+        [(read, _)] = self._conversations.read_state(self.user_id, [request.conversation_id])
+        self._push_read_state(command, request.conversation_id, read, cleared)
+        return m.Ok(rid=request.rid)
+
+    # -- the conversation list ------------------------------------------------------------
+
+    def conversations(self, command: Command) -> m.Reply:
+        request = command.request
+        assert isinstance(request, m.GetConversations)
+        mine = self._my_conversations()
+        ids = list(mine)
+        highest = self._messages.max_seqs(ids)
+        states = self._conversations.read_state(self.user_id, ids)
+        views: list[m.ConversationView] = []
+        for cid, top, (read, cleared) in zip(ids, highest, states, strict=True):
+            record = mine[cid][1]
+            if record.hidden and top <= record.hidden_at_seq:
+                continue
+            seen = max(read, cleared)
+            unread = max(0, top - seen - self._messages.uncounted(cid, seen, top))
+            latest = self._visible(cid, [top]) if top else []
+            views.append(
+                m.ConversationView(
+                    info=conversation_info(record),
+                    max_seq=top,
+                    has_read_seq=read,
+                    min_seq=cleared,
+                    unread_count=unread,
+                    latest_message=latest[0] if latest else None,
+                )
+            )
+        views.sort(key=_list_order)
+        page = views[request.offset : request.offset + request.limit]
+        return m.Conversations(rid=request.rid, items=page, total=len(views))
+
+    def _change(
+        self,
+        command: Command,
+        ids: Sequence[str],
+        change: Callable[[ConversationRecord], ConversationRecord],
+    ) -> list[ConversationRecord]:
+        for _ in range(CAS_ATTEMPTS):
+            current = self._conversations.entries(self.user_id)
+            changes: list[tuple[bytes | None, ConversationRecord]] = []
+            for cid in dict.fromkeys(ids):
+                read, record = current.get(cid, (None, None))
+                if record is None:
+                    record = self._default_record(cid)
+                changes.append((read, change(record)))
+            try:
+                self._conversations.write(self.user_id, changes)
+            except StaleRead:
+                continue
+            updated = [record for _, record in changes]
+            frame = _encoder.encode(
+                m.ConversationChanged(conversations=[conversation_info(r) for r in updated])
+            )
+            self._services.hub.push_soon([self.user_id], frame, command.session.session_id)
+            return updated
+        raise ProtocolError(ErrorCode.UNAVAILABLE, "the conversations kept changing; try again")
+
+    def set_conversations(self, command: Command) -> m.Reply:
+        request = command.request
+        assert isinstance(request, m.SetConversations)
+        now = now_ms()
+
+        def change(record: ConversationRecord) -> ConversationRecord:
+            if request.pinned is not None:
+                record = replace(record, pinned=request.pinned)
+            if request.recv_opt is not None:
+                record = replace(record, recv_opt=request.recv_opt)
+            if request.draft_text is not None:
+                record = replace(record, draft_text=request.draft_text, draft_time=now)
+            if request.ex is not None:
+                record = replace(record, ex=request.ex)
+            return record
+
+        self._change(command, request.conversation_ids, change)
+        return m.Ok(rid=request.rid)
+
+    def hide(self, command: Command) -> m.Reply:
+        request = command.request
+        assert isinstance(request, m.HideConversation)
+        [top] = self._messages.max_seqs([request.conversation_id])
+        self._change(
+            command,
+            [request.conversation_id],
+            lambda record: replace(record, hidden=True, hidden_at_seq=top),
+        )
+        return m.Ok(rid=request.rid)
+
+    def sync(self, command: Command) -> m.Reply:
+        request = command.request
+        assert isinstance(request, m.SyncConversations)
+        changes = self._conversations.sync(self.user_id, request.version_id, request.version)
+        records = sorted(
+            (decode_record(raw) for raw in changes.upserts.values()),
+            key=lambda r: r.conversation_id,
+        )
+        return m.ConversationSync(
+            rid=request.rid,
+            kind=changes.kind,
+            version_id=changes.version_id,
+            version=changes.version,
+            inserts=[
+                conversation_info(r) for r in records if r.conversation_id in changes.inserted
+            ],
+            updates=[
+                conversation_info(r) for r in records if r.conversation_id not in changes.inserted
+            ],
+            deletes=changes.deletes,
+        )
+
+
+def _list_order(view: m.ConversationView) -> tuple[int, int]:
+    latest = view.latest_message.send_time if view.latest_message else 0
+    return (0 if view.info.pinned else 1, -max(latest, view.info.draft_time))

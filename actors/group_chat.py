@@ -1,0 +1,106 @@
+"""Group chat: sending to a group and revoking in a group conversation.
+
+A command group of the group actor (constructed with the actor), so every
+send of one group is serialized in that actor's thread and pushed in seq
+order; the permission rules read the group's live state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from actors import messaging
+from actors.messages import Command
+from actors.services import NodeServices
+from protocol import messages as m
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.groups import ADMIN, MEMBER, OWNER
+from protocol.messaging import GROUP_CHAT, group_conversation_id
+from storage import ConversationRecord
+
+_REFUSALS = {
+    ErrorCode.GROUP_DISMISSED: "the group is dismissed",
+    ErrorCode.NOT_GROUP_MEMBER: "you are not a member of this group",
+    ErrorCode.GROUP_MUTED: "the group is muted: only the owner and admins may send",
+    ErrorCode.MEMBER_MUTED: "you are muted in this group",
+    ErrorCode.GROUP_NOT_FOUND: "no such group",
+}
+
+
+class GroupChatCommands:
+    def __init__(self, group_id: str, services: NodeServices, actor: Any) -> None:
+        self.group_id = group_id
+        self._services = services
+        self._actor = actor
+
+    def handlers(self) -> dict[type[m.Request], Callable[[Command], m.Reply | None]]:
+        return {m.SendMessage: self.send, m.RevokeMessage: self.revoke}
+
+    def _state(self) -> Any:
+        state = self._actor.state
+        if state is None:
+            raise ProtocolError(ErrorCode.GROUP_NOT_FOUND, _REFUSALS[ErrorCode.GROUP_NOT_FOUND])
+        return state
+
+    def send(self, command: Command) -> m.Reply:
+        """Runs in the group actor's thread."""
+        request = command.request
+        assert isinstance(request, m.SendMessage)
+        sender = command.user_id or ""
+        if request.group_id is None or request.to_user_id is not None:
+            raise ProtocolError(ErrorCode.BAD_RECIPIENT, "give exactly one of to_user_id, group_id")
+        state = self._state()
+        refusal = state.send_refusal(sender, messaging.now_ms())
+        if refusal is not None:
+            raise ProtocolError(refusal, _REFUSALS.get(refusal, refusal.name))
+        messaging.check_content(self._services, request)
+        content = request.content
+        if (
+            isinstance(content, m.MentionContent)
+            and content.at_all
+            and state.role_of(sender) < ADMIN
+        ):
+            raise ProtocolError(
+                ErrorCode.CONTENT_NOT_ALLOWED, "only the owner and admins may mention everyone"
+            )
+        conversation_id = group_conversation_id(self.group_id)
+        members = state.member_ids()
+        if isinstance(content, m.TypingContent):
+            return messaging.push_typing(self._services, command, conversation_id, members)
+        messaging.check_quote(self._services, conversation_id, request)
+        entries = {sender: ConversationRecord(conversation_id, GROUP_CHAT, "", self.group_id)}
+        return messaging.store_and_push(
+            self._services, command, conversation_id, GROUP_CHAT, self.group_id, members, entries
+        )
+
+    def revoke(self, command: Command) -> m.Reply:
+        """The sender within the time limit; the owner any message; an admin the messages
+        of ordinary members. Runs in the group actor's thread."""
+        request = command.request
+        assert isinstance(request, m.RevokeMessage)
+        requester = command.user_id or ""
+        state = self._state()
+        if request.conversation_id != group_conversation_id(self.group_id):
+            raise ProtocolError(ErrorCode.NO_SUCH_CONVERSATION, "not this group's conversation")
+        if not state.active:
+            raise ProtocolError(ErrorCode.GROUP_DISMISSED, _REFUSALS[ErrorCode.GROUP_DISMISSED])
+        role = state.role_of(requester)
+        if role == 0:
+            raise ProtocolError(
+                ErrorCode.NO_SUCH_CONVERSATION, "you are not a member of this group"
+            )
+        _, message = messaging.load_for_revoke(self._services, request.conversation_id, request.seq)
+        sender_role = state.role_of(message.send_id) or MEMBER
+        if role >= OWNER or (role >= ADMIN and sender_role < ADMIN):
+            pass
+        elif message.send_id == requester:
+            messaging.check_revoke_time(self._services, message)
+        else:
+            raise ProtocolError(
+                ErrorCode.REVOKE_NOT_ALLOWED,
+                "only the sender, the owner, or an admin (for ordinary members) may revoke",
+            )
+        return messaging.revoke_and_push(
+            self._services, command, request.conversation_id, request.seq, state.member_ids()
+        )

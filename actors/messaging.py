@@ -1,0 +1,237 @@
+"""What single chat and group chat share: content checks, storing a message with
+its seq, pushing it, and revoking. Called from the actor that owns the
+conversation (a user actor for single chat, the group actor for group chat),
+in that actor's thread; one owner per conversation keeps pushes in seq order.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Literal
+
+import msgspec
+
+from actors.messages import Command
+from actors.services import NodeServices
+from protocol import messages as m
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.messaging import ChatMessage, RevokedContent
+from storage import ConversationRecord, RelationRefused, StaleRead
+from storage.conversations import encode_record
+
+_encoder = msgspec.msgpack.Encoder()
+_message = msgspec.msgpack.Decoder(ChatMessage)
+CAS_ATTEMPTS = 8
+
+_SEND_REFUSALS = {
+    "USER_NOT_FOUND": "no such user",
+    "BLOCKED_BY_PEER": "this user has blocked you",
+    "PEER_BLOCKED": "you have blocked this user; unblock them first",
+    "NOT_FRIENDS": "single chat is for friends only here",
+}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def decode_message(seq: int, payload: bytes) -> ChatMessage:
+    return msgspec.structs.replace(_message.decode(payload), seq=seq)
+
+
+def content_type(message: ChatMessage) -> int:
+    return int(message.content.__struct_config__.tag)  # type: ignore[arg-type]
+
+
+def check_content(services: NodeServices, request: m.SendMessage) -> None:
+    """Refuse content that no sender may send, or that is too large."""
+    content = request.content
+    if isinstance(content, RevokedContent):
+        raise ProtocolError(
+            ErrorCode.CONTENT_NOT_ALLOWED, "content type 111 is written by the server only"
+        )
+    limit = services.settings.messaging.max_content_bytes
+    size = len(_encoder.encode(content))
+    if size > limit:
+        raise ProtocolError(
+            ErrorCode.CONTENT_TOO_LARGE, f"content is {size} bytes; the limit is {limit}"
+        )
+
+
+def check_quote(services: NodeServices, conversation_id: str, request: m.SendMessage) -> None:
+    content = request.content
+    if isinstance(content, m.QuoteContent) and (
+        services.storage.messages.get(conversation_id, content.quoted_seq) is None
+    ):
+        raise ProtocolError(
+            ErrorCode.NO_SUCH_MESSAGE, f"no message {content.quoted_seq} to quote here"
+        )
+
+
+def push_typing(
+    services: NodeServices, command: Command, conversation_id: str, recipients: Sequence[str]
+) -> m.Reply:
+    request = command.request
+    assert isinstance(request, m.SendMessage) and isinstance(request.content, m.TypingContent)
+    frame = _encoder.encode(
+        m.Typing(
+            conversation_id=conversation_id,
+            from_user_id=command.user_id or "",
+            text=request.content.text,
+        )
+    )
+    services.hub.push_soon(recipients, frame, command.session.session_id)
+    return m.MessageSent(
+        rid=request.rid,
+        conversation_id=conversation_id,
+        seq=0,
+        server_msg_id="",
+        client_msg_id=request.client_msg_id,
+        send_time=now_ms(),
+    )
+
+
+def store_and_push(
+    services: NodeServices,
+    command: Command,
+    conversation_id: str,
+    session_type: int,
+    recv_id: str,
+    recipients: Sequence[str],
+    entries: dict[str, ConversationRecord],
+    peer_checks: Literal["", "peer", "friends"] = "",
+) -> m.Reply:
+    """Store the message (idempotent by client msg id), push it, return the reply.
+
+    ``peer_checks`` (single chat) has the storing step itself refuse an unknown
+    recipient, a block either way, and with ``"friends"`` non-friends."""
+    request = command.request
+    assert isinstance(request, m.SendMessage)
+    sender = command.user_id or ""
+    message = ChatMessage(
+        conversation_id=conversation_id,
+        session_type=session_type,
+        seq=0,
+        server_msg_id=uuid.uuid4().hex,
+        client_msg_id=request.client_msg_id,
+        send_id=sender,
+        recv_id=recv_id,
+        send_time=now_ms(),
+        content=request.content,
+        ex=request.ex,
+    )
+    try:
+        stored = services.storage.messages.send(
+            conversation_id,
+            request.client_msg_id,
+            _encoder.encode(message),
+            message.send_time,
+            True,
+            sender,
+            {user: encode_record(record) for user, record in entries.items()},
+            peer_checks,
+            recv_id,
+        )
+    except RelationRefused as exc:
+        raise ProtocolError(ErrorCode[exc.reason], _SEND_REFUSALS[exc.reason]) from None
+    if stored.duplicate:
+        first = services.storage.messages.get(conversation_id, stored.seq)
+        if first is None:
+            raise ProtocolError(ErrorCode.INTERNAL, "the first send of this message is gone")
+        message = decode_message(stored.seq, first)
+    else:
+        message = msgspec.structs.replace(message, seq=stored.seq)
+        frame = _encoder.encode(m.NewMessage(message=message))
+        services.hub.push_soon(recipients, frame, command.session.session_id)
+    return m.MessageSent(
+        rid=request.rid,
+        conversation_id=conversation_id,
+        seq=message.seq,
+        server_msg_id=message.server_msg_id,
+        client_msg_id=message.client_msg_id,
+        send_time=message.send_time,
+    )
+
+
+def load_for_revoke(
+    services: NodeServices, conversation_id: str, seq: int
+) -> tuple[bytes, ChatMessage]:
+    raw = services.storage.messages.get(conversation_id, seq)
+    if raw is None:
+        raise ProtocolError(ErrorCode.NO_SUCH_MESSAGE, f"no message {seq} in {conversation_id}")
+    message = decode_message(seq, raw)
+    if isinstance(message.content, RevokedContent):
+        raise ProtocolError(ErrorCode.ALREADY_REVOKED, "this message is revoked already")
+    return raw, message
+
+
+def check_revoke_time(services: NodeServices, message: ChatMessage) -> None:
+    """The sender's own revoke must come within the configured time limit."""
+    limit_s = services.settings.messaging.revoke_time_limit
+    if limit_s and now_ms() - message.send_time > limit_s * 1000:
+        raise ProtocolError(
+            ErrorCode.REVOKE_TIME_EXPIRED, f"messages can be revoked within {limit_s} s"
+        )
+
+
+def revoke_and_push(
+    services: NodeServices,
+    command: Command,
+    conversation_id: str,
+    seq: int,
+    recipients: Sequence[str],
+) -> m.Reply:
+    """Replace message ``seq`` by its revoked form, append and push the notice.
+
+    The caller has checked that the requester may revoke it."""
+    request = command.request
+    revoker = command.user_id or ""
+    for _ in range(CAS_ATTEMPTS):
+        raw, original = load_for_revoke(services, conversation_id, seq)
+        now = now_ms()
+        content = RevokedContent(
+            revoked_seq=seq,
+            revoker_user_id=revoker,
+            revoke_time=now,
+            original_content_type=content_type(original),
+        )
+        revoked = msgspec.structs.replace(original, content=content)
+        notice = ChatMessage(
+            conversation_id=conversation_id,
+            session_type=original.session_type,
+            seq=0,
+            server_msg_id=uuid.uuid4().hex,
+            client_msg_id=f"revoke:{original.server_msg_id}",
+            send_id=revoker,
+            recv_id=original.recv_id,
+            send_time=now,
+            content=content,
+        )
+        try:
+            notice_seq = services.storage.messages.revoke(
+                conversation_id,
+                seq,
+                raw,
+                _encoder.encode(revoked),
+                notice.client_msg_id,
+                _encoder.encode(notice),
+                now,
+            )
+        except StaleRead:
+            continue
+        except RelationRefused as exc:
+            raise ProtocolError(ErrorCode[exc.reason], exc.reason) from None
+        notice = msgspec.structs.replace(notice, seq=notice_seq)
+        frame = _encoder.encode(m.NewMessage(message=notice))
+        services.hub.push_soon(recipients, frame, command.session.session_id)
+        return m.MessageSent(
+            rid=request.rid,
+            conversation_id=conversation_id,
+            seq=notice_seq,
+            server_msg_id=notice.server_msg_id,
+            client_msg_id=notice.client_msg_id,
+            send_time=now,
+        )
+    raise ProtocolError(ErrorCode.UNAVAILABLE, "the message kept changing; try again")

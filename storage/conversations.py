@@ -1,0 +1,114 @@
+"""Each user's conversations: list entries (settings), read state, and what the
+user removed from their own view.
+
+Per user (hash tag ``{u:<id>}``): ``:conv`` (conversation id -> entry, synced
+through the version log ``:vlog:convs``), ``:reads`` (has-read seq),
+``:cleared`` (the seq the user's view starts after) and
+``:deleted:<conversation id>`` (seqs deleted for this user only).
+All methods block: call them from actor threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+import msgspec
+import redis
+
+from storage.keys import Keys
+from storage.relations import StaleRead
+from storage.scripts import Scripts
+from storage.versionlog import Changes, new_version_id, read_changes
+
+
+class ConversationRecord(msgspec.Struct, frozen=True, array_like=True):
+    conversation_id: str
+    session_type: int
+    peer_user_id: str
+    group_id: str
+    pinned: bool = False
+    recv_opt: int = 0
+    draft_text: str = ""
+    draft_time: int = 0
+    ex: str = ""
+    hidden: bool = False
+    hidden_at_seq: int = 0
+
+
+encode_record = msgspec.msgpack.Encoder().encode
+_decode_record = msgspec.msgpack.Decoder(ConversationRecord).decode
+
+
+def decode_record(raw: bytes) -> ConversationRecord:
+    return _decode_record(raw)
+
+
+class ConversationStore:
+    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts, log_length: int) -> None:
+        self._redis = client
+        self._keys = keys
+        self._scripts = scripts
+        self.log_length = log_length
+
+    def _base(self, user_id: str) -> str:
+        return self._keys.user_tag(user_id)
+
+    def entries(self, user_id: str) -> dict[str, tuple[bytes, ConversationRecord]]:
+        raw = cast(dict[bytes, bytes], self._redis.hgetall(f"{self._base(user_id)}:conv"))
+        return {k.decode(): (v, _decode_record(v)) for k, v in raw.items()}
+
+    def entry(self, user_id: str, conversation_id: str) -> tuple[bytes, ConversationRecord] | None:
+        raw = cast(bytes | None, self._redis.hget(f"{self._base(user_id)}:conv", conversation_id))
+        return None if raw is None else (raw, _decode_record(raw))
+
+    def write(
+        self, user_id: str, changes: Sequence[tuple[bytes | None, ConversationRecord]]
+    ) -> None:
+        """Write entries, each only if it is still what was read (None: absent)."""
+        args: list[object] = [self.log_length, new_version_id()]
+        for read, record in changes:
+            args += [record.conversation_id, read or b"", encode_record(record)]
+        reply = self._scripts.run("conversation_set", [self._base(user_id)], args)
+        status = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+        if status == "RETRY":
+            raise StaleRead()
+
+    def read_state(self, user_id: str, conversation_ids: Sequence[str]) -> list[tuple[int, int]]:
+        """(has-read seq, cleared-up-to seq) of each conversation."""
+        if not conversation_ids:
+            return []
+        base = self._base(user_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hmget(f"{base}:reads", list(conversation_ids))
+        pipe.hmget(f"{base}:cleared", list(conversation_ids))
+        reads, cleared = pipe.execute()
+        return [(int(r or 0), int(c or 0)) for r, c in zip(reads, cleared, strict=True)]
+
+    def mark_read(self, user_id: str, conversation_id: str, seq: int) -> tuple[int, int]:
+        """Raise the has-read seq; returns (has-read seq, max seq)."""
+        keys = [self._base(user_id), self._keys.conversation_tag(conversation_id)]
+        read, highest = self._scripts.run("conversation_mark_read", keys, [conversation_id, seq])
+        return int(read), int(highest)
+
+    def clear(self, user_id: str, conversation_id: str) -> int:
+        keys = [self._base(user_id), self._keys.conversation_tag(conversation_id)]
+        return int(self._scripts.run("conversation_clear", keys, [conversation_id]))
+
+    def delete_for_user(self, user_id: str, conversation_id: str, seqs: Sequence[int]) -> None:
+        self._redis.sadd(f"{self._base(user_id)}:deleted:{conversation_id}", *seqs)
+
+    def deleted(self, user_id: str, conversation_id: str, seqs: Sequence[int]) -> set[int]:
+        if not seqs:
+            return set()
+        flags = cast(
+            list[int],
+            self._redis.smismember(f"{self._base(user_id)}:deleted:{conversation_id}", list(seqs)),
+        )
+        return {s for s, flag in zip(seqs, flags, strict=True) if flag}
+
+    def sync(self, user_id: str, version_id: str, version: int) -> Changes:
+        base = self._base(user_id)
+        return read_changes(
+            self._scripts, f"{base}:vlog:convs", f"{base}:conv", version_id, version
+        )

@@ -1,0 +1,133 @@
+"""Messages of conversations, by per-conversation seq.
+
+A conversation's keys share the hash tag ``{c:<conversation id>}``: ``:meta``
+(the max seq), ``:msgs`` (seq -> stored message), ``:cmid`` (client msg id ->
+seq, for idempotent sends), ``:times`` (seq by send time, for history by time)
+and ``:uncounted`` (seqs that never count as unread, e.g. revoke notices).
+The stored message is opaque bytes here; its seq is the key it is stored
+under. All methods block: call them from actor threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import redis
+
+from storage.keys import Keys
+from storage.relations import RelationRefused, StaleRead
+from storage.scripts import Scripts
+from storage.versionlog import new_version_id
+
+
+@dataclass(frozen=True)
+class Stored:
+    seq: int
+    duplicate: bool
+    """True when the client msg id was sent before: ``seq`` is the first send's."""
+
+
+def _status(reply: list[Any]) -> str:
+    return reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+
+
+class MessageStore:
+    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts, log_length: int) -> None:
+        self._redis = client
+        self._keys = keys
+        self._scripts = scripts
+        self.log_length = log_length
+
+    def _base(self, conversation_id: str) -> str:
+        return self._keys.conversation_tag(conversation_id)
+
+    def send(
+        self,
+        conversation_id: str,
+        client_msg_id: str,
+        payload: bytes,
+        send_time: int,
+        counts_as_unread: bool,
+        sender: str,
+        entries: dict[str, bytes],
+        peer_checks: Literal["", "peer", "friends"] = "",
+        peer: str = "",
+    ) -> Stored:
+        """Store a message; ``entries`` are conversation-list entries created for users
+        who have none yet. For single chat, ``peer_checks`` makes the same step refuse
+        (``RelationRefused``) an unknown peer, a block either way, and with
+        ``"friends"`` a sender and peer who are not each other's friends."""
+        users = [sender, *(u for u in entries if u != sender)]
+        if peer_checks:
+            users = [sender, peer]
+        keys = [self._base(conversation_id), *(self._keys.user_tag(u) for u in users)]
+        args: list[Any] = [
+            conversation_id, client_msg_id, payload, send_time,
+            "1" if counts_as_unread else "0", self.log_length, new_version_id(),
+            peer_checks, sender, peer,
+        ]  # fmt: skip
+        args += [entries.get(u, b"") for u in users]
+        reply = self._scripts.run("message_send", keys, args)
+        status = _status(reply)
+        if status not in ("OK", "DUP"):
+            raise RelationRefused(status)
+        return Stored(int(reply[1]), status == "DUP")
+
+    def get(self, conversation_id: str, seq: int) -> bytes | None:
+        return cast(bytes | None, self._redis.hget(f"{self._base(conversation_id)}:msgs", seq))
+
+    def get_many(self, conversation_id: str, seqs: Sequence[int]) -> list[tuple[int, bytes]]:
+        if not seqs:
+            return []
+        raw = cast(
+            list[bytes | None], self._redis.hmget(f"{self._base(conversation_id)}:msgs", seqs)
+        )
+        return [(s, r) for s, r in zip(seqs, raw, strict=True) if r is not None]
+
+    def max_seqs(self, conversation_ids: Sequence[str]) -> list[int]:
+        pipe = self._redis.pipeline(transaction=False)
+        for conversation_id in conversation_ids:
+            pipe.hget(f"{self._base(conversation_id)}:meta", "seq")
+        return [int(v or 0) for v in pipe.execute()]
+
+    def last_seq_before(self, conversation_id: str, before_time_ms: int) -> int:
+        """The newest seq sent before ``before_time_ms``, or 0."""
+        found = cast(
+            list[bytes],
+            self._redis.zrevrangebyscore(
+                f"{self._base(conversation_id)}:times", f"({before_time_ms}", "-inf", 0, 1
+            ),
+        )
+        return int(found[0]) if found else 0
+
+    def uncounted(self, conversation_id: str, after_seq: int, up_to_seq: int) -> int:
+        """How many seqs in (after, up_to] never count as unread."""
+        if up_to_seq <= after_seq:
+            return 0
+        key = f"{self._base(conversation_id)}:uncounted"
+        return int(self._redis.zcount(key, f"({after_seq}", up_to_seq))
+
+    def revoke(
+        self,
+        conversation_id: str,
+        seq: int,
+        read: bytes,
+        revoked: bytes,
+        notice_client_msg_id: str,
+        notice: bytes,
+        now_ms: int,
+    ) -> int:
+        """Replace message ``seq`` (if still ``read``) and append the notice; its seq."""
+        reply = self._scripts.run(
+            "message_revoke",
+            [self._base(conversation_id)],
+            [seq, read, revoked, notice_client_msg_id, notice, now_ms],
+        )
+        status = _status(reply)
+        if status == "RETRY":
+            raise StaleRead()
+        if status != "OK":
+            raise RelationRefused(status)
+        return int(reply[1])
