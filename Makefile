@@ -30,3 +30,14 @@ test: lint typecheck unit
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# The standard benchmark set (about 3 minutes); results in bench/results/, summary and
+# plot in docs/BENCHMARKS.md. Needs the plotting extra, installed here.
+BENCH_RESULTS := bench/results
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@mkdir -p $(BENCH_RESULTS)
+	rm -f $(BENCH_RESULTS)/*.json
+	-$(BIN)/python bench/load.py connect --clients 5000 --json --save $(BENCH_RESULTS)/connect.json
+	-$(BIN)/python bench/load.py sync --friends 5000 --changes 10 --json --save $(BENCH_RESULTS)/sync.json
+	$(BIN)/python bench/report.py

@@ -17,23 +17,24 @@ from typing import Any
 import trio
 
 import settings as config
-from actors import user
+from actors import group, user
 from actors.chat import SingleChatCommands
+from actors.cluster import ClusterLink
 from actors.connection import ConnectionContext
 from actors.conversations import ConversationCommands
 from actors.credentials import PasswordHasher, TokenSigner
 from actors.gateway import Gateway
+from actors.group import GroupActor
+from actors.group_chat import GroupChatCommands
 from actors.hub import Hub
 from actors.services import NodeServices
 from actors.supervisor import ActorFactory, Supervisor
 from actors.user import CommandGroup, UserActor
+from actors.user_groups import UserGroupCommands
 from settings import Settings
 from storage import EmbeddedRedis, Storage
 
 log = logging.getLogger("parley")
-
-NODE_HEARTBEAT_S = 5
-NODE_TTL_S = 15
 
 
 @dataclass
@@ -46,6 +47,7 @@ class RunningNode:
     gateway: Gateway
     supervisor: Supervisor
     storage: Storage
+    cluster: ClusterLink
     _stop: trio.Event = field(default_factory=trio.Event)
     stopped: trio.Event = field(default_factory=trio.Event)
 
@@ -90,23 +92,32 @@ async def serve(
         )
         signer = TokenSigner(secret, auth.token_ttl)
         token = trio.lowlevel.current_trio_token()
-        hub = Hub(token)
-        services = NodeServices(settings, storage, hasher, signer, token, node_id, hub)
+        cluster = ClusterLink(storage, node_id, token, settings.cluster.node_timeout)
+        hub = Hub(token, cluster)
+        services = NodeServices(settings, storage, hasher, signer, token, node_id, hub, cluster)
         user_command_groups: list[type[CommandGroup]] = [SingleChatCommands, ConversationCommands]
+        user_command_groups.append(UserGroupCommands)
         actor_factories: dict[str, ActorFactory] = {
             user.KIND: UserActor.factory(services, user_command_groups),
+            group.KIND: GroupActor.factory(services, [GroupChatCommands]),
         }
         supervisor = Supervisor(token, actor_factories, settings.actors.idle_timeout)
         context = ConnectionContext(settings.session, supervisor, hub, signer, token)
         gateway = Gateway(context, node_id, settings.server.host, settings.server.port)
         async with trio.open_nursery() as sessions:
             async with trio.open_nursery() as background:
+                await background.start(cluster.run)
                 listener = await background.start(gateway.serve, sessions)
                 background.start_soon(supervisor.run_passivation)
-                background.start_soon(_node_heartbeat, storage)
                 host = settings.server.host
                 node = RunningNode(
-                    f"ws://{host}:{listener.port}", node_id, redis_url, gateway, supervisor, storage
+                    f"ws://{host}:{listener.port}",
+                    node_id,
+                    redis_url,
+                    gateway,
+                    supervisor,
+                    storage,
+                    cluster,
                 )
                 task_status.started(node)
                 await node._stop.wait()
@@ -118,12 +129,6 @@ async def serve(
             await _shutdown(embedded, storage, supervisor)
         if node is not None:
             node.stopped.set()
-
-
-async def _node_heartbeat(storage: Storage) -> None:
-    while True:
-        await trio.to_thread.run_sync(storage.presence.heartbeat, NODE_TTL_S)
-        await trio.sleep(NODE_HEARTBEAT_S)
 
 
 async def _shutdown(

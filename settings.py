@@ -101,6 +101,12 @@ class GroupSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    node_timeout: int = 15
+    """Seconds without a heartbeat after which a node counts as gone (beats every third)."""
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -114,6 +120,7 @@ class Settings:
     actors: ActorSettings = field(default_factory=ActorSettings)
     data: DataSettings = field(default_factory=DataSettings)
     messaging: MessagingSettings = field(default_factory=MessagingSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     groups: GroupSettings = field(default_factory=GroupSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
@@ -141,6 +148,7 @@ _POSITIVE = {
     "data.notifications_kept",
     "groups.max_group_size",
     "messaging.max_content_bytes",
+    "cluster.node_timeout",
 }
 _NON_NEGATIVE = {
     "auth.login_failures_per_user",

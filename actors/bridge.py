@@ -26,7 +26,9 @@ class OutboundSink(Protocol):
 
     def deliver_push(self, frame: bytes) -> None: ...
 
-    def deliver_signed_in(self, user_id: str, platform: int, frame: bytes) -> None: ...
+    def deliver_signed_in(
+        self, user_id: str, platform: int, token_id: str, frame: bytes
+    ) -> None: ...
 
     def deliver_close(self, code: int, reason: str, last_frame: bytes | None) -> None: ...
 
@@ -59,9 +61,9 @@ class SessionOutbox:
         """Queue a server push."""
         call_in_trio(self.token, self.sink.deliver_push, frame)
 
-    def signed_in(self, user_id: str, platform: int, frame: bytes) -> None:
-        """Mark the session signed in, then queue the login reply."""
-        call_in_trio(self.token, self.sink.deliver_signed_in, user_id, platform, frame)
+    def signed_in(self, user_id: str, platform: int, token_id: str, frame: bytes) -> None:
+        """Mark the session signed in (with the id of its token), then queue the reply."""
+        call_in_trio(self.token, self.sink.deliver_signed_in, user_id, platform, token_id, frame)
 
     def close(self, code: int, reason: str, last_frame: bytes | None = None) -> None:
         """Queue ``last_frame`` (if any), then close the session with ``code``."""

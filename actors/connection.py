@@ -62,6 +62,7 @@ class Connection:
         self.address = address
         self.user_id: str | None = None
         self.platform: int | None = None
+        self.token_id = ""
         self.close_code: int | None = None
         self._pending = 0
         self._login_in_flight = False
@@ -245,13 +246,14 @@ class Connection:
     def deliver_push(self, frame: bytes) -> None:
         self._enqueue(frame)
 
-    def deliver_signed_in(self, user_id: str, platform: int, frame: bytes) -> None:
+    def deliver_signed_in(self, user_id: str, platform: int, token_id: str, frame: bytes) -> None:
         self._pending = max(0, self._pending - 1)
         self._login_in_flight = False
         if self._finished:
             return
         self.user_id = user_id
         self.platform = platform
+        self.token_id = token_id
         self._context.supervisor.attach(user.KIND, user_id)
         self._context.hub.add(user_id, self)
         self._enqueue(frame)

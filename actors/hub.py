@@ -1,9 +1,11 @@
-"""The node's table of live sessions by user, for pushing to users' devices.
+"""The node's table of live sessions, by user and by session id, for pushing to
+users' devices and closing sessions.
 
 It lives in the trio thread: connections add and remove themselves there, and
 actors reach it only through :meth:`Hub.push_soon` (``run_sync_soon``), so a
 push from an actor thread costs one hop into trio and no more. One encoded
-frame is queued to every session it goes to.
+frame is queued to every session it goes to. Sessions held by other nodes are
+reached through the :class:`actors.cluster.ClusterLink`.
 """
 
 from __future__ import annotations
@@ -14,44 +16,76 @@ from typing import Protocol
 import trio
 
 from actors.bridge import call_in_trio
+from actors.cluster import ClusterLink
 
 
 class PushTarget(Protocol):
     session_id: str
+    user_id: str | None
+    platform: int | None
+    token_id: str
 
     def deliver_push(self, frame: bytes) -> None: ...
 
+    def deliver_close(self, code: int, reason: str, last_frame: bytes | None) -> None: ...
+
 
 class Hub:
-    def __init__(self, trio_token: trio.lowlevel.TrioToken) -> None:
+    def __init__(self, trio_token: trio.lowlevel.TrioToken, cluster: ClusterLink) -> None:
         self._token = trio_token
-        self._sessions: dict[str, dict[str, PushTarget]] = {}
+        self._cluster = cluster
+        self._by_user: dict[str, dict[str, PushTarget]] = {}
+        self._by_session: dict[str, PushTarget] = {}
+        cluster.attach(self)
 
     # -- trio thread -----------------------------------------------------------
 
     def add(self, user_id: str, target: PushTarget) -> None:
-        self._sessions.setdefault(user_id, {})[target.session_id] = target
+        self._by_user.setdefault(user_id, {})[target.session_id] = target
+        self._by_session[target.session_id] = target
 
     def remove(self, user_id: str, target: PushTarget) -> None:
-        sessions = self._sessions.get(user_id)
+        sessions = self._by_user.get(user_id)
         if sessions is not None and sessions.get(target.session_id) is target:
             del sessions[target.session_id]
             if not sessions:
-                del self._sessions[user_id]
+                del self._by_user[user_id]
+        if self._by_session.get(target.session_id) is target:
+            del self._by_session[target.session_id]
 
     def push(self, user_ids: Sequence[str], frame: bytes, exclude_session: str | None) -> None:
+        """Queue ``frame`` to every local session of ``user_ids`` but ``exclude_session``."""
         for user_id in user_ids:
-            for session_id, target in list(self._sessions.get(user_id, {}).items()):
+            for session_id, target in list(self._by_user.get(user_id, {}).items()):
                 if session_id != exclude_session:
                     target.deliver_push(frame)
 
+    def close_session(
+        self, session_id: str, code: int, reason: str, last_frame: bytes | None
+    ) -> None:
+        """Send ``last_frame`` (if any) and close a local session; no-op if it is gone."""
+        target = self._by_session.get(session_id)
+        if target is not None:
+            target.deliver_close(code, reason, last_frame)
+
     def session_count(self, user_id: str) -> int:
-        return len(self._sessions.get(user_id, ()))
+        return len(self._by_user.get(user_id, ()))
+
+    def signed_in_sessions(self) -> list[tuple[str, str, int, str]]:
+        """(user, session, platform, token id) of every signed-in local session."""
+        return [
+            (t.user_id, t.session_id, t.platform, t.token_id)
+            for t in self._by_session.values()
+            if t.user_id is not None and t.platform is not None
+        ]
 
     # -- any thread ------------------------------------------------------------
 
     def push_soon(
         self, user_ids: Sequence[str], frame: bytes, exclude_session: str | None = None
     ) -> None:
-        """Push ``frame`` to every local session of ``user_ids`` (but ``exclude_session``)."""
-        call_in_trio(self._token, self.push, tuple(user_ids), frame, exclude_session)
+        """Push ``frame`` to every session of ``user_ids`` but ``exclude_session``, on
+        this node and the others. Call it from an actor thread (it may publish)."""
+        users = tuple(user_ids)
+        call_in_trio(self._token, self.push, users, frame, exclude_session)
+        self._cluster.relay(users, frame, exclude_session)

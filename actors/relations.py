@@ -92,6 +92,20 @@ def friend_sync_reply(rid: int, changes: Changes) -> m.FriendSync:
     )
 
 
+def notify_followers(services: NodeServices, user_id: str, profile: m.PublicUser) -> None:
+    """Tell everyone who has ``user_id`` as a friend that the profile changed (1209)."""
+    followers = services.storage.relations.followers(user_id)
+    if not followers:
+        return
+    now = _now()
+    detail = m.UserInfoDetail(user=profile)
+    seqs = services.storage.notifications.append(
+        followers, stored_form(N.FRIEND_INFO_UPDATED, detail, now)
+    )
+    recipients = zip(followers, seqs, strict=True)
+    push_stored(services.hub, N.FRIEND_INFO_UPDATED, detail, now, recipients, None)
+
+
 class RelationCommands:
     def __init__(self, user_id: str, services: NodeServices) -> None:
         self.user_id = user_id
@@ -341,25 +355,6 @@ class RelationCommands:
             max_seq=page.max_seq,
             min_seq=page.min_seq,
             is_end=last >= page.max_seq,
-        )
-
-    def notify_followers(self, profile: m.PublicUser, exclude_session: str | None) -> None:
-        """Tell everyone who has this user as a friend that the profile changed (1209)."""
-        followers = self._store.followers(self.user_id)
-        if not followers:
-            return
-        now = _now()
-        detail = m.UserInfoDetail(user=profile)
-        seqs = self._services.storage.notifications.append(
-            followers, stored_form(N.FRIEND_INFO_UPDATED, detail, now)
-        )
-        push_stored(
-            self._hub,
-            N.FRIEND_INFO_UPDATED,
-            detail,
-            now,
-            zip(followers, seqs, strict=True),
-            exclude_session,
         )
 
 

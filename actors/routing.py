@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from actors import user
+from actors import group, user
 from actors.chat import conversation_owner, peer_of
 from protocol import messages as m
 
 Route = tuple[str, str]
 """(actor kind, entity id)"""
 
-ROUTES: dict[type[Any], tuple[str, Callable[[Any], str]]] = {}
+ROUTES: dict[type[Any], tuple[str, Callable[[Any], str]]] = {
+    **dict.fromkeys(group.ROUTED, (group.KIND, group.group_id_of)),
+}
 """Request type -> (actor kind, entity id of the request)."""
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import trio
 
+from actors.cluster import ClusterLink
 from actors.credentials import PasswordHasher, TokenSigner
 from actors.hub import Hub
 from settings import Settings
@@ -21,3 +22,4 @@ class NodeServices:
     trio_token: trio.lowlevel.TrioToken
     node_id: str
     hub: Hub
+    cluster: ClusterLink

@@ -3,6 +3,7 @@
 from client.errors import ClientClosed, ConnectionLost, ParleyError
 from client.events import Disconnected, Reconnected
 from client.friends import FriendListCopy
+from client.groups import GroupMembersCopy, JoinedGroupsCopy
 from client.session import ParleyClient, open_client
 from protocol.errors import CloseCode, ErrorCode
 from protocol.platforms import Platform
@@ -14,6 +15,8 @@ __all__ = [
     "Disconnected",
     "ErrorCode",
     "FriendListCopy",
+    "GroupMembersCopy",
+    "JoinedGroupsCopy",
     "ParleyClient",
     "ParleyError",
     "Platform",

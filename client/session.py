@@ -33,6 +33,7 @@ from trio_websocket import (
 from client.chat import ChatMethods
 from client.errors import ClientClosed, ConnectionLost, ParleyError
 from client.events import Disconnected, Reconnected
+from client.groups import GroupMethods
 from client.relations import RelationMethods
 from protocol import messages as m
 from protocol.codec import ClientCodec
@@ -65,7 +66,7 @@ class _Waiter:
         self.error: BaseException | None = None
 
 
-class ParleyClient(RelationMethods, ChatMethods):
+class ParleyClient(RelationMethods, ChatMethods, GroupMethods):
     """A session with a Parley server. Create it with :func:`open_client`."""
 
     def __init__(

@@ -29,7 +29,7 @@ from storage.groups import (
 from storage.keys import Keys
 from storage.messages import MessageStore, Stored
 from storage.notifications import NotificationPage, NotificationStore
-from storage.presence import PresenceStore
+from storage.presence import PresenceEntry, PresenceStore
 from storage.relations import (
     ApplicationRecord,
     BlackRecord,
@@ -64,6 +64,7 @@ __all__ = [
     "MessageStore",
     "NotificationPage",
     "NotificationStore",
+    "PresenceEntry",
     "PresenceStore",
     "PublicProfile",
     "RelationRefused",
@@ -99,7 +100,7 @@ class Storage:
         self.redis = redis.Redis(connection_pool=pool)
         self.scripts = Scripts(self.redis)
         self.accounts = AccountStore(self.redis, self.keys, self.scripts)
-        self.presence = PresenceStore(self.redis, self.keys, node_id)
+        self.presence = PresenceStore(self.redis, self.keys, self.scripts, node_id)
         self.relations = RelationStore(
             self.redis, self.keys, self.scripts, version_log_length, notifications_kept
         )

@@ -67,6 +67,8 @@ class MemberRecord(msgspec.Struct, frozen=True, array_like=True):
     join_source: int
     inviter_user_id: str
     muted_until_ms: int
+    join_seq: int = 0
+    """Orders the members as they joined (see :meth:`GroupStep.join_seq`)."""
 
 
 class JoinedRecord(msgspec.Struct, frozen=True, array_like=True):
@@ -94,6 +96,12 @@ _joined = msgspec.msgpack.Decoder(JoinedRecord)
 _application = msgspec.msgpack.Decoder(GroupApplicationRecord)
 
 MANAGER_ROLE = 60
+
+
+def join_order(record: MemberRecord) -> tuple[int, str]:
+    """Members are listed in the order they joined (those who joined together in the
+    order they were listed)."""
+    return record.join_seq, record.user_id
 
 
 def decode_member(raw: bytes) -> MemberRecord:
@@ -150,6 +158,11 @@ class GroupStep:
         except ValueError:
             self.users.append(user_id)
             return len(self.users) + 1
+
+    def join_seq(self, index: int) -> int:
+        """The ``join_seq`` of the ``index``-th member joining in this step: the group's
+        revision grows with every step, and a step adds fewer than 1000 members."""
+        return (self.expected_rev or 0) * 1000 + index
 
     def require_account(self, user_id: str) -> None:
         self.checks += ["account", self._key(user_id)]
@@ -237,7 +250,7 @@ class GroupStore:
         if info is None:
             return None
         decoded = (_member.decode(raw) for raw in members.values())
-        ordered = sorted(decoded, key=lambda r: (r.joined_at, r.user_id))
+        ordered = sorted(decoded, key=join_order)
         return LoadedGroup(_group.decode(info), {r.user_id: r for r in ordered}, int(rev or 0))
 
     def run(self, step: GroupStep) -> StepResult:

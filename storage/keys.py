@@ -29,7 +29,7 @@ class Keys:
         return f"{self.user_tag(user_id)}:tokens"
 
     def presence(self, user_id: str) -> str:
-        """Hash: session id -> "platform:node_id" for every live session."""
+        """Hash: session id -> "platform:node id:token id" for every live session."""
         return f"{self.user_tag(user_id)}:presence"
 
     def node(self, node_id: str) -> str:

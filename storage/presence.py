@@ -1,37 +1,163 @@
-"""Which sessions of which users are online, on which node, kept in Redis.
+"""Nodes of the cluster and the live sessions of each user, kept in Redis.
 
-A node refreshes a key with a TTL while it is alive; presence entries that
-name a node whose key has expired are ignored by readers and removed by the
-next writer, so a crashed node's sessions do not stay "online".
+Each node refreshes ``node:<id>`` (with a TTL) and its score in the sorted set
+``nodes`` while it is alive. A user's sessions are the hash
+``{u:<id>}:presence`` (session id -> "platform:node:token id"), and each node
+lists the sessions it holds in ``node:<id>:sessions``, so that when a node
+stops heartbeating any other node can remove its sessions from presence.
+Readers count only sessions on live nodes. All methods block.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import cast
 
 import redis
 
 from storage.keys import Keys
+from storage.scripts import Scripts
+
+
+@dataclass(frozen=True)
+class PresenceEntry:
+    session_id: str
+    platform: int
+    node_id: str
+    token_id: str
+
+
+def _entry(session_id: bytes | str, value: bytes) -> PresenceEntry:
+    platform, node, token = value.decode().split(":", 2)
+    sid = session_id.decode() if isinstance(session_id, bytes) else session_id
+    return PresenceEntry(sid, int(platform), node, token)
 
 
 class PresenceStore:
-    def __init__(self, client: redis.Redis, keys: Keys, node_id: str) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts, node_id: str) -> None:
         self._redis = client
         self._keys = keys
+        self._scripts = scripts
         self.node_id = node_id
 
-    def heartbeat(self, ttl_s: int) -> None:
-        """Mark this node alive for ``ttl_s`` seconds."""
-        self._redis.set(self._keys.node(self.node_id), "1", ex=ttl_s)
+    # -- nodes ------------------------------------------------------------------
+
+    def _node_sessions(self, node_id: str) -> str:
+        return f"{self._keys.node(node_id)}:sessions"
+
+    def _nodes(self) -> str:
+        return f"{self._keys.prefix}nodes"
+
+    def heartbeat(self, ttl_s: int, now_ms: int) -> bool:
+        """Mark this node alive for ``ttl_s`` seconds; False if it had been given up."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(self._keys.node(self.node_id), "1", ex=ttl_s, get=True)
+        pipe.zadd(self._nodes(), {self.node_id: now_ms})
+        previous, _ = pipe.execute()
+        return previous is not None
 
     def node_gone(self) -> None:
-        self._redis.delete(self._keys.node(self.node_id))
+        """Deregister this node (clean shutdown)."""
+        self.forget_node(self.node_id)
 
-    def session_online(self, user_id: str, session_id: str, platform: int) -> None:
-        self._redis.hset(self._keys.presence(user_id), session_id, f"{platform}:{self.node_id}")
+    def live_nodes(self) -> list[str]:
+        nodes = [n.decode() for n in cast(list[bytes], self._redis.zrange(self._nodes(), 0, -1))]
+        if not nodes:
+            return []
+        flags = cast(list[bytes | None], self._redis.mget([self._keys.node(n) for n in nodes]))
+        return [n for n, flag in zip(nodes, flags, strict=True) if flag is not None]
+
+    def dead_nodes(self) -> list[str]:
+        nodes = [n.decode() for n in cast(list[bytes], self._redis.zrange(self._nodes(), 0, -1))]
+        live = set(self.live_nodes())
+        return [n for n in nodes if n not in live]
+
+    def forget_node(self, node_id: str) -> int:
+        """Remove a gone node and every presence entry of its sessions; how many."""
+        if not self._redis.set(f"{self._keys.node(node_id)}:cleanup", "1", nx=True, ex=60):
+            return 0  # another node is cleaning up
+        listed = cast(set[bytes], self._redis.smembers(self._node_sessions(node_id)))
+        pipe = self._redis.pipeline(transaction=False)
+        for item in listed:
+            user_id, _, session_id = item.decode().partition("\t")
+            pipe.hdel(self._keys.presence(user_id), session_id)
+        pipe.delete(self._node_sessions(node_id), self._keys.node(node_id))
+        pipe.zrem(self._nodes(), node_id)
+        pipe.delete(f"{self._keys.node(node_id)}:cleanup")
+        pipe.execute()
+        return len(listed)
+
+    # -- sessions -----------------------------------------------------------------
+
+    def sign_in(
+        self,
+        user_id: str,
+        session_id: str,
+        platform: int,
+        token_id: str,
+        displaced_platforms: Iterable[int] | None,
+        new_token_entry: str | None,
+        now_ms: int,
+    ) -> list[tuple[str, str]]:
+        """Register a session; end those the policy displaces (None: all of them).
+
+        Returns (session id, node id) of each displaced session."""
+        displace = "*" if displaced_platforms is None else ",".join(map(str, displaced_platforms))
+        reply = self._scripts.run(
+            "session_sign_in",
+            [self._keys.user_tag(user_id)],
+            [session_id, platform, self.node_id, token_id, "1" if new_token_entry else "0",
+             new_token_entry or "", now_ms, displace],
+        )  # fmt: skip
+        pairs = [x.decode() if isinstance(x, bytes) else str(x) for x in reply]
+        displaced = list(zip(pairs[0::2], pairs[1::2], strict=True))
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.sadd(self._node_sessions(self.node_id), f"{user_id}\t{session_id}")
+        for other_session, node in displaced:
+            pipe.srem(self._node_sessions(node), f"{user_id}\t{other_session}")
+        pipe.execute()
+        return displaced
+
+    def restore(self, sessions: Sequence[tuple[str, str, int, str]]) -> None:
+        """Write presence again for (user, session, platform, token) held by this node,
+        after the node was given up while Redis was out of reach."""
+        pipe = self._redis.pipeline(transaction=False)
+        for user_id, session_id, platform, token_id in sessions:
+            value = f"{platform}:{self.node_id}:{token_id}"
+            pipe.hset(self._keys.presence(user_id), session_id, value)
+            pipe.sadd(self._node_sessions(self.node_id), f"{user_id}\t{session_id}")
+        pipe.execute()
 
     def session_offline(self, user_id: str, session_id: str) -> None:
-        self._redis.hdel(self._keys.presence(user_id), session_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hdel(self._keys.presence(user_id), session_id)
+        pipe.srem(self._node_sessions(self.node_id), f"{user_id}\t{session_id}")
+        pipe.execute()
+
+    def sessions(self, user_id: str) -> list[PresenceEntry]:
+        raw = cast(dict[bytes, bytes], self._redis.hgetall(self._keys.presence(user_id)))
+        return [_entry(k, v) for k, v in raw.items()]
+
+    def set_token(self, user_id: str, session_id: str, platform: int, token_id: str) -> None:
+        value = f"{platform}:{self.node_id}:{token_id}"
+        self._redis.hset(self._keys.presence(user_id), session_id, value)
+
+    def remove_sessions(self, user_id: str, sessions: Sequence[PresenceEntry]) -> None:
+        if not sessions:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hdel(self._keys.presence(user_id), *(s.session_id for s in sessions))
+        for s in sessions:
+            pipe.srem(self._node_sessions(s.node_id), f"{user_id}\t{s.session_id}")
+        pipe.execute()
+
+    def nodes_of(self, user_ids: Sequence[str]) -> set[str]:
+        """The nodes holding at least one session of these users."""
+        pipe = self._redis.pipeline(transaction=False)
+        for user_id in user_ids:
+            pipe.hvals(self._keys.presence(user_id))
+        return {value.decode().split(":", 2)[1] for values in pipe.execute() for value in values}
 
     def online_platforms(self, user_ids: Sequence[str]) -> dict[str, list[int]]:
         """Sorted online platforms of each user, counting only sessions on live nodes."""
@@ -39,19 +165,14 @@ class PresenceStore:
         for user_id in user_ids:
             pipe.hgetall(self._keys.presence(user_id))
         entries: list[dict[bytes, bytes]] = pipe.execute()
-        nodes = sorted(
-            {value.split(b":", 1)[1] for sessions in entries for value in sessions.values()}
-        )
-        alive: set[bytes] = set()
-        if nodes:
-            flags = self._redis.mget([self._keys.node(n.decode()) for n in nodes])
-            alive = {node for node, flag in zip(nodes, flags, strict=True) if flag is not None}
-        result: dict[str, list[int]] = {}
-        for user_id, sessions in zip(user_ids, entries, strict=True):
-            platforms = {
-                int(value.split(b":", 1)[0])
-                for value in sessions.values()
-                if value.split(b":", 1)[1] in alive
-            }
-            result[user_id] = sorted(platforms)
-        return result
+        live = set(self.live_nodes())
+        return {
+            user_id: sorted(
+                {
+                    e.platform
+                    for e in (_entry(k, v) for k, v in sessions.items())
+                    if e.node_id in live
+                }
+            )
+            for user_id, sessions in zip(user_ids, entries, strict=True)
+        }

@@ -76,6 +76,43 @@ CLIENT_SAMPLES: list[m.ClientMessage] = [
     m.SetConversations(rid=34, conversation_ids=["si_alice_bob"], pinned=True, recv_opt=2),
     m.HideConversation(rid=35, conversation_id="si_alice_bob"),
     m.SyncConversations(rid=36, version_id="v", version=3),
+    m.CreateGroup(
+        rid=37,
+        group_id="team",
+        name="Team",
+        face_url="https://x/t.png",
+        intro="about",
+        notification="hi",
+        ex="{}",
+        join_policy="direct",
+        member_user_ids=["bob"],
+        admin_user_ids=["carol"],
+    ),
+    m.SetGroupInfo(rid=38, group_id="team", name="T", notification="n", join_policy="invite_only"),
+    m.DismissGroup(rid=39, group_id="team"),
+    m.ApplyJoinGroup(rid=40, group_id="team", message="hi"),
+    m.RespondGroupApplication(rid=41, group_id="team", user_id="dave", accept=True, message="ok"),
+    m.InviteToGroup(rid=42, group_id="team", user_ids=["dave"], message="join"),
+    m.KickGroupMembers(rid=43, group_id="team", user_ids=["bob"], reason="spam"),
+    m.QuitGroup(rid=44, group_id="team"),
+    m.TransferGroupOwner(rid=45, group_id="team", new_owner_user_id="carol"),
+    m.SetGroupMemberRole(rid=46, group_id="team", user_id="bob", role_level=60),
+    m.SetGroupMemberInfo(rid=47, group_id="team", user_id="bob", nickname="B", ex="x"),
+    m.MuteGroupMember(rid=48, group_id="team", user_id="bob", seconds=60),
+    m.UnmuteGroupMember(rid=49, group_id="team", user_id="bob"),
+    m.MuteGroup(rid=50, group_id="team"),
+    m.UnmuteGroup(rid=51, group_id="team"),
+    m.GetGroupMembers(rid=52, group_id="team", roles=[100, 60], offset=1, limit=5),
+    m.GetGroupMembersById(rid=53, group_id="team", user_ids=["bob"]),
+    m.SyncGroupMembers(rid=54, group_id="team", version_id="v", version=2),
+    m.GetGroupMemberIds(rid=55, group_id="team"),
+    m.GetGroupsInfo(rid=56, group_ids=["team", "other"]),
+    m.GetJoinedGroups(rid=57, offset=2, limit=3),
+    m.SyncJoinedGroups(rid=58, version_id="v", version=4),
+    m.GetJoinedGroupIds(rid=59),
+    m.SyncGroupMembersBatch(rid=60, groups=[m.GroupVersion(group_id="team", version_id="v")]),
+    m.GetMyGroupApplications(rid=61, offset=1, limit=2),
+    m.GetGroupApplications(rid=62, offset=3, limit=4),
 ]
 
 FRIEND = m.FriendInfo(user_id="bob", remark="Bobby", ex="", created_at=1_700_000_000_000)
@@ -102,6 +139,47 @@ CHAT_MESSAGE = m.ChatMessage(
 CONVERSATION = m.ConversationInfo(
     conversation_id="si_alice_bob", session_type=m.SINGLE_CHAT, peer_user_id="bob", pinned=True
 )
+GROUP = m.GroupInfo(
+    group_id="team",
+    name="Team",
+    face_url="",
+    intro="",
+    notification="hi",
+    ex="",
+    owner_user_id="alice",
+    creator_user_id="alice",
+    join_policy="approval",
+    status="active",
+    mute_all=False,
+    member_count=3,
+    created_at=1_700_000_000_000,
+    notification_updated_at=1_700_000_000_000,
+    notification_user_id="alice",
+)
+GROUP_MEMBER = m.GroupMember(
+    group_id="team",
+    user_id="bob",
+    role_level=20,
+    nickname="B",
+    face_url="",
+    ex="",
+    joined_at=1_700_000_000_000,
+    join_source=2,
+    inviter_user_id="alice",
+    muted_until=0,
+)
+GROUP_APPLICATION = m.GroupApplication(
+    group_id="team",
+    user_id="dave",
+    inviter_user_id="",
+    message="hi",
+    state=0,
+    handler_user_id="",
+    handle_message="",
+    created_at=1_700_000_000_000,
+    handled_at=0,
+)
+JOINED = m.JoinedGroup(group=GROUP, role_level=20, joined_at=1_700_000_000_000)
 NOTIFICATION = m.Notification(
     seq=3,
     type=m.NotificationType.FRIEND_ADDED,
@@ -184,7 +262,46 @@ SERVER_SAMPLES: list[m.ServerMessage] = [
     m.ReadReceipt(conversation_id="si_alice_bob", reader_user_id="bob", has_read_seq=5),
     m.ReadStateChanged(conversation_id="si_alice_bob", has_read_seq=5, min_seq=0),
     m.ConversationChanged(conversations=[CONVERSATION]),
-]
+    m.Groups(rid=22, items=[GROUP], not_found=["other"]),
+    m.JoinGroupResult(rid=23, joined=False),
+    m.InviteResult(rid=24, joined=["dave"], applied=["erin"]),
+    m.GroupMembers(rid=25, items=[GROUP_MEMBER], total=3),
+    m.GroupMemberSync(
+        rid=26, group_id="team", kind="incremental", version_id="v", version=3,
+        inserts=[GROUP_MEMBER], deletes=["carol"],
+    ),
+    m.GroupMemberSyncs(
+        rid=27,
+        items=[m.GroupMemberChanges(group_id="team", kind="full", version_id="v", version=3,
+                                    inserts=[GROUP_MEMBER])],
+        not_member=["other"],
+    ),
+    m.GroupMemberIds(rid=28, group_id="team", user_ids=["alice", "bob"], version_id="v", version=3),
+    m.JoinedGroups(rid=29, items=[JOINED], total=1),
+    m.JoinedGroupSync(rid=30, kind="incremental", version_id="v", version=2, updates=[JOINED]),
+    m.JoinedGroupIds(rid=31, group_ids=["team"], version_id="v", version=2),
+    m.GroupApplications(rid=32, items=[GROUP_APPLICATION], total=1),
+    m.Notification(
+        seq=4, type=m.NotificationType.GROUP_OWNER_TRANSFERRED, send_time=1,
+        detail=m.GroupOwnerDetail(
+            group=GROUP, op_user_id="alice", old_owner=GROUP_MEMBER, new_owner=GROUP_MEMBER
+        ),
+    ),
+    m.Notifications(
+        rid=33,
+        items=[
+            m.Notification(seq=5, type=1501, send_time=1,
+                           detail=m.GroupDetail(group=GROUP, op_user_id="alice")),
+            m.Notification(seq=6, type=1509, send_time=1,
+                           detail=m.GroupMembersDetail(group=GROUP, op_user_id="alice",
+                                                       members=[GROUP_MEMBER])),
+            m.Notification(seq=7, type=1503, send_time=1,
+                           detail=m.GroupApplicationDetail(group=GROUP,
+                                                           application=GROUP_APPLICATION)),
+        ],
+        max_seq=7, min_seq=1, is_end=True,
+    ),
+]  # fmt: skip
 
 CLIENT_TAGS = {
     m.Ping: "ping",
@@ -224,6 +341,32 @@ CLIENT_TAGS = {
     m.SetConversations: "set_conversations",
     m.HideConversation: "hide_conversation",
     m.SyncConversations: "sync_conversations",
+    m.CreateGroup: "create_group",
+    m.SetGroupInfo: "set_group_info",
+    m.DismissGroup: "dismiss_group",
+    m.ApplyJoinGroup: "apply_join_group",
+    m.RespondGroupApplication: "respond_group_application",
+    m.InviteToGroup: "invite_to_group",
+    m.KickGroupMembers: "kick_group_members",
+    m.QuitGroup: "quit_group",
+    m.TransferGroupOwner: "transfer_group_owner",
+    m.SetGroupMemberRole: "set_group_member_role",
+    m.SetGroupMemberInfo: "set_group_member_info",
+    m.MuteGroupMember: "mute_group_member",
+    m.UnmuteGroupMember: "unmute_group_member",
+    m.MuteGroup: "mute_group",
+    m.UnmuteGroup: "unmute_group",
+    m.GetGroupMembers: "get_group_members",
+    m.GetGroupMembersById: "get_group_members_by_id",
+    m.SyncGroupMembers: "sync_group_members",
+    m.GetGroupMemberIds: "get_group_member_ids",
+    m.GetGroupsInfo: "get_groups_info",
+    m.GetJoinedGroups: "get_joined_groups",
+    m.SyncJoinedGroups: "sync_joined_groups",
+    m.GetJoinedGroupIds: "get_joined_group_ids",
+    m.SyncGroupMembersBatch: "sync_group_members_batch",
+    m.GetMyGroupApplications: "get_my_group_applications",
+    m.GetGroupApplications: "get_group_applications",
 }
 
 SERVER_TAGS = {
@@ -257,6 +400,17 @@ SERVER_TAGS = {
     m.ReadReceipt: "read_receipt",
     m.ReadStateChanged: "read_state",
     m.ConversationChanged: "conversation_changed",
+    m.Groups: "groups",
+    m.JoinGroupResult: "join_group_result",
+    m.InviteResult: "invite_result",
+    m.GroupMembers: "group_members",
+    m.GroupMemberSync: "group_member_sync",
+    m.GroupMemberSyncs: "group_member_syncs",
+    m.GroupMemberIds: "group_member_ids",
+    m.JoinedGroups: "joined_groups",
+    m.JoinedGroupSync: "joined_group_sync",
+    m.JoinedGroupIds: "joined_group_ids",
+    m.GroupApplications: "group_applications",
 }
 
 VALID_REGISTER: dict[str, Any] = {
@@ -757,6 +911,7 @@ AUTH_ERRORS = {
     ErrorCode.USER_NOT_FOUND,
 }
 RELATION_ERRORS = {c for c in ErrorCode if 3000 <= c <= 3999}
+GROUP_ERRORS = {c for c in ErrorCode if 4000 <= c <= 4999}
 MESSAGE_ERRORS = {c for c in ErrorCode if 5000 <= c <= 5999}
 SERVER_ERRORS = {ErrorCode.INTERNAL, ErrorCode.UNAVAILABLE}
 
@@ -768,7 +923,12 @@ def test_error_codes_are_unique() -> None:
 def test_every_error_code_is_classified() -> None:
     assert (
         set(ErrorCode)
-        == REQUEST_ERRORS | AUTH_ERRORS | RELATION_ERRORS | MESSAGE_ERRORS | SERVER_ERRORS
+        == REQUEST_ERRORS
+        | AUTH_ERRORS
+        | RELATION_ERRORS
+        | GROUP_ERRORS
+        | MESSAGE_ERRORS
+        | SERVER_ERRORS
     )
 
 

@@ -1,0 +1,227 @@
+"""The group actor: one pykka thread per active group, owning the group's info,
+members, roles, mutes and member-list version.
+
+Every command about one group is routed here (see :data:`ROUTED`), so the
+group's commands are serialized. Each command runs in the actor's thread:
+
+1. :meth:`GroupActor.refresh` compares the stored revision with the one held
+   and reloads the state if another node changed the group (or on first use);
+2. the handler checks the request against :attr:`GroupActor.state` and builds
+   a :class:`actors.group_state.Change`;
+3. :meth:`GroupActor.commit` stores it in one Lua step (which also checks the
+   revision: a stale copy raises ``StaleGroup``, and the command is run again
+   on a fresh copy), then updates :attr:`GroupActor.state` and pushes the stored
+   notifications to every local device of their recipients except the session
+   that sent the command.
+
+Handlers come from command-group classes, constructed as
+``cls(group_id, services, actor)`` with a ``handlers()`` table; further ones (e.g.
+group messages) are passed in with ``command_groups``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import pykka
+
+from actors.group_admin import GroupAdminCommands
+from actors.group_joins import GroupJoinCommands
+from actors.group_members import GroupMemberCommands
+from actors.group_state import ACTIVE, Change, GroupState
+from actors.messages import Command
+from actors.notify import push_stored
+from actors.services import NodeServices
+from actors.supervisor import StoppedNotice
+from actors.user import error_frame
+from protocol import messages as m
+from protocol.codec import encode_server_message
+from protocol.errors import ErrorCode, ProtocolError
+from storage.groups import GroupRefused, StaleGroup, StepResult
+
+log = logging.getLogger(__name__)
+
+KIND = "group"
+ATTEMPTS = 8
+"""Times a command is run on a fresh copy when its step finds the group changed."""
+
+Handler = Callable[[Command], m.Reply | None]
+
+ROUTED: tuple[type[m.Request], ...] = (
+    m.CreateGroup,
+    m.SetGroupInfo,
+    m.DismissGroup,
+    m.ApplyJoinGroup,
+    m.RespondGroupApplication,
+    m.InviteToGroup,
+    m.KickGroupMembers,
+    m.QuitGroup,
+    m.TransferGroupOwner,
+    m.SetGroupMemberRole,
+    m.SetGroupMemberInfo,
+    m.MuteGroupMember,
+    m.UnmuteGroupMember,
+    m.MuteGroup,
+    m.UnmuteGroup,
+    m.GetGroupMembers,
+    m.GetGroupMembersById,
+    m.SyncGroupMembers,
+    m.GetGroupMemberIds,
+)
+"""The commands the group's actor owns; ``actors.routing`` sends them by :func:`group_id_of`."""
+
+
+def new_group_id() -> str:
+    return secrets.token_hex(8)
+
+
+def group_id_of(request: Any) -> str:
+    """The group a command is about. ``create_group`` without an id gets a new one here,
+    so the new group's own actor creates it."""
+    if isinstance(request, m.CreateGroup):
+        return request.group_id or new_group_id()
+    group_id: str = request.group_id
+    return group_id
+
+
+class GroupCommandGroup(Protocol):
+    """A set of group commands kept in its own module (group messages, ...)."""
+
+    def __init__(self, group_id: str, services: NodeServices, actor: GroupActor) -> None: ...
+
+    def handlers(self) -> dict[type[m.Request], Handler]: ...
+
+
+class GroupActor(pykka.ThreadingActor):
+    """Owns one group. Created by the supervisor; all methods run in this actor's thread."""
+
+    def __init__(
+        self,
+        group_id: str,
+        services: NodeServices,
+        stopped: StoppedNotice,
+        command_groups: Sequence[type[GroupCommandGroup]] = (),
+    ) -> None:
+        super().__init__()
+        self.group_id = group_id
+        self.services = services
+        self._store = services.storage.groups
+        self._stopped = stopped
+        self.state: GroupState | None = None
+        """The group as of ``state.rev``; ``None`` while it does not exist."""
+        self._loaded = False
+        self._handlers: dict[type[m.Request], Handler] = {}
+        builtin: list[type[GroupCommandGroup]] = [
+            GroupAdminCommands,
+            GroupJoinCommands,
+            GroupMemberCommands,
+        ]
+        for command_group in (*builtin, *command_groups):
+            self._handlers.update(command_group(group_id, services, self).handlers())
+
+    @classmethod
+    def factory(
+        cls, services: NodeServices, command_groups: Sequence[type[GroupCommandGroup]] = ()
+    ) -> Any:
+        """Starts the actor of a group id; ``command_groups`` add further commands."""
+
+        def start(group_id: str, stopped: StoppedNotice) -> pykka.ActorRef[Any]:
+            return cls.start(group_id, services, stopped, command_groups)
+
+        return start
+
+    # -- pykka hooks (actor thread) ------------------------------------------
+
+    def on_stop(self) -> None:
+        self._stopped(self.actor_urn)
+
+    def on_failure(self, *_exc: object) -> None:
+        self._stopped(self.actor_urn)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Command):
+            self._handle_command(message)
+        else:
+            log.error("group actor %s: unexpected message %r", self.group_id, message)
+        return None
+
+    # -- dispatch (actor thread) -----------------------------------------------
+
+    def _handle_command(self, command: Command) -> None:
+        request = command.request
+        outbox = command.session.outbox
+        try:
+            handler = self._handlers.get(type(request))
+            if handler is None:
+                raise ProtocolError(
+                    ErrorCode.UNKNOWN_COMMAND, f"{type(request).__name__} is not for group actors"
+                )
+            reply = self._run(handler, command)
+        except ProtocolError as exc:
+            outbox.reply(error_frame(request.rid, exc.code, exc.message))
+        except Exception:
+            # Restart from the stored state: drop the copy, reload on next use.
+            log.exception("group actor %s failed on %s", self.group_id, type(request).__name__)
+            self._loaded = False
+            self.state = None
+            outbox.reply(error_frame(request.rid, ErrorCode.INTERNAL, "internal server error"))
+        else:
+            if reply is not None:
+                outbox.reply(encode_server_message(reply))
+
+    def _run(self, handler: Handler, command: Command) -> m.Reply | None:
+        for _ in range(ATTEMPTS):
+            self.refresh()
+            try:
+                return handler(command)
+            except StaleGroup:
+                self._loaded = False
+        raise ProtocolError(ErrorCode.UNAVAILABLE, "the group kept changing; try again")
+
+    def refresh(self) -> None:
+        """Load the state on first use, and again whenever the stored revision differs
+        from the one held (another node changed the group)."""
+        held = self.state.rev if self.state is not None else 0
+        if self._loaded and self._store.revision(self.group_id) == held:
+            return
+        loaded = self._store.load(self.group_id)
+        self.state = (
+            None
+            if loaded is None
+            else GroupState(self.group_id, loaded.info, loaded.members, loaded.rev)
+        )
+        self._loaded = True
+
+    def require_state(self) -> GroupState:
+        """The group's state; a typed error if it does not exist or was dismissed."""
+        state = self.state
+        if state is None:
+            raise ProtocolError(ErrorCode.GROUP_NOT_FOUND, f"no group {self.group_id!r}")
+        if state.status != ACTIVE:
+            raise ProtocolError(ErrorCode.GROUP_DISMISSED, "this group has been dismissed")
+        return state
+
+    def commit(self, change: Change, command: Command) -> StepResult:
+        """Store ``change``, then update the state and push its notifications."""
+        step = change.step
+        try:
+            result = self._store.run(step)
+        except GroupRefused as exc:
+            if exc.reason == "USER_NOT_FOUND":
+                raise ProtocolError(ErrorCode.USER_NOT_FOUND, f"no user {exc.user_id!r}") from None
+            raise ProtocolError(ErrorCode.GROUP_EXISTS, f"group {self.group_id!r} exists") from None
+        state = self.state
+        info = step.info if step.info is not None else (state.info if state else None)
+        assert info is not None, "a new group's step must write its info"
+        members = dict(state.members) if state is not None else {}
+        for user_id in step.member_deletes:
+            members.pop(user_id, None)
+        members.update(step.member_puts)
+        self.state = GroupState(self.group_id, info, members, result.rev)
+        hub = self.services.hub
+        for (kind, detail), recipients in zip(change.notes, result.seqs, strict=True):
+            push_stored(hub, kind, detail, change.now, recipients, command.session.session_id)
+        return result

@@ -1,0 +1,143 @@
+"""Load tests and benchmarks of a Parley server.
+
+    python bench/load.py SCENARIO [options]
+    python bench/load.py connect --clients 5000 --json
+    python bench/load.py sync --friends 5000 --changes 10 --json
+
+Without ``--url`` the bench starts its own server (``server.py serve`` with an
+embedded Redis and default settings) and stops it afterwards. It prints a
+progress bar on stderr, a human-readable summary on stdout and, with
+``--json``, one JSON object as the last line of stdout. Exit status: 0 when the
+run had no failures, 1 when some requests failed, 2 on bad usage or a harness
+error, 3 for a scenario that cannot run yet (needs messaging).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+# Run as a script: make the repository importable (bench, protocol, storage, ...).
+_REPO = str(Path(__file__).resolve().parent.parent)
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = _REPO
+elif _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
+
+from bench import target as targets  # noqa: E402
+from bench.scenarios import SCENARIOS, NeedsMessaging, Scenario  # noqa: E402
+from bench.summary import emit  # noqa: E402
+from bench.workers import WorkerFailed  # noqa: E402
+
+EXIT_FAILURES = 1
+EXIT_ERROR = 2
+EXIT_NOT_AVAILABLE = 3
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("common options")
+    group.add_argument("--json", action="store_true", help="print the result as JSON last")
+    group.add_argument("--save", metavar="PATH", help="also write the JSON result to PATH")
+    group.add_argument("--url", help="test this server instead of starting one")
+    group.add_argument(
+        "--redis-url", help="the --url server's Redis, for fast set-up written straight to it"
+    )
+    group.add_argument("--prefix", default="parley:", help="the --url server's Redis key prefix")
+    group.add_argument(
+        "--server-pid", type=int, help="pid of the --url server, to measure its CPU and memory"
+    )
+    group.add_argument(
+        "--rate", type=float, help="open loop: start this many operations per second in total"
+    )
+    group.add_argument(
+        "--concurrency",
+        type=int,
+        default=256,
+        help="closed loop: operations in flight, over all client processes (default 256)",
+    )
+    group.add_argument(
+        "--duration", type=float, default=20.0, help="seconds of the steady phase (idle hold)"
+    )
+    group.add_argument(
+        "--procs",
+        type=int,
+        default=4,
+        help="client processes (each one trio loop with many sessions)",
+    )
+    group.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, s")
+    group.add_argument(
+        "--set",
+        dest="server_settings",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="setting for the server started here (repeatable)",
+    )
+    return common
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="bench/load.py",
+        description=(__doc__ or "").splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = top.add_subparsers(dest="scenario", required=True, metavar="SCENARIO")
+    common = _common_options()
+    for scenario in SCENARIOS.values():
+        sub = commands.add_parser(
+            scenario.name, parents=[common], help=scenario.summary, description=scenario.summary
+        )
+        scenario.add_arguments(sub)
+    return top
+
+
+def _target(args: argparse.Namespace, scenario: Scenario) -> targets.Target:
+    if args.url:
+        if scenario.needs_redis and not args.redis_url:
+            raise targets.TargetError(f"{scenario.name} with --url needs --redis-url for set-up")
+        return targets.external(args.url, args.redis_url, args.prefix, args.server_pid)
+    print("starting the server ...", file=sys.stderr, flush=True)
+    return targets.start_server(args.server_settings)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    scenario = SCENARIOS[args.scenario]
+    if not scenario.available:
+        try:
+            scenario.run(args, targets.external("", None, "", None))
+        except NeedsMessaging as exc:
+            print(f"{scenario.name}: needs messaging: {exc}", file=sys.stderr)
+        return EXIT_NOT_AVAILABLE
+    open_files = targets.raise_open_file_limit()
+    target: targets.Target | None = None
+    try:
+        target = _target(args, scenario)
+        print(f"server: {target.url} (open-file limit here {open_files})", file=sys.stderr)
+        result = scenario.run(args, target)
+        if not target.alive():
+            result["failures"] = (result.get("failures") or 0) + 1
+            result.setdefault("notes", []).append("the server exited during the run")
+    except (targets.TargetError, WorkerFailed, RuntimeError, OSError) as exc:
+        print(f"bench: {scenario.name} failed: {exc}", file=sys.stderr)
+        if target is not None and target.log_tail():
+            print(f"server log (last lines):\n{target.log_tail()}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        if target is not None:
+            target.stop()
+    argv_used = sys.argv[1:] if argv is None else list(argv)
+    result["command"] = shlex.join(["python", "bench/load.py", *argv_used])
+    result["nproc"] = os.cpu_count()
+    emit(result, args.json, args.save)
+    return EXIT_FAILURES if result.get("failures") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
