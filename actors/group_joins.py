@@ -91,10 +91,11 @@ class GroupJoinCommands(GroupCommands):
         )
 
     def _application_detail(
-        self, state: GroupState, record: GroupApplicationRecord
+        self, state: GroupState, record: GroupApplicationRecord, joined: int = 0
     ) -> m.GroupApplicationDetail:
         return m.GroupApplicationDetail(
-            group=state.info_record(), application=application_info(record)
+            group=group_info(state.info, len(state.members) + joined),
+            application=application_info(record),
         )
 
     # -- commands -----------------------------------------------------------------------
@@ -169,7 +170,7 @@ class GroupJoinCommands(GroupCommands):
         )
         change.step.put_application(handled)
         change.notify(
-            N.GROUP_APPLICATION_ACCEPTED, self._application_detail(state, handled), concerned
+            N.GROUP_APPLICATION_ACCEPTED, self._application_detail(state, handled, 1), concerned
         )
         everyone = [*state.member_ids(), handled.user_id]
         detail = self._members_detail(state, len(everyone), actor, records)

@@ -143,6 +143,7 @@ class GroupStep:
     group_id: str
     expected_rev: int | None
     users: list[str] = field(default_factory=list)
+    _index: dict[str, int] = field(default_factory=dict)
     checks: list[Any] = field(default_factory=list)
     ops: list[Any] = field(default_factory=list)
     recipients: list[list[str]] = field(default_factory=list)
@@ -153,11 +154,11 @@ class GroupStep:
 
     def _key(self, user_id: str) -> int:
         """The user's index in KEYS (1 is the group)."""
-        try:
-            return self.users.index(user_id) + 2
-        except ValueError:
+        index = self._index.get(user_id)
+        if index is None:
             self.users.append(user_id)
-            return len(self.users) + 1
+            index = self._index[user_id] = len(self.users) + 1
+        return index
 
     def join_seq(self, index: int) -> int:
         """The ``join_seq`` of the ``index``-th member joining in this step: the group's

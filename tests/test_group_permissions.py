@@ -196,7 +196,7 @@ async def test_role_by_action(node: RunningNode, connect: Connect) -> None:
         )
         if case.action == "unmute":
             assert case.target is not None
-            if case.target != "outsider" and case.target != "owner":
+            if case.target not in ("outsider", "owner"):
                 await owner.mute_group_member(group_id, case.target, 600)
         if case.action == "unmute_all":
             await owner.mute_group(group_id)

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import pytest
 import redis
 import trio
@@ -187,7 +188,11 @@ class TestCreate:
         assert (info.name, info.intro, info.notification, info.ex) == (
             "Team", "about", "welcome", '{"k":1}'
         )  # fmt: skip
-        assert (info.owner_user_id, info.creator_user_id, info.member_count) == ("alice", "alice", 3)
+        assert (info.owner_user_id, info.creator_user_id, info.member_count) == (
+            "alice",
+            "alice",
+            3,
+        )
         assert (info.join_policy, info.status, info.mute_all) == ("direct", "active", False)
         assert info.notification_user_id == "alice" and info.notification_updated_at > 0
         for device in (alice.desktop, *bob.devices, *carol.devices):
@@ -253,7 +258,10 @@ class TestInfo:
             ({"notification": "read me"}, [N.GROUP_ANNOUNCEMENT_SET]),
             ({"intro": "we", "face_url": "f"}, [N.GROUP_INFO_SET]),
             ({"name": "Team 3", "intro": "us"}, [N.GROUP_INFO_SET]),
-            ({"name": "Team 4", "notification": "new"}, [N.GROUP_ANNOUNCEMENT_SET, N.GROUP_NAME_SET]),
+            (
+                {"name": "Team 4", "notification": "new"},
+                [N.GROUP_ANNOUNCEMENT_SET, N.GROUP_NAME_SET],
+            ),
             ({"join_policy": "direct", "ex": "x"}, [N.GROUP_INFO_SET]),
             ({"name": "Team 4"}, []),
         ]
@@ -276,10 +284,16 @@ class TestInfo:
     ) -> None:
         t = await Team.start(node, connect)
         async with unchanged(redis_client, prefix):
-            await expect_error(ErrorCode.PERMISSION_DENIED, t.bob.phone.set_group_info("team", name="b"))
-            await expect_error(ErrorCode.NOT_GROUP_MEMBER, t.dave.phone.set_group_info("team", name="d"))
+            await expect_error(
+                ErrorCode.PERMISSION_DENIED, t.bob.phone.set_group_info("team", name="b")
+            )
+            await expect_error(
+                ErrorCode.NOT_GROUP_MEMBER, t.dave.phone.set_group_info("team", name="d")
+            )
             await expect_error(ErrorCode.INVALID_FIELD, t.alice.phone.set_group_info("team"))
-            await expect_error(ErrorCode.GROUP_NOT_FOUND, t.alice.phone.set_group_info("x", name="x"))
+            await expect_error(
+                ErrorCode.GROUP_NOT_FOUND, t.alice.phone.set_group_info("x", name="x")
+            )
             await expect_error(
                 ErrorCode.INVALID_FIELD, t.alice.phone.set_group_info("team", intro="x" * 4097)
             )
@@ -522,8 +536,14 @@ class TestMembers:
             [note] = await notes(device)
             assert note.type == N.GROUP_OWNER_TRANSFERRED
             assert isinstance(note.detail, m.GroupOwnerDetail)
-            assert (note.detail.old_owner.user_id, note.detail.old_owner.role_level) == ("alice", 20)
-            assert (note.detail.new_owner.user_id, note.detail.new_owner.role_level) == ("carol", 100)
+            assert (note.detail.old_owner.user_id, note.detail.old_owner.role_level) == (
+                "alice",
+                20,
+            )
+            assert (note.detail.new_owner.user_id, note.detail.new_owner.role_level) == (
+                "carol",
+                100,
+            )
             assert note.detail.group.owner_user_id == "carol"
         assert await notes(t.bob.phone) == []
         await t.alice.phone.quit_group("team")
@@ -533,17 +553,18 @@ class TestMembers:
 
     async def test_roles_member_info_and_mutes(self, node: RunningNode, connect: Connect) -> None:
         t = await Team.start(node, connect)
-        alice, bob, carol = t.alice.phone, t.bob.phone, t.carol.phone
+        a, b, c = t.alice.phone, t.bob.phone, t.carol.phone
+        info_set = N.GROUP_MEMBER_INFO_SET
         steps: list[tuple[ParleyClient, Callable[[], Awaitable[object]], int]] = [
-            (alice, lambda: alice.set_group_member_role("team", "bob", 60), N.GROUP_MEMBER_SET_ADMIN),
-            (alice, lambda: alice.set_group_member_role("team", "bob", 20), N.GROUP_MEMBER_SET_ORDINARY),
-            (bob, lambda: bob.set_group_member_info("team", "bob", nickname="B"), N.GROUP_MEMBER_INFO_SET),
-            (carol, lambda: carol.set_group_member_info("team", "bob", ex="x"), N.GROUP_MEMBER_INFO_SET),
-            (carol, lambda: carol.mute_group_member("team", "bob", 60), N.GROUP_MEMBER_MUTED),
-            (carol, lambda: carol.unmute_group_member("team", "bob"), N.GROUP_MEMBER_UNMUTED),
-            (alice, lambda: alice.mute_group_member("team", "carol", 30), N.GROUP_MEMBER_MUTED),
-            (carol, lambda: carol.mute_group("team"), N.GROUP_MUTED),
-            (alice, lambda: alice.unmute_group("team"), N.GROUP_UNMUTED),
+            (a, lambda: a.set_group_member_role("team", "bob", 60), N.GROUP_MEMBER_SET_ADMIN),
+            (a, lambda: a.set_group_member_role("team", "bob", 20), N.GROUP_MEMBER_SET_ORDINARY),
+            (b, lambda: b.set_group_member_info("team", "bob", nickname="B"), info_set),
+            (c, lambda: c.set_group_member_info("team", "bob", ex="x"), info_set),
+            (c, lambda: c.mute_group_member("team", "bob", 60), N.GROUP_MEMBER_MUTED),
+            (c, lambda: c.unmute_group_member("team", "bob"), N.GROUP_MEMBER_UNMUTED),
+            (a, lambda: a.mute_group_member("team", "carol", 30), N.GROUP_MEMBER_MUTED),
+            (c, lambda: c.mute_group("team"), N.GROUP_MUTED),
+            (a, lambda: a.unmute_group("team"), N.GROUP_UNMUTED),
         ]  # fmt: skip
         for acting, call, kind in steps:
             await call()
@@ -596,7 +617,7 @@ class TestSync:
     async def test_offline_member_catches_up_with_sync_and_pull(
         self, node: RunningNode, connect: Connect
     ) -> None:
-        alice, carol = await users(node, connect, "alice", "carol")
+        alice, _carol = await users(node, connect, "alice", "carol")
         await offline_user(node, connect, "bob")
         await alice.phone.create_group("a", group_id="ga", member_user_ids=["bob", "carol"])
         await alice.phone.create_group("b", group_id="gb", member_user_ids=["bob"])
@@ -707,7 +728,9 @@ async def test_size_limit(
     await dave.phone.apply_join_group("a")
     await alice.phone.respond_group_application("a", "carol", True)
     async with unchanged(redis_client, prefix):
-        await expect_error(ErrorCode.GROUP_FULL, alice.phone.invite_to_group("d", ["carol", "dave"]))
+        await expect_error(
+            ErrorCode.GROUP_FULL, alice.phone.invite_to_group("d", ["carol", "dave"])
+        )
         await expect_error(
             ErrorCode.GROUP_FULL, alice.phone.respond_group_application("a", "dave", True)
         )
@@ -754,7 +777,7 @@ async def test_two_nodes_share_each_group(start_node: StartNode, connect: Connec
 
 async def test_groups_survive_a_restart(start_node: StartNode, connect: Connect) -> None:
     first = await start_node()
-    alice, bob = await users(first, connect, "alice", "bob")
+    alice, bob, dave = await users(first, connect, "alice", "bob", "dave")
     await offline_user(first, connect, "carol")
     await alice.phone.create_group(
         "g", group_id="g", notification="hi", member_user_ids=["bob"], admin_user_ids=["carol"]
@@ -762,8 +785,12 @@ async def test_groups_survive_a_restart(start_node: StartNode, connect: Connect)
     await alice.phone.mute_group("g")
     await alice.phone.mute_group_member("g", "bob", 3600)
     await bob.phone.set_group_member_info("g", "bob", nickname="bobby")
-    before = await alice.phone.get_group_members("g")
+    await dave.phone.apply_join_group("g", "me too")
+    await alice.phone.create_group("gone", group_id="gone")
+    await alice.phone.dismiss_group("gone")
+    members = (await alice.phone.get_group_members("g")).items
     versions = await alice.phone.get_group_member_ids("g")
+    joined = await alice.phone.get_joined_group_ids()
     await first.stop()
 
     second = await start_node()
@@ -771,13 +798,20 @@ async def test_groups_survive_a_restart(start_node: StartNode, connect: Connect)
     await again.login("alice", "password-1")
     [info] = (await again.get_groups_info(["g"])).items
     assert (info.mute_all, info.notification, info.member_count) == (True, "hi", 3)
-    assert (await again.get_group_members("g")).items == before.items
-    assert (await again.sync_group_members("g", versions.version_id, versions.version)).kind == (
-        "equal"
-    )
+    assert (await again.get_group_members("g")).items == members
+    synced = await again.sync_group_members("g", versions.version_id, versions.version)
+    assert synced.kind == "equal"
+    joined_now = await again.get_joined_group_ids()
+    assert (joined_now.group_ids, joined_now.version_id, joined_now.version) == (
+        ["g"], joined.version_id, joined.version
+    )  # fmt: skip
+    [pending] = (await again.get_group_applications()).items
+    assert (pending.user_id, pending.message, pending.state) == ("dave", "me too", 0)
+    await again.respond_group_application("g", "dave", True)
     await again.kick_group_members("g", ["bob"])
-    assert await member_ids(again, "g") == ["alice", "carol"]
-    assert (await again.pull_notifications()).max_seq >= 5
+    assert await member_ids(again, "g") == ["alice", "carol", "dave"]
+    await expect_error(ErrorCode.GROUP_DISMISSED, again.invite_to_group("gone", ["dave"]))
+    assert (await again.pull_notifications()).max_seq >= 8
 
 
 def test_send_refusal_reads_the_live_state() -> None:
@@ -797,10 +831,10 @@ def test_send_refusal_reads_the_live_state() -> None:
         None, None, None, ErrorCode.MEMBER_MUTED, ErrorCode.NOT_GROUP_MEMBER
     ]  # fmt: skip
     assert state.send_refusal("x", 5_000) is None
-    state.info = GroupRecord(*(getattr(info, f) for f in info.__struct_fields__[:10]), True, 1, 0, "")
+    state.info = msgspec.structs.replace(info, mute_all=True)
     assert [state.send_refusal(u, 1_000) for u in ("o", "a", "m")] == [
         None, None, ErrorCode.GROUP_MUTED
     ]  # fmt: skip
-    state.info = GroupRecord("g", "g", "", "", "", "", "o", "o", "approval", "dismissed", False, 1, 0, "")
+    state.info = msgspec.structs.replace(info, status="dismissed")
     assert state.send_refusal("o", 1_000) == ErrorCode.GROUP_DISMISSED
     assert state.managers() == ["o", "a"] and state.role_of("z") == 0

@@ -267,13 +267,21 @@ SERVER_SAMPLES: list[m.ServerMessage] = [
     m.InviteResult(rid=24, joined=["dave"], applied=["erin"]),
     m.GroupMembers(rid=25, items=[GROUP_MEMBER], total=3),
     m.GroupMemberSync(
-        rid=26, group_id="team", kind="incremental", version_id="v", version=3,
-        inserts=[GROUP_MEMBER], deletes=["carol"],
+        rid=26,
+        group_id="team",
+        kind="incremental",
+        version_id="v",
+        version=3,
+        inserts=[GROUP_MEMBER],
+        deletes=["carol"],
     ),
     m.GroupMemberSyncs(
         rid=27,
-        items=[m.GroupMemberChanges(group_id="team", kind="full", version_id="v", version=3,
-                                    inserts=[GROUP_MEMBER])],
+        items=[
+            m.GroupMemberChanges(
+                group_id="team", kind="full", version_id="v", version=3, inserts=[GROUP_MEMBER]
+            )
+        ],
         not_member=["other"],
     ),
     m.GroupMemberIds(rid=28, group_id="team", user_ids=["alice", "bob"], version_id="v", version=3),
@@ -282,7 +290,9 @@ SERVER_SAMPLES: list[m.ServerMessage] = [
     m.JoinedGroupIds(rid=31, group_ids=["team"], version_id="v", version=2),
     m.GroupApplications(rid=32, items=[GROUP_APPLICATION], total=1),
     m.Notification(
-        seq=4, type=m.NotificationType.GROUP_OWNER_TRANSFERRED, send_time=1,
+        seq=4,
+        type=m.NotificationType.GROUP_OWNER_TRANSFERRED,
+        send_time=1,
         detail=m.GroupOwnerDetail(
             group=GROUP, op_user_id="alice", old_owner=GROUP_MEMBER, new_owner=GROUP_MEMBER
         ),
@@ -290,18 +300,29 @@ SERVER_SAMPLES: list[m.ServerMessage] = [
     m.Notifications(
         rid=33,
         items=[
-            m.Notification(seq=5, type=1501, send_time=1,
-                           detail=m.GroupDetail(group=GROUP, op_user_id="alice")),
-            m.Notification(seq=6, type=1509, send_time=1,
-                           detail=m.GroupMembersDetail(group=GROUP, op_user_id="alice",
-                                                       members=[GROUP_MEMBER])),
-            m.Notification(seq=7, type=1503, send_time=1,
-                           detail=m.GroupApplicationDetail(group=GROUP,
-                                                           application=GROUP_APPLICATION)),
+            m.Notification(
+                seq=5, type=1501, send_time=1, detail=m.GroupDetail(group=GROUP, op_user_id="alice")
+            ),
+            m.Notification(
+                seq=6,
+                type=1509,
+                send_time=1,
+                detail=m.GroupMembersDetail(
+                    group=GROUP, op_user_id="alice", members=[GROUP_MEMBER]
+                ),
+            ),
+            m.Notification(
+                seq=7,
+                type=1503,
+                send_time=1,
+                detail=m.GroupApplicationDetail(group=GROUP, application=GROUP_APPLICATION),
+            ),
         ],
-        max_seq=7, min_seq=1, is_end=True,
+        max_seq=7,
+        min_seq=1,
+        is_end=True,
     ),
-]  # fmt: skip
+]
 
 CLIENT_TAGS = {
     m.Ping: "ping",
