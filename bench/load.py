@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,7 +67,7 @@ def _common_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--procs",
         type=int,
-        default=4,
+        default=2,
         help="client processes (each one trio loop with many sessions)",
     )
     group.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, s")
@@ -106,6 +107,23 @@ def _target(args: argparse.Namespace, scenario: Scenario) -> targets.Target:
     return targets.start_server(args.server_settings)
 
 
+def _source_commit() -> str | None:
+    """The commit of the tree the server ran from (``+`` when it has local changes)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=_REPO, capture_output=True, text=True,
+            timeout=10, check=False,
+        )  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=_REPO,
+            capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+    except OSError:
+        return None
+    commit = head.stdout.strip()
+    return f"{commit}+" if commit and dirty.stdout.strip() else commit or None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     scenario = SCENARIOS[args.scenario]
@@ -135,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv_used = sys.argv[1:] if argv is None else list(argv)
     result["command"] = shlex.join(["python", "bench/load.py", *argv_used])
     result["nproc"] = os.cpu_count()
+    result["server_commit"] = _source_commit()
     emit(result, args.json, args.save)
     return EXIT_FAILURES if result.get("failures") else 0
 

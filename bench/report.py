@@ -59,16 +59,16 @@ HEADLINES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 LATENCY_SERIES = (
-    ("connect", "", "token login (connect + handshake + login)"),
+    ("connect", "", "token login: connect + handshake + login, 256 in flight"),
     ("connect", "login_", "token_login request alone"),
     ("connect", "heartbeat_", "heartbeat ping while 5,000 idle"),
-    ("connect", "password_login_", "password login (argon2id)"),
+    ("connect", "password_login_", "password login (argon2id), 256 in flight"),
     ("sync", "incremental_", "incremental friend sync"),
     ("sync", "full_", "full friend sync"),
 )
 
 
-def machine() -> dict[str, str]:
+def machine(results: dict[str, dict[str, Any]]) -> dict[str, str]:
     model = "unknown"
     memory = "unknown"
     try:
@@ -88,7 +88,10 @@ def machine() -> dict[str, str]:
         "memory": memory,
         "Python": f"{platform.python_implementation()} {platform.python_version()}",
         "OS": platform.platform(),
-        "server commit": _git_commit(),
+        "server commit": ", ".join(
+            sorted({str(r["server_commit"]) for r in results.values() if r.get("server_commit")})
+        )
+        or _git_commit(),
     }
 
 
@@ -216,7 +219,7 @@ def render(results: dict[str, dict[str, Any]], plotted: bool, findings: str) -> 
         "",
         "| | |",
         "|---|---|",
-        *[f"| {k} | {v} |" for k, v in machine().items()],
+        *[f"| {k} | {v} |" for k, v in machine(results).items()],
         "",
         "Client processes run on the same machine and share its cores with the server "
         "and Redis; every figure is loopback traffic.",
