@@ -102,6 +102,7 @@ async def serve(
             group.KIND: GroupActor.factory(services, [GroupChatCommands]),
         }
         supervisor = Supervisor(token, actor_factories, settings.actors.idle_timeout)
+        cluster.attach_supervisor(supervisor)
         context = ConnectionContext(settings.session, supervisor, hub, signer, token)
         gateway = Gateway(context, node_id, settings.server.host, settings.server.port)
         async with trio.open_nursery() as sessions:

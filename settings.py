@@ -104,6 +104,8 @@ class GroupSettings:
 class ClusterSettings:
     node_timeout: int = 15
     """Seconds without a heartbeat after which a node counts as gone (beats every third)."""
+    lease_time: float = 10.0
+    """Seconds an entity's owner node holds its lease without using it."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,7 @@ _POSITIVE = {
     "groups.max_group_size",
     "messaging.max_content_bytes",
     "cluster.node_timeout",
+    "cluster.lease_time",
 }
 _NON_NEGATIVE = {
     "auth.login_failures_per_user",

@@ -151,6 +151,7 @@ class AccountCommands:
             self._displaced_platforms(claims.platform),
             entry,
             now_ms(),
+            self._services.cluster.node_of(session),
         )
         kicked = encode_server_message(
             m.Kicked(
@@ -206,7 +207,8 @@ class AccountCommands:
             self.user_id, claims.token_id, platform, claims.expires_at_ms, now_ms()
         )
         session_id = command.session.session_id
-        self._storage.presence.set_token(self.user_id, session_id, platform, claims.token_id)
+        node = self._services.cluster.node_of(command.session)
+        self._storage.presence.set_token(self.user_id, session_id, platform, claims.token_id, node)
         others = [
             s for s in self._storage.presence.sessions(self.user_id) if s.session_id != session_id
         ]

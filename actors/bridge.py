@@ -41,6 +41,21 @@ def call_in_trio(token: trio.lowlevel.TrioToken, fn: Callable[..., Any], *args: 
         log.debug("trio loop finished; dropped %r", fn)
 
 
+class Outbox(Protocol):
+    """Where an actor sends what is for one session. Safe to call from any thread."""
+
+    @property
+    def session_id(self) -> str: ...
+
+    def reply(self, frame: bytes, ends_sign_in: bool = False) -> None: ...
+
+    def push(self, frame: bytes) -> None: ...
+
+    def signed_in(self, user_id: str, platform: int, token_id: str, frame: bytes) -> None: ...
+
+    def close(self, code: int, reason: str, last_frame: bytes | None = None) -> None: ...
+
+
 @dataclass(frozen=True, eq=False)
 class SessionOutbox:
     """Thread-safe handle to one session's outbound queue, held by actors."""

@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -27,10 +28,14 @@ import redis
 import trio
 
 from actors.bridge import call_in_trio
+from actors.messages import Command, SessionRef
+from protocol.codec import ServerCodec
+from protocol.errors import ProtocolError
 from storage import Storage
 
 if TYPE_CHECKING:
     from actors.hub import Hub
+    from actors.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +57,74 @@ class CloseSession(msgspec.Struct, frozen=True, tag="close", array_like=True):
     last_frame: bytes | None
 
 
-Envelope = Deliver | CloseSession
+class Forward(msgspec.Struct, frozen=True, tag="forward", array_like=True):
+    """A command for an entity owned by the receiving node."""
+
+    kind: str
+    entity_id: str
+    request: bytes
+    session_id: str
+    address: str
+    origin: str
+    user_id: str | None
+    platform: int | None
+    hops: int
+
+
+class SessionReply(msgspec.Struct, frozen=True, tag="reply", array_like=True):
+    session_id: str
+    frame: bytes
+    ends_sign_in: bool
+
+
+class SessionPush(msgspec.Struct, frozen=True, tag="push", array_like=True):
+    session_id: str
+    frame: bytes
+
+
+class SessionSignedIn(msgspec.Struct, frozen=True, tag="signed_in", array_like=True):
+    session_id: str
+    user_id: str
+    platform: int
+    token_id: str
+    frame: bytes
+
+
+class Membership(msgspec.Struct, frozen=True, tag="membership", array_like=True):
+    """Broadcast by a node when it starts (``joined``) and when it stops."""
+
+    node_id: str
+    joined: bool
+
+
+Envelope = (
+    Deliver | CloseSession | Forward | SessionReply | SessionPush | SessionSignedIn | Membership
+)
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(Envelope).decode
+_requests = ServerCodec()
+
+
+@dataclass(frozen=True, eq=False)
+class RemoteOutbox:
+    """The outbox of a session held by another node: everything is published to it."""
+
+    session_id: str
+    origin: str
+    link: ClusterLink
+
+    def reply(self, frame: bytes, ends_sign_in: bool = False) -> None:
+        self.link.publish(self.origin, SessionReply(self.session_id, frame, ends_sign_in))
+
+    def push(self, frame: bytes) -> None:
+        self.link.publish(self.origin, SessionPush(self.session_id, frame))
+
+    def signed_in(self, user_id: str, platform: int, token_id: str, frame: bytes) -> None:
+        envelope = SessionSignedIn(self.session_id, user_id, platform, token_id, frame)
+        self.link.publish(self.origin, envelope)
+
+    def close(self, code: int, reason: str, last_frame: bytes | None = None) -> None:
+        self.link.publish(self.origin, CloseSession(self.session_id, code, reason, last_frame))
 
 
 class ClusterLink:
@@ -75,6 +145,7 @@ class ClusterLink:
         self.other_nodes: tuple[str, ...] = ()
         """Live nodes other than this one, as of the last heartbeat (replaced whole)."""
         self._hub: Hub | None = None
+        self._supervisor: Supervisor | None = None
         self._stop = threading.Event()
         self.published = 0
         self.received = 0
@@ -82,8 +153,43 @@ class ClusterLink:
     def attach(self, hub: Hub) -> None:
         self._hub = hub
 
+    def attach_supervisor(self, supervisor: Supervisor) -> None:
+        self._supervisor = supervisor
+
+    def node_of(self, session: SessionRef) -> str:
+        """The node that holds a session."""
+        outbox = session.outbox
+        return outbox.origin if isinstance(outbox, RemoteOutbox) else self.node_id
+
+    def publish(self, node_id: str, envelope: Envelope) -> None:
+        """Send an envelope to a node. Runs in the caller's (an actor's) thread."""
+        self._storage.redis.publish(self.inbox(node_id), _encode(envelope))
+        self.published += 1
+
+    def forward(self, kind: str, entity_id: str, owner: str, command: Command) -> None:
+        """Send a command to the node that owns its entity. Runs in an actor thread."""
+        session = command.session
+        origin = self.node_of(session)
+        self.publish(
+            owner,
+            Forward(
+                kind,
+                entity_id,
+                _encode(command.request),
+                session.session_id,
+                session.address,
+                origin,
+                command.user_id,
+                command.platform,
+                command.hops + 1,
+            ),
+        )
+
     def inbox(self, node_id: str) -> str:
         return f"{self._storage.keys.node(node_id)}:inbox"
+
+    def broadcast_channel(self) -> str:
+        return f"{self._storage.keys.prefix}cluster"
 
     # -- sending (actor threads) ------------------------------------------------
 
@@ -114,9 +220,7 @@ class ClusterLink:
             assert self._hub is not None
             call_in_trio(self._token, self._hub.close_session, session_id, code, reason, last_frame)
             return
-        payload = _encode(CloseSession(session_id, code, reason, last_frame))
-        self._storage.redis.publish(self.inbox(node_id), payload)
-        self.published += 1
+        self.publish(node_id, CloseSession(session_id, code, reason, last_frame))
 
     # -- receiving (listener thread) ------------------------------------------------
 
@@ -126,7 +230,7 @@ class ClusterLink:
         while not self._stop.is_set():
             pubsub = self._storage.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
-                pubsub.subscribe(self.inbox(self.node_id))
+                pubsub.subscribe(self.inbox(self.node_id), self.broadcast_channel())
                 delay = 0.1
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=0.1)
@@ -149,19 +253,64 @@ class ClusterLink:
         hub = self._hub
         assert hub is not None
         self.received += 1
-        if isinstance(envelope, Deliver):
+        token = self._token
+        if isinstance(envelope, Membership):
+            if envelope.node_id != self.node_id:
+                others = set(self.other_nodes)
+                if envelope.joined:
+                    others.add(envelope.node_id)
+                else:
+                    others.discard(envelope.node_id)
+                self.other_nodes = tuple(sorted(others))
+        elif isinstance(envelope, Deliver):
             call_in_trio(
-                self._token, hub.push, envelope.user_ids, envelope.frame, envelope.exclude_session
+                token, hub.push, envelope.user_ids, envelope.frame, envelope.exclude_session
             )
-        else:
+        elif isinstance(envelope, CloseSession):
             call_in_trio(
-                self._token,
+                token,
                 hub.close_session,
                 envelope.session_id,
                 envelope.code,
                 envelope.reason,
                 envelope.last_frame,
             )
+        elif isinstance(envelope, SessionReply):
+            call_in_trio(
+                token, hub.session_reply, envelope.session_id, envelope.frame, envelope.ends_sign_in
+            )
+        elif isinstance(envelope, SessionPush):
+            call_in_trio(token, hub.session_push, envelope.session_id, envelope.frame)
+        elif isinstance(envelope, SessionSignedIn):
+            call_in_trio(
+                token,
+                hub.session_signed_in,
+                envelope.session_id,
+                envelope.user_id,
+                envelope.platform,
+                envelope.token_id,
+                envelope.frame,
+            )
+        else:
+            self._on_forward(envelope)
+
+    def _on_forward(self, forward: Forward) -> None:
+        supervisor = self._supervisor
+        assert supervisor is not None
+        try:
+            request = _requests.decode(forward.request)
+        except ProtocolError as exc:
+            log.error("undecodable forwarded command dropped: %s", exc.message)
+            return
+        outbox = RemoteOutbox(forward.session_id, forward.origin, self)
+        command = Command(
+            SessionRef(forward.session_id, forward.address, outbox),
+            request,
+            forward.user_id,
+            forward.platform,
+            forward.hops,
+        )
+        call_in_trio(self._token, supervisor.tell, forward.kind, forward.entity_id, command)
 
     # -- lifetime (trio) ------------------------------------------------------------------
 
@@ -173,14 +322,24 @@ class ClusterLink:
         listener.start()
         try:
             await self._beat()
+            await trio.to_thread.run_sync(self._announce, True)
             task_status.started()
             while True:
                 await trio.sleep(max(self.node_timeout_s / 3, 0.2))
                 await self._beat()
         finally:
+            with trio.CancelScope(shield=True):
+                try:
+                    await trio.to_thread.run_sync(self._announce, False)
+                except redis.RedisError as exc:
+                    log.warning("could not announce leaving: %s", exc)
             self._stop.set()
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(listener.join, 5.0)
+
+    def _announce(self, joined: bool) -> None:
+        payload = _encode(Membership(self.node_id, joined))
+        self._storage.redis.publish(self.broadcast_channel(), payload)
 
     async def _beat(self) -> None:
         try:

@@ -29,6 +29,8 @@ from settings import SessionSettings
 log = logging.getLogger(__name__)
 
 _SIGN_IN_COMMANDS = (m.Register, m.Login, m.TokenLogin)
+SIGN_IN_RETRY_S = 4.0
+"""A sign-in unanswered for this long (lost on its way to another node) may be retried."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class Connection:
         self.token_id = ""
         self.close_code: int | None = None
         self._pending = 0
-        self._login_in_flight = False
+        self._login_started: float | None = None
         self._users_contacted: set[str] = set()
         self._send, self._outbound = trio.open_memory_channel[bytes | _Close](
             self._settings.outbound_queue
@@ -82,6 +84,7 @@ class Connection:
     # -- lifetime --------------------------------------------------------------
 
     async def run(self) -> None:
+        self._context.hub.open_session(self)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -99,8 +102,8 @@ class Connection:
 
     def _release(self) -> None:
         supervisor = self._context.supervisor
+        self._context.hub.close_session_entry(self)
         if self.user_id is not None:
-            self._context.hub.remove(self.user_id, self)
             supervisor.detach(user.KIND, self.user_id)
             self._users_contacted.add(self.user_id)
         for user_id in self._users_contacted:
@@ -198,11 +201,12 @@ class Connection:
                 raise ProtocolError(ErrorCode.ALREADY_AUTHENTICATED, "already signed in", rid)
             target = self._sign_in_target(request)
             if not isinstance(request, m.Register):
-                if self._login_in_flight:
+                started = self._login_started
+                if started is not None and trio.current_time() - started < SIGN_IN_RETRY_S:
                     raise ProtocolError(
                         ErrorCode.ALREADY_AUTHENTICATED, "a sign-in is already in progress", rid
                     )
-                self._login_in_flight = True
+                self._login_started = trio.current_time()
             self._users_contacted.add(target)
             self._tell_user(target, Command(self._ref, request))
             return
@@ -240,7 +244,7 @@ class Connection:
     def deliver_reply(self, frame: bytes, ends_sign_in: bool) -> None:
         self._pending = max(0, self._pending - 1)
         if ends_sign_in:
-            self._login_in_flight = False
+            self._login_started = None
         self._enqueue(frame)
 
     def deliver_push(self, frame: bytes) -> None:
@@ -248,8 +252,12 @@ class Connection:
 
     def deliver_signed_in(self, user_id: str, platform: int, token_id: str, frame: bytes) -> None:
         self._pending = max(0, self._pending - 1)
-        self._login_in_flight = False
+        self._login_started = None
         if self._finished:
+            return
+        if self.user_id is not None and self.user_id != user_id:
+            # A late answer to an earlier sign-in as someone else: never mix identities.
+            self._abort(CloseCode.INTERNAL_ERROR, "conflicting sign-ins")
             return
         self.user_id = user_id
         self.platform = platform

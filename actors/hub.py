@@ -20,12 +20,20 @@ from actors.cluster import ClusterLink
 
 
 class PushTarget(Protocol):
+    """A session as the hub sees it (a ``Connection``); every method runs in trio."""
+
     session_id: str
     user_id: str | None
     platform: int | None
     token_id: str
 
+    def deliver_reply(self, frame: bytes, ends_sign_in: bool) -> None: ...
+
     def deliver_push(self, frame: bytes) -> None: ...
+
+    def deliver_signed_in(
+        self, user_id: str, platform: int, token_id: str, frame: bytes
+    ) -> None: ...
 
     def deliver_close(self, code: int, reason: str, last_frame: bytes | None) -> None: ...
 
@@ -40,7 +48,19 @@ class Hub:
 
     # -- trio thread -----------------------------------------------------------
 
+    def open_session(self, target: PushTarget) -> None:
+        """A session was accepted (replies from other nodes can now reach it)."""
+        self._by_session[target.session_id] = target
+
+    def close_session_entry(self, target: PushTarget) -> None:
+        """A session ended."""
+        if target.user_id is not None:
+            self.remove(target.user_id, target)
+        if self._by_session.get(target.session_id) is target:
+            del self._by_session[target.session_id]
+
     def add(self, user_id: str, target: PushTarget) -> None:
+        """A session signed in as ``user_id`` (pushes to the user now reach it)."""
         self._by_user.setdefault(user_id, {})[target.session_id] = target
         self._by_session[target.session_id] = target
 
@@ -50,8 +70,23 @@ class Hub:
             del sessions[target.session_id]
             if not sessions:
                 del self._by_user[user_id]
-        if self._by_session.get(target.session_id) is target:
-            del self._by_session[target.session_id]
+
+    def session_reply(self, session_id: str, frame: bytes, ends_sign_in: bool) -> None:
+        target = self._by_session.get(session_id)
+        if target is not None:
+            target.deliver_reply(frame, ends_sign_in)
+
+    def session_push(self, session_id: str, frame: bytes) -> None:
+        target = self._by_session.get(session_id)
+        if target is not None:
+            target.deliver_push(frame)
+
+    def session_signed_in(
+        self, session_id: str, user_id: str, platform: int, token_id: str, frame: bytes
+    ) -> None:
+        target = self._by_session.get(session_id)
+        if target is not None:
+            target.deliver_signed_in(user_id, platform, token_id, frame)
 
     def push(self, user_ids: Sequence[str], frame: bytes, exclude_session: str | None) -> None:
         """Queue ``frame`` to every local session of ``user_ids`` but ``exclude_session``."""
@@ -74,9 +109,10 @@ class Hub:
     def signed_in_sessions(self) -> list[tuple[str, str, int, str]]:
         """(user, session, platform, token id) of every signed-in local session."""
         return [
-            (t.user_id, t.session_id, t.platform, t.token_id)
-            for t in self._by_session.values()
-            if t.user_id is not None and t.platform is not None
+            (user_id, t.session_id, t.platform, t.token_id)
+            for user_id, sessions in self._by_user.items()
+            for t in sessions.values()
+            if t.platform is not None
         ]
 
     # -- any thread ------------------------------------------------------------

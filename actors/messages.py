@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from actors.bridge import SessionOutbox
+from actors.bridge import Outbox
 from protocol.messages import Request
 
 
@@ -14,7 +14,7 @@ class SessionRef:
 
     session_id: str
     address: str
-    outbox: SessionOutbox
+    outbox: Outbox
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class Command:
     request: Request
     user_id: str | None = None
     platform: int | None = None
+    hops: int = 0
+    """How many times the command was forwarded to another node."""
 
 
 @dataclass(frozen=True)

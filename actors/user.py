@@ -18,6 +18,7 @@ import redis
 
 from actors.accounts import AccountCommands
 from actors.messages import Command, SessionClosed
+from actors.ownership import Ownership
 from actors.relations import RelationCommands
 from actors.services import NodeServices
 from actors.supervisor import StoppedNotice
@@ -91,6 +92,7 @@ class UserActor(pykka.ThreadingActor):
         self._services = services
         self._stopped = stopped
         self._handlers: dict[type[m.Request], Callable[[Command], m.Reply | None]] = {}
+        self._ownership = Ownership(KIND, user_id, services)
         groups: list[type[CommandGroup]] = [AccountCommands, RelationCommands, *command_groups]
         for command_group in groups:
             self._handlers.update(command_group(user_id, services).handlers())
@@ -107,14 +109,18 @@ class UserActor(pykka.ThreadingActor):
         return start
 
     def on_stop(self) -> None:
+        self._ownership.release()
         self._stopped(self.actor_urn)
 
     def on_failure(self, *_exc: object) -> None:
         self._stopped(self.actor_urn)
 
+    def _answer(self, command: Command) -> None:
+        answer(command, self._handlers.get(type(command.request)))
+
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Command):
-            answer(message, self._handlers.get(type(message.request)))
+            self._ownership.run_or_forward(message, self._answer)
         elif isinstance(message, SessionClosed):
             try:
                 self._services.storage.presence.session_offline(self.user_id, message.session_id)

@@ -55,6 +55,7 @@ Event = (
     | Reconnected
 )
 R = TypeVar("R", bound=m.Reply)
+RESUME_TIMEOUT_S = 5.0
 
 
 class _Waiter:
@@ -80,8 +81,11 @@ class ParleyClient(RelationMethods, ChatMethods, GroupMethods):
         backoff_initial: float = 0.1,
         backoff_max: float = 5.0,
         subprotocols: Sequence[str] = m.SUPPORTED_SUBPROTOCOLS,
+        fallback_urls: Sequence[str] = (),
     ) -> None:
         self.url = url
+        self.fallback_urls = list(fallback_urls)
+        """Other nodes of the same service, tried in turn when reconnecting."""
         self.reconnect = reconnect
         self.request_timeout = request_timeout
         self.max_frame_bytes = max_frame_bytes
@@ -108,19 +112,20 @@ class ParleyClient(RelationMethods, ChatMethods, GroupMethods):
         """Open the first connection; the client's background task runs in ``nursery``."""
         self._nursery = nursery
         ws = await self._connect()
+        self._ready.set()
         nursery.start_soon(self._run, ws)
 
-    async def _connect(self) -> WebSocketConnection:
+    async def _connect(self, attempt: int = 0) -> WebSocketConnection:
         assert self._nursery is not None
+        urls = [self.url, *self.fallback_urls]
         ws = await connect_websocket_url(
             self._nursery,
-            self.url,
+            urls[attempt % len(urls)],
             subprotocols=self.subprotocols,
             max_message_size=self.max_frame_bytes,
             message_queue_size=64,
         )
         self._ws = ws
-        self._ready.set()
         return ws
 
     async def _run(self, ws: WebSocketConnection) -> None:
@@ -146,26 +151,43 @@ class ParleyClient(RelationMethods, ChatMethods, GroupMethods):
             await trio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, self.backoff_max)
             try:
-                ws = await self._connect()
+                ws = await self._connect(attempt)
             except (OSError, HandshakeError, trio.TooSlowError) as exc:
                 log.debug("reconnect attempt %d failed: %r", attempt, exc)
                 continue
             assert self._nursery is not None
             if self.token is not None:
-                self._nursery.start_soon(self._resume, attempt)
+                # Requests wait until the session is signed in again.
+                self._nursery.start_soon(self._resume, ws, attempt)
             else:
+                self._ready.set()
                 self._emit(Reconnected(attempt))
             return ws, attempt
 
-    async def _resume(self, attempt: int) -> None:
+    async def _resume(self, ws: WebSocketConnection, attempt: int) -> None:
         token = self.token
         assert token is not None
-        try:
-            await self.login_with_token(token)
-        except (ParleyError, ConnectionLost) as exc:
-            log.warning("could not resume the session: %s", exc)
+        delay = self.backoff_initial
+        # A sign-in can be lost in a cluster that is losing a node: try until the
+        # server answers, for as long as this connection lasts.
+        while ws is self._ws:
+            request = m.TokenLogin(rid=self.next_rid(), token=token)
+            try:
+                with trio.fail_after(min(self.request_timeout, RESUME_TIMEOUT_S)):
+                    self._signed_in(await self._request_on(ws, request, m.LoginOk))
+            except (trio.TooSlowError, ConnectionLost):
+                await trio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, self.backoff_max)
+                continue
+            except (ParleyError, ClientClosed) as exc:
+                log.warning("could not resume the session: %s", exc)
+                if ws is self._ws:
+                    self._ready.set()  # requests now get the server's own answer
+                return
+            if ws is self._ws:
+                self._ready.set()
+                self._emit(Reconnected(attempt))
             return
-        self._emit(Reconnected(attempt))
 
     async def _read(self, ws: WebSocketConnection) -> None:
         try:
@@ -235,16 +257,23 @@ class ParleyClient(RelationMethods, ChatMethods, GroupMethods):
         await ws.send_message(frame)
 
     async def _connected(self) -> WebSocketConnection:
-        if self._closed.is_set():
-            raise ClientClosed("client closed")
         with trio.fail_after(self.request_timeout):
-            await self._ready.wait()
-        assert self._ws is not None
-        return self._ws
+            while True:
+                if self._closed.is_set():
+                    raise ClientClosed("client closed")
+                await self._ready.wait()
+                if self._ws is not None:
+                    return self._ws
+                # The connection dropped just after it was ready: wait for the next one.
+                await trio.sleep(0)
 
     async def request(self, request: m.ClientMessage, expect: type[R]) -> R:
         """Send ``request`` (its ``rid`` must come from :meth:`next_rid`) and await its reply."""
-        ws = await self._connected()
+        return await self._request_on(await self._connected(), request, expect)
+
+    async def _request_on(
+        self, ws: WebSocketConnection, request: m.ClientMessage, expect: type[R]
+    ) -> R:
         waiter = _Waiter()
         self._waiters[request.rid] = waiter
         try:

@@ -27,6 +27,7 @@ from storage.groups import (
     StaleGroup,
 )
 from storage.keys import Keys
+from storage.leases import LeaseStore
 from storage.messages import MessageStore, Stored
 from storage.notifications import NotificationPage, NotificationStore
 from storage.presence import PresenceEntry, PresenceStore
@@ -60,6 +61,7 @@ __all__ = [
     "GroupStore",
     "JoinedRecord",
     "Keys",
+    "LeaseStore",
     "MemberRecord",
     "MessageStore",
     "NotificationPage",
@@ -101,6 +103,7 @@ class Storage:
         self.scripts = Scripts(self.redis)
         self.accounts = AccountStore(self.redis, self.keys, self.scripts)
         self.presence = PresenceStore(self.redis, self.keys, self.scripts, node_id)
+        self.leases = LeaseStore(self.redis, self.keys, self.scripts, node_id)
         self.relations = RelationStore(
             self.redis, self.keys, self.scripts, version_log_length, notifications_kept
         )

@@ -99,21 +99,21 @@ class PresenceStore:
         displaced_platforms: Iterable[int] | None,
         new_token_entry: str | None,
         now_ms: int,
+        node_id: str,
     ) -> list[tuple[str, str]]:
-        """Register a session; end those the policy displaces (None: all of them).
-
-        Returns (session id, node id) of each displaced session."""
+        """Register a session held by ``node_id``; end those the policy displaces (None:
+        all of them). Returns (session id, node id) of each displaced session."""
         displace = "*" if displaced_platforms is None else ",".join(map(str, displaced_platforms))
         reply = self._scripts.run(
             "session_sign_in",
             [self._keys.user_tag(user_id)],
-            [session_id, platform, self.node_id, token_id, "1" if new_token_entry else "0",
+            [session_id, platform, node_id, token_id, "1" if new_token_entry else "0",
              new_token_entry or "", now_ms, displace],
         )  # fmt: skip
         pairs = [x.decode() if isinstance(x, bytes) else str(x) for x in reply]
         displaced = list(zip(pairs[0::2], pairs[1::2], strict=True))
         pipe = self._redis.pipeline(transaction=False)
-        pipe.sadd(self._node_sessions(self.node_id), f"{user_id}\t{session_id}")
+        pipe.sadd(self._node_sessions(node_id), f"{user_id}\t{session_id}")
         for other_session, node in displaced:
             pipe.srem(self._node_sessions(node), f"{user_id}\t{other_session}")
         pipe.execute()
@@ -139,8 +139,10 @@ class PresenceStore:
         raw = cast(dict[bytes, bytes], self._redis.hgetall(self._keys.presence(user_id)))
         return [_entry(k, v) for k, v in raw.items()]
 
-    def set_token(self, user_id: str, session_id: str, platform: int, token_id: str) -> None:
-        value = f"{platform}:{self.node_id}:{token_id}"
+    def set_token(
+        self, user_id: str, session_id: str, platform: int, token_id: str, node_id: str
+    ) -> None:
+        value = f"{platform}:{node_id}:{token_id}"
         self._redis.hset(self._keys.presence(user_id), session_id, value)
 
     def remove_sessions(self, user_id: str, sessions: Sequence[PresenceEntry]) -> None:

@@ -31,7 +31,7 @@ from protocol.notifications import NotificationType as N
 from server import RunningNode
 from storage import GroupRecord, MemberRecord
 from tests.conftest import Connect, StartNode
-from tests.support import signed_in
+from tests.support import eventually, signed_in
 
 
 @dataclass
@@ -82,6 +82,15 @@ async def notes(client: ParleyClient) -> list[m.Notification]:
             return found
         if isinstance(event, m.Notification):
             found.append(event)
+
+
+async def next_of_kind(client: ParleyClient, kind: int, timeout: float = 10) -> m.Notification:
+    """The next notification of ``kind`` (skipping others), however it travels."""
+    with trio.fail_after(timeout):
+        while True:
+            note: m.Notification = await client.next_event(m.Notification, timeout)
+            if note.type == kind:
+                return note
 
 
 async def kinds(client: ParleyClient) -> list[int]:
@@ -745,15 +754,25 @@ async def test_size_limit(
 async def test_two_nodes_share_each_group(start_node: StartNode, connect: Connect) -> None:
     """Each node has its own actor for the group; a change made through one is seen
     (and checked) by the other's, and concurrent joins never pass the size limit."""
-    limit = {"max_group_size": 4}
-    first, second = await start_node(groups=limit), await start_node(groups=limit)
+    settings: dict[str, Any] = {"groups": {"max_group_size": 4}, "cluster": {"node_timeout": 3}}
+    first, second = await start_node(**settings), await start_node(**settings)
     alice, erin = await users(first, connect, "alice", "erin")
     bob, _carol, dave = await users(second, connect, "bob", "carol", "dave")
     await alice.phone.create_group(
         "g", group_id="g", join_policy="direct", member_user_ids=["bob", "carol", "dave"]
     )
+    await eventually(
+        lambda: (
+            second.node_id in first.cluster.other_nodes
+            and first.node_id in second.cluster.other_nodes
+        )
+    )
     await alice.phone.set_group_member_role("g", "bob", 60)
+    # The notification reaches the devices on the other node too.
+    for device in bob.devices:
+        await next_of_kind(device, N.GROUP_MEMBER_SET_ADMIN)
     await bob.phone.mute_group_member("g", "carol", 60)
+    await next_of_kind(alice.desktop, N.GROUP_MEMBER_MUTED)
     await alice.phone.set_group_member_role("g", "bob", 20)
     await expect_error(ErrorCode.PERMISSION_DENIED, bob.phone.kick_group_members("g", ["dave"]))
     [muted] = await alice.phone.get_group_members_by_id("g", ["carol"])

@@ -3,11 +3,7 @@ by a signal, restarted on the same data directory."""
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,46 +11,14 @@ import pytest
 import trio
 
 from client import ParleyClient, Platform
+from tests.processes import NodeProcess
 from tests.support import signed_in
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class ServerProcess:
-    def __init__(self, data_dir: Path, *extra: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-        env["PARLEY_AUTH_ARGON2_MEMORY_KIB"] = "1024"
-        env["PARLEY_AUTH_ARGON2_TIME_COST"] = "1"
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "server.py",
-                "serve",
-                "--port",
-                "0",
-                "--data-dir",
-                str(data_dir),
-                *extra,
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        found = re.search(r"listening on (ws://\S+)", line)
-        if not found:
-            self.process.kill()
-            _, err = self.process.communicate(timeout=10)
-            raise AssertionError(f"server did not start: {line!r} {err}")
-        self.url = found.group(1)
-
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> tuple[int, str]:
-        self.process.send_signal(signum)
-        out, _ = self.process.communicate(timeout=timeout)
-        return self.process.returncode, out
+def server_process(data_dir: Path) -> NodeProcess:
+    return NodeProcess(f"--data-dir={data_dir}")
 
 
 @pytest.fixture
@@ -66,7 +30,7 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
 async def test_signal_stops_gracefully_and_data_survives_restart(
     data_dir: Path, nursery: trio.Nursery, signum: int
 ) -> None:
-    first = ServerProcess(data_dir)
+    first = server_process(data_dir)
     try:
         client = ParleyClient(first.url, reconnect=False)
         await client.connect(nursery)
@@ -85,7 +49,7 @@ async def test_signal_stops_gracefully_and_data_survives_restart(
         if first.process.poll() is None:
             first.process.kill()
 
-    second = ServerProcess(data_dir)
+    second = server_process(data_dir)
     try:
         again = ParleyClient(second.url, reconnect=False)
         await again.connect(nursery)

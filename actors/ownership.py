@@ -1,0 +1,92 @@
+"""One owner per entity across the cluster: the node holding the entity's lease
+runs its commands; an actor on any other node forwards them there.
+
+This keeps every conversation's sends in one thread cluster-wide (so pushes go
+out in seq order) and every entity's commands serialized, with one lease
+renewal per half lease time while the entity is in use.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import redis
+
+from actors.messages import Command
+from actors.services import NodeServices
+from protocol import messages as m
+from protocol.codec import encode_server_message
+from protocol.errors import ErrorCode
+
+log = logging.getLogger(__name__)
+
+MAX_HOPS = 2
+"""A command forwarded this often is refused (``UNAVAILABLE``) instead of chasing a
+lease that keeps moving."""
+
+
+def _refuse(command: Command, message: str) -> None:
+    request = command.request
+    frame = encode_server_message(
+        m.Error(
+            rid=request.rid,
+            code=int(ErrorCode.UNAVAILABLE),
+            name=ErrorCode.UNAVAILABLE.name,
+            message=message,
+        )
+    )
+    command.session.outbox.reply(frame, isinstance(request, m.Login | m.TokenLogin))
+
+
+class Ownership:
+    """Whether this node owns one entity now. Used only in that entity's actor thread."""
+
+    def __init__(self, kind: str, entity_id: str, services: NodeServices) -> None:
+        self.kind = kind
+        self.entity_id = entity_id
+        self._services = services
+        self._lease_ms = int(services.settings.cluster.lease_time * 1000)
+        self._valid_until = 0.0
+
+    def owner_elsewhere(self) -> str | None:
+        """None when this node owns the entity (claiming or renewing the lease as
+        needed), else the node that does."""
+        now = time.monotonic()
+        if now < self._valid_until:
+            return None
+        leases = self._services.storage.leases
+        owner = leases.claim(self.kind, self.entity_id, self._lease_ms)
+        if owner == self._services.node_id:
+            self._valid_until = now + self._lease_ms / 2000
+            return None
+        self._valid_until = 0.0
+        return owner
+
+    def release(self) -> None:
+        """Give the lease up (the actor is stopping)."""
+        if self._valid_until:
+            self._valid_until = 0.0
+            try:
+                self._services.storage.leases.release(self.kind, self.entity_id)
+            except redis.RedisError as exc:
+                log.warning("could not release %s/%s: %s", self.kind, self.entity_id, exc)
+
+    def run_or_forward(self, command: Command, run: Callable[[Command], None]) -> None:
+        """Run ``command`` here if this node owns the entity, else forward it."""
+        try:
+            owner = self.owner_elsewhere()
+        except (redis.ConnectionError, redis.TimeoutError):
+            _refuse(command, "storage temporarily unavailable")
+            return
+        if owner is None:
+            run(command)
+            return
+        if command.hops >= MAX_HOPS:
+            _refuse(command, "the owner of this entity is changing; try again")
+            return
+        try:
+            self._services.cluster.forward(self.kind, self.entity_id, owner, command)
+        except (redis.ConnectionError, redis.TimeoutError):
+            _refuse(command, "storage temporarily unavailable")
