@@ -108,14 +108,15 @@ def _target(args: argparse.Namespace, scenario: Scenario) -> targets.Target:
 
 
 def _source_commit() -> str | None:
-    """The commit of the tree the server ran from (``+`` when it has local changes)."""
+    """The commit of the tree the server ran from (``+``: with local changes besides results)."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=_REPO, capture_output=True, text=True,
             timeout=10, check=False,
         )  # fmt: skip
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=_REPO,
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+             ":!bench/results"], cwd=_REPO,
             capture_output=True, text=True, timeout=10, check=False,
         )  # fmt: skip
     except OSError:
