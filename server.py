@@ -6,6 +6,7 @@ python server.py serve [--config parley.toml] [--port 8080] [--redis-url URL] ..
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import secrets
 import signal
@@ -35,6 +36,8 @@ from settings import Settings
 from storage import EmbeddedRedis, Storage
 
 log = logging.getLogger("parley")
+
+GC_THRESHOLD_YOUNG = 50_000
 
 
 @dataclass
@@ -205,6 +208,15 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return config.load(args.config, cli_values=cli)
 
 
+def tune_garbage_collector() -> None:
+    """Collect the young generation less often, and keep start-up objects out of the
+    collector's way: with thousands of sessions, full collections of the default
+    settings stalled the event loop for up to a second (bench/FINDINGS.md)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD_YOUNG, 20, 100)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -216,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.log.level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    tune_garbage_collector()
     trio.run(_run_until_signalled, settings)
     return 0
 

@@ -34,6 +34,7 @@ from actors.group_members import GroupMemberCommands
 from actors.group_state import ACTIVE, Change, GroupState
 from actors.messages import Command
 from actors.notify import push_stored
+from actors.ownership import Ownership
 from actors.services import NodeServices
 from actors.supervisor import StoppedNotice
 from actors.user import error_frame
@@ -96,7 +97,12 @@ class GroupCommandGroup(Protocol):
 
 
 class GroupActor(pykka.ThreadingActor):
-    """Owns one group. Created by the supervisor; all methods run in this actor's thread."""
+    """Owns one group. Created by the supervisor; all methods run in this actor's thread.
+
+    With several nodes, the node holding the group's lease runs its commands (so the
+    group's messages are pushed in seq order); actors elsewhere forward them there."""
+
+    use_daemon_thread = True
 
     def __init__(
         self,
@@ -113,6 +119,7 @@ class GroupActor(pykka.ThreadingActor):
         self.state: GroupState | None = None
         """The group as of ``state.rev``; ``None`` while it does not exist."""
         self._loaded = False
+        self._ownership = Ownership(KIND, group_id, services)
         self._handlers: dict[type[m.Request], Handler] = {}
         builtin: list[type[GroupCommandGroup]] = [
             GroupAdminCommands,
@@ -136,6 +143,7 @@ class GroupActor(pykka.ThreadingActor):
     # -- pykka hooks (actor thread) ------------------------------------------
 
     def on_stop(self) -> None:
+        self._ownership.release()
         self._stopped(self.actor_urn)
 
     def on_failure(self, *_exc: object) -> None:
@@ -143,7 +151,7 @@ class GroupActor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Command):
-            self._handle_command(message)
+            self._ownership.run_or_forward(message, self._handle_command)
         else:
             log.error("group actor %s: unexpected message %r", self.group_id, message)
         return None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import redis
 import trio
 
 import settings as config
@@ -66,3 +68,45 @@ async def signed_in(
             raise
     reply = await client.login(user_id, password, platform)
     return reply.token
+
+
+Snapshot = dict[bytes, tuple[str, Any]]
+
+
+def is_operational_key(key: bytes, prefix: str) -> bool:
+    """Keys that change while nothing is stored: node heartbeats and membership, and
+    the leases naming which node owns an entity's actor."""
+    return (
+        key.startswith(f"{prefix}node:".encode())
+        or key == f"{prefix}nodes".encode()
+        or key.endswith(b":owner")
+    )
+
+
+def stored_state(client: redis.Redis, prefix: str) -> Snapshot:
+    """Every stored key under ``prefix`` with its type and value."""
+    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
+    state: Snapshot = {}
+    key: bytes
+    for key in client.scan_iter(match=pattern, count=1000):
+        if is_operational_key(key, prefix):
+            continue
+        kind_raw: Any = client.type(key)
+        kind = kind_raw.decode() if isinstance(kind_raw, bytes) else str(kind_raw)
+        value: Any
+        if kind == "none":
+            continue  # deleted since SCAN saw it
+        if kind == "string":
+            value = client.get(key)
+        elif kind == "hash":
+            value = client.hgetall(key)
+        elif kind == "list":
+            value = client.lrange(key, 0, -1)
+        elif kind == "set":
+            value = client.smembers(key)
+        elif kind == "zset":
+            value = client.zrange(key, 0, -1, withscores=True)
+        else:
+            value = client.dump(key)
+        state[key] = (kind, value)
+    return state

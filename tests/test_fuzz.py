@@ -111,40 +111,12 @@ SERVER_TAGS = [
 # Redis snapshots
 # --------------------------------------------------------------------------
 
-Snapshot = dict[bytes, tuple[str, Any]]
+Snapshot = support.Snapshot
 
 
 def snapshot(client: redis.Redis, prefix: str) -> Snapshot:
-    """Every key under ``prefix`` with its type and value, except the node heartbeat
-    (whose TTL refresh is not a state change)."""
-    heartbeat = f"{prefix}node:".encode()
-    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
-    state: Snapshot = {}
-    key: bytes
-    for key in client.scan_iter(match=pattern, count=1000):
-        if key.startswith(heartbeat):
-            continue
-        kind_raw: Any = client.type(key)
-        kind = kind_raw.decode() if isinstance(kind_raw, bytes) else str(kind_raw)
-        value: Any
-        if kind == "none":
-            continue  # deleted since SCAN saw it
-        if kind == "string":
-            value = client.get(key)
-        elif kind == "hash":
-            value = client.hgetall(key)
-        elif kind == "list":
-            value = client.lrange(key, 0, -1)
-        elif kind == "set":
-            value = client.smembers(key)
-        elif kind == "zset":
-            value = client.zrange(key, 0, -1, withscores=True)
-        elif kind == "stream":
-            value = client.xrange(key)
-        else:
-            value = client.dump(key)
-        state[key] = (kind, value)
-    return state
+    """Every stored key under ``prefix`` (heartbeats and leases are not state)."""
+    return support.stored_state(client, prefix)
 
 
 # --------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from protocol.notifications import NotificationType as N
 from server import RunningNode
 from storage import GroupRecord, MemberRecord
 from tests.conftest import Connect, StartNode
-from tests.support import eventually, signed_in
+from tests.support import Snapshot, eventually, signed_in, stored_state
 
 
 @dataclass
@@ -117,18 +117,9 @@ async def joined_ids(client: ParleyClient) -> list[str]:
     return (await client.get_joined_group_ids()).group_ids
 
 
-Snapshot = dict[bytes, Any]
-
-
 def snapshot(client: redis.Redis, prefix: str) -> Snapshot:
-    """Every key under ``prefix`` with its value, except the node heartbeat."""
-    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
-    state: Snapshot = {}
-    for key in client.scan_iter(match=pattern, count=1000):
-        if key.startswith(f"{prefix}node:".encode()):
-            continue
-        state[key] = (client.type(key), client.dump(key))
-    return state
+    """Every stored key under ``prefix`` (heartbeats and leases are not state)."""
+    return stored_state(client, prefix)
 
 
 @asynccontextmanager
