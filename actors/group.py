@@ -81,7 +81,7 @@ def new_group_id() -> str:
 
 def group_id_of(request: Any) -> str:
     """The group a command is about. ``create_group`` without an id gets a new one here,
-    so the new group's own actor creates it."""
+    so the new group's own actor creates it. Runs in the trio thread (routing)."""
     if isinstance(request, m.CreateGroup):
         return request.group_id or new_group_id()
     group_id: str = request.group_id
@@ -133,7 +133,8 @@ class GroupActor(pykka.ThreadingActor):
     def factory(
         cls, services: NodeServices, command_groups: Sequence[type[GroupCommandGroup]] = ()
     ) -> Any:
-        """Starts the actor of a group id; ``command_groups`` add further commands."""
+        """Starts the actor of a group id (called by the supervisor, in the trio thread);
+        ``command_groups`` add further commands."""
 
         def start(group_id: str, stopped: StoppedNotice) -> pykka.ActorRef[Any]:
             return cls.start(group_id, services, stopped, command_groups)
