@@ -35,9 +35,13 @@ from typing import Any, cast
 import msgspec
 import redis
 
+from storage.conversations import ConversationRecord, encode_record
 from storage.keys import Keys
 from storage.scripts import Scripts
 from storage.versionlog import Changes, new_version_id, read_changes
+
+GROUP_CHAT = 3
+"""The session type of group conversations (as in protocol.messaging)."""
 
 
 class GroupRecord(msgspec.Struct, frozen=True, array_like=True):
@@ -190,6 +194,9 @@ class GroupStep:
             "insert" if insert else "update", member.joined_at,
             "1" if member.role >= MANAGER_ROLE else "0",
         ]  # fmt: skip
+        if insert:
+            conversation = ConversationRecord(f"sg_{self.group_id}", GROUP_CHAT, "", self.group_id)
+            self.ops += ["conv", self._key(member.user_id), encode_record(conversation)]
 
     def touch_joined(self, user_ids: Sequence[str]) -> None:
         """The group's info changed: an update in each user's joined-group log."""

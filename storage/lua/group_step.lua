@@ -25,7 +25,7 @@
 -- {'USER_NOT_FOUND', k}.
 local g, gid, vid, loglen, keep = KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local arity = {account = 1, info = 1, mput = 3, mdel = 1, jput = 5, jtouch = 1, jdel = 1,
-  app = 5}
+  app = 5, conv = 2}
 
 local current = tonumber(redis.call('GET', g .. ':rev') or '0')
 if ARGV[1] == 'new' then
@@ -89,6 +89,14 @@ while i <= #ARGV do
       redis.call('ZREM', u .. ':groups', gid)
       redis.call('SREM', u .. ':groups:managed', gid)
       vlog_record(u .. ':vlog:groups', gid, 'delete', vid .. ':' .. ARGV[i + 1], loglen)
+    end
+  elseif op == 'conv' then
+    -- A joining member gets the group's conversation in their list (kept after they
+    -- leave, so its history stays listed).
+    local u = KEYS[tonumber(ARGV[i + 1])]
+    local conv_id = 'sg_' .. gid
+    if redis.call('HSETNX', u .. ':conv', conv_id, ARGV[i + 2]) == 1 then
+      vlog_record(u .. ':vlog:convs', conv_id, 'insert', vid .. ':c' .. ARGV[i + 1], loglen)
     end
   elseif op == 'app' then
     local user, record, at = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
