@@ -38,6 +38,8 @@ from storage import EmbeddedRedis, Storage
 log = logging.getLogger("parley")
 
 GC_THRESHOLD_YOUNG = 50_000
+SHUTDOWN_GRACE_S = 3.0
+"""How long sessions get to finish their close handshake at shutdown."""
 
 
 @dataclass
@@ -126,7 +128,9 @@ async def serve(
                 task_status.started(node)
                 await node._stop.wait()
                 background.cancel_scope.cancel()
-            await gateway.close_all(timeout=settings.session.handshake_timeout)
+            await gateway.close_all(
+                timeout=min(settings.session.handshake_timeout, SHUTDOWN_GRACE_S)
+            )
             sessions.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):

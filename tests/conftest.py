@@ -14,10 +14,9 @@ import trio
 import server
 from client import ParleyClient
 from storage import EmbeddedRedis
-from tests.support import test_settings
+from tests.support import Connect, test_settings
 
 StartNode = Callable[..., Awaitable[server.RunningNode]]
-Connect = Callable[..., Awaitable[ParleyClient]]
 
 
 @pytest.fixture(scope="session")

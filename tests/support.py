@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
+import pytest
 import redis
 import trio
 
 import settings as config
-from client import ParleyClient
+from client import ErrorCode, ParleyClient, ParleyError, Platform
 from settings import Settings
 
 
@@ -59,8 +62,6 @@ async def signed_in(
     client: ParleyClient, user_id: str, platform: int = 7, password: str = "password-1"
 ) -> str:
     """Register ``user_id`` (if new) and sign ``client`` in; returns the token."""
-    from client import ErrorCode, ParleyError
-
     try:
         await client.register(user_id, password, nickname=user_id.title())
     except ParleyError as exc:
@@ -110,3 +111,38 @@ def stored_state(client: redis.Redis, prefix: str) -> Snapshot:
             value = client.dump(key)
         state[key] = (kind, value)
     return state
+
+
+Connect = Callable[..., Awaitable[ParleyClient]]
+"""The ``connect`` fixture: opens an SDK client to a URL."""
+
+
+@dataclass
+class User:
+    """A signed-in user with two devices: a phone (iOS) and a desktop (Windows)."""
+
+    user_id: str
+    phone: ParleyClient
+    desktop: ParleyClient
+
+    @property
+    def devices(self) -> tuple[ParleyClient, ParleyClient]:
+        return self.phone, self.desktop
+
+
+async def user(node: Any, connect: Connect, user_id: str) -> User:
+    """Register ``user_id`` (if new) and sign it in on two devices of ``node``."""
+    phone = await connect(node.url)
+    await signed_in(phone, user_id, Platform.IOS)
+    desktop = await connect(node.url)
+    await desktop.login(user_id, "password-1", Platform.WINDOWS)
+    return User(user_id, phone, desktop)
+
+
+async def expect_error(code: ErrorCode, awaitable: Awaitable[object]) -> ParleyError:
+    """The awaitable must fail with ``code``; returns the error."""
+    with pytest.raises(ParleyError) as caught:
+        await awaitable
+    assert caught.value.code == code, caught.value
+    assert caught.value.name == code.name
+    return caught.value

@@ -5,18 +5,10 @@ from __future__ import annotations
 import pytest
 import redis
 
-from client import ConnectionLost, ErrorCode, ParleyError, Platform
+from client import ConnectionLost, ErrorCode, Platform
 from server import RunningNode
-from tests.conftest import Connect, StartNode
-from tests.support import signed_in
-
-
-async def expect_error(code: ErrorCode, awaitable: object) -> ParleyError:
-    with pytest.raises(ParleyError) as caught:
-        await awaitable  # type: ignore[misc]
-    assert caught.value.code == code, caught.value
-    assert caught.value.name == code.name
-    return caught.value
+from tests.conftest import StartNode
+from tests.support import Connect, expect_error, signed_in
 
 
 class TestRegister:

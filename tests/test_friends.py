@@ -3,36 +3,14 @@ end through the SDK. Every user has two devices (iOS and Windows)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import pytest
 import trio
 
 from client import ErrorCode, FriendListCopy, ParleyClient, ParleyError, Platform
 from protocol import messages as m
 from protocol.notifications import NotificationType as N
 from server import RunningNode
-from tests.conftest import Connect, StartNode
-from tests.support import drain, notification_types, signed_in
-
-
-@dataclass
-class User:
-    user_id: str
-    phone: ParleyClient
-    desktop: ParleyClient
-
-    @property
-    def devices(self) -> tuple[ParleyClient, ParleyClient]:
-        return self.phone, self.desktop
-
-
-async def user(node: RunningNode, connect: Connect, user_id: str) -> User:
-    phone = await connect(node.url)
-    await signed_in(phone, user_id, Platform.IOS)
-    desktop = await connect(node.url)
-    await desktop.login(user_id, "password-1", Platform.WINDOWS)
-    return User(user_id, phone, desktop)
+from tests.conftest import StartNode
+from tests.support import Connect, User, drain, expect_error, notification_types, signed_in, user
 
 
 async def friends_of(client: ParleyClient) -> list[str]:
@@ -42,12 +20,6 @@ async def friends_of(client: ParleyClient) -> list[str]:
 async def make_friends(a: User, b: User) -> None:
     await a.phone.apply_friend(b.user_id, "hello")
     await b.phone.respond_friend_application(a.user_id, accept=True)
-
-
-async def expect_error(code: ErrorCode, awaitable: object) -> None:
-    with pytest.raises(ParleyError) as caught:
-        await awaitable  # type: ignore[misc]
-    assert caught.value.code == code, caught.value
 
 
 class TestApplications:

@@ -72,8 +72,7 @@ from protocol.codec import ClientCodec
 from protocol.errors import CloseCode, ErrorCode
 from settings import SessionSettings, Settings
 from tests import support
-from tests.conftest import Connect
-from tests.support import signed_in
+from tests.support import Connect, signed_in
 
 T = TypeVar("T")
 

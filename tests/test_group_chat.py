@@ -6,35 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pytest
 import trio
 
-from client import ErrorCode, ParleyClient, ParleyError, Platform
+from client import ErrorCode, ParleyClient
 from protocol import messages as m
 from server import RunningNode
-from tests.conftest import Connect, StartNode
-from tests.support import drain, signed_in
-
-
-@dataclass
-class User:
-    user_id: str
-    phone: ParleyClient
-    desktop: ParleyClient
-
-
-async def user(node: RunningNode, connect: Connect, user_id: str) -> User:
-    phone = await connect(node.url)
-    await signed_in(phone, user_id, Platform.IOS)
-    desktop = await connect(node.url)
-    await desktop.login(user_id, "password-1", Platform.WINDOWS)
-    return User(user_id, phone, desktop)
-
-
-async def expect_error(code: ErrorCode, awaitable: object) -> None:
-    with pytest.raises(ParleyError) as caught:
-        await awaitable  # type: ignore[misc]
-    assert caught.value.code == code, caught.value
+from tests.conftest import StartNode
+from tests.support import Connect, User, drain, expect_error, user
 
 
 async def messages_on(client: ParleyClient, count: int) -> list[m.ChatMessage]:

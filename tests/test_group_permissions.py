@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 from client import ErrorCode, ParleyClient, ParleyError
 from server import RunningNode
-from tests.conftest import Connect
-from tests.support import signed_in
+from tests.support import Connect, signed_in
 
 ACTORS = ("owner", "admin", "member", "outsider")
 TARGETS = ("owner", "admin", "admin2", "member", "member2", "outsider")

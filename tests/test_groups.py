@@ -9,11 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import pytest
 import redis
 import trio
 
@@ -30,27 +28,17 @@ from protocol import messages as m
 from protocol.notifications import NotificationType as N
 from server import RunningNode
 from storage import GroupRecord, MemberRecord
-from tests.conftest import Connect, StartNode
-from tests.support import Snapshot, eventually, signed_in, stored_state
-
-
-@dataclass
-class User:
-    user_id: str
-    phone: ParleyClient
-    desktop: ParleyClient
-
-    @property
-    def devices(self) -> tuple[ParleyClient, ParleyClient]:
-        return self.phone, self.desktop
-
-
-async def user(node: RunningNode, connect: Connect, user_id: str) -> User:
-    phone = await connect(node.url)
-    await signed_in(phone, user_id, Platform.IOS)
-    desktop = await connect(node.url)
-    await desktop.login(user_id, "password-1", Platform.WINDOWS)
-    return User(user_id, phone, desktop)
+from tests.conftest import StartNode
+from tests.support import (
+    Connect,
+    Snapshot,
+    User,
+    eventually,
+    expect_error,
+    signed_in,
+    stored_state,
+    user,
+)
 
 
 async def users(node: RunningNode, connect: Connect, *user_ids: str) -> list[User]:
@@ -62,12 +50,6 @@ async def offline_user(node: RunningNode, connect: Connect, user_id: str) -> Non
     client = await connect(node.url)
     await signed_in(client, user_id)
     await client.logout()
-
-
-async def expect_error(code: ErrorCode, awaitable: object) -> None:
-    with pytest.raises(ParleyError) as caught:
-        await awaitable  # type: ignore[misc]
-    assert caught.value.code == code, caught.value
 
 
 async def notes(client: ParleyClient) -> list[m.Notification]:

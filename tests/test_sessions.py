@@ -14,9 +14,9 @@ from client import ErrorCode, ParleyClient, ParleyError, Platform, Reconnected
 from protocol import messages as m
 from protocol.codec import ClientCodec
 from server import RunningNode
-from tests.conftest import Connect, StartNode
+from tests.conftest import StartNode
 from tests.rawws import RawClient, Rejected
-from tests.support import eventually, signed_in
+from tests.support import Connect, eventually, signed_in
 
 codec = ClientCodec()
 

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 from server import RunningNode
-from tests.conftest import Connect
-from tests.support import signed_in
+from tests.support import Connect, signed_in
 
 
 async def test_sign_in_and_read_profile(node: RunningNode, connect: Connect) -> None:
