@@ -3,9 +3,14 @@
     python bench/load.py SCENARIO [options]
     python bench/load.py connect --clients 5000 --json
     python bench/load.py sync --friends 5000 --changes 10 --json
+    python bench/load.py pairs --pairs 500 --json            # closed loop: max throughput
+    python bench/load.py pairs --pairs 500 --rate 1000 --json  # open loop: latency at a load
+    python bench/load.py group --members 1000 --rate 10 --json
+    python bench/load.py cluster --pairs 500 --json
 
 Without ``--url`` the bench starts its own server (``server.py serve`` with an
-embedded Redis and default settings) and stops it afterwards. It prints a
+embedded Redis and default settings) and stops it afterwards; ``cluster`` always
+starts its own Redis and nodes. It prints a
 progress bar on stderr, a human-readable summary on stdout and, with
 ``--json``, one JSON object as the last line of stdout. Exit status: 0 when the
 run had no failures, 1 when some requests failed, 2 on bad usage or a harness
@@ -99,6 +104,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _target(args: argparse.Namespace, scenario: Scenario) -> targets.Target:
+    if scenario.own_servers:
+        if args.url:
+            raise targets.TargetError(f"{scenario.name} starts its own nodes; --url is not for it")
+        return targets.external("", None, "", None)
     if args.url:
         if scenario.needs_redis and not args.redis_url:
             raise targets.TargetError(f"{scenario.name} with --url needs --redis-url for set-up")
@@ -138,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     target: targets.Target | None = None
     try:
         target = _target(args, scenario)
-        print(f"server: {target.url} (open-file limit here {open_files})", file=sys.stderr)
+        if target.url:
+            print(f"server: {target.url} (open-file limit here {open_files})", file=sys.stderr)
         result = scenario.run(args, target)
         if not target.alive():
             result["failures"] = (result.get("failures") or 0) + 1

@@ -20,8 +20,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench import procstat
+
+if TYPE_CHECKING:
+    from storage import EmbeddedRedis
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LISTENING = re.compile(r"parley listening on (ws://\S+) \(node (\S+), redis (\S+)\)")
@@ -139,8 +143,14 @@ def external(url: str, redis_url: str | None, prefix: str, server_pid: int | Non
     return Target(url, redis_url, prefix, server_pid, redis_pid)
 
 
-def start_server(settings: Sequence[str] = (), extra_env: dict[str, str] | None = None) -> Target:
-    """Start ``server.py serve`` on a free port with a fresh embedded Redis.
+def start_server(
+    settings: Sequence[str] = (),
+    extra_env: dict[str, str] | None = None,
+    redis_url: str | None = None,
+    prefix: str | None = None,
+) -> Target:
+    """Start ``server.py serve`` on a free port with a fresh embedded Redis, or on the
+    Redis at ``redis_url`` (a cluster node: ``--redis-url``, ``--prefix``).
 
     The server inherits this process's open-file limit: raise it first
     (:func:`raise_open_file_limit`, as ``bench/load.py`` does)."""
@@ -150,6 +160,10 @@ def start_server(settings: Sequence[str] = (), extra_env: dict[str, str] | None 
         sys.executable, str(REPO_ROOT / "server.py"), "serve",
         "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir / "redis"),
     ]  # fmt: skip
+    if redis_url:
+        command += ["--redis-url", redis_url]
+    if prefix:
+        command += ["--prefix", prefix]
     for setting in settings:
         command += ["--set", setting]
     env = {**os.environ, **BENCH_ENVIRONMENT, **(extra_env or {})}
@@ -174,7 +188,7 @@ def start_server(settings: Sequence[str] = (), extra_env: dict[str, str] | None 
         target.stop()
         raise
     target.url, target.redis_url = match.group(1), match.group(3)
-    target.prefix = os.environ.get("PARLEY_REDIS_PREFIX", "parley:")
+    target.prefix = prefix or os.environ.get("PARLEY_REDIS_PREFIX", "parley:")
     target.redis_pid = next(
         (p for p in procstat.children(process.pid) if "redis" in procstat.process_name(p)), None
     )
@@ -204,3 +218,65 @@ def _wait_for_listening(process: subprocess.Popen[str]) -> re.Match[str]:
     if not found:
         raise TargetError(f"the server exited with {process.wait()} before listening")
     return found[0]
+
+
+@dataclass
+class Cluster:
+    """Several nodes started here on one Redis that this process starts and stops."""
+
+    nodes: list[Target]
+    redis_url: str
+    prefix: str
+    redis_pid: int | None
+    _redis: EmbeddedRedis
+    _data_dir: Path
+
+    def usage(self) -> Usage:
+        """CPU and RSS summed over the nodes; the shared Redis as ``redis_*``."""
+        usages = [node.usage() for node in self.nodes]
+        redis = procstat.usage(self.redis_pid) if self.redis_pid else None
+        cpu = [u.server_cpu_s for u in usages]
+        rss = [u.server_rss_kb for u in usages]
+        return Usage(
+            None if None in cpu else sum(c for c in cpu if c is not None),
+            None if None in rss else sum(r for r in rss if r is not None),
+            redis.cpu_s if redis else None,
+            redis.rss_kb if redis else None,
+        )
+
+    def alive(self) -> bool:
+        return all(node.alive() for node in self.nodes)
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(
+            f"[node {i}] {node.log_tail(lines)}" for i, node in enumerate(self.nodes)
+        )
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        self._redis.stop()
+        shutil.rmtree(self._data_dir, ignore_errors=True)
+
+
+def start_cluster(count: int, settings: Sequence[str] = (), prefix: str = "parley:") -> Cluster:
+    """Start a Redis (``storage.EmbeddedRedis``) and ``count`` nodes on it."""
+    from storage import EmbeddedRedis
+
+    data_dir = Path(tempfile.mkdtemp(prefix="parley-bench-redis-"))
+    redis = EmbeddedRedis(data_dir)
+    redis.start()
+    redis_pid = next(
+        (p for p in procstat.children(os.getpid()) if "redis" in procstat.process_name(p)), None
+    )
+    nodes: list[Target] = []
+    try:
+        for _ in range(count):
+            nodes.append(start_server(settings, redis_url=redis.url, prefix=prefix))
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        redis.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+        raise
+    return Cluster(nodes, redis.url, prefix, redis_pid, redis, data_dir)

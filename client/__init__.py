@@ -5,6 +5,7 @@ from client.events import Disconnected, Reconnected
 from client.friends import FriendListCopy
 from client.groups import GroupMembersCopy, JoinedGroupsCopy
 from client.session import ParleyClient, open_client
+from client.tracker import MessageTracker
 from protocol.errors import CloseCode, ErrorCode
 from protocol.platforms import Platform
 
@@ -17,6 +18,7 @@ __all__ = [
     "FriendListCopy",
     "GroupMembersCopy",
     "JoinedGroupsCopy",
+    "MessageTracker",
     "ParleyClient",
     "ParleyError",
     "Platform",

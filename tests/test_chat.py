@@ -7,7 +7,8 @@ import pytest
 import redis
 import trio
 
-from client import ErrorCode, ParleyClient, ParleyError
+from client import ErrorCode, ParleyClient, ParleyError, Platform
+from client.tracker import MessageTracker
 from protocol import messages as m
 from server import RunningNode
 from tests.conftest import StartNode
@@ -444,3 +445,31 @@ async def test_messages_and_read_state_survive_restart(
     assert (seqs.max_seq, seqs.has_read_seq) == (3, 2)
     texts = [x.content for x in (await again.pull_messages("si_alice_bob")).items]
     assert texts == [m.TextContent(text=f"{n}") for n in range(3)]
+
+
+async def test_tracker_fills_gaps_after_missed_pushes(node: RunningNode, connect: Connect) -> None:
+    """A device that was away while messages were sent detects the gap from the next
+    push (or from max seqs) and pulls exactly the missing range."""
+    alice = await user(node, connect, "alice")
+    bob_phone = await connect(node.url)
+    await signed_in(bob_phone, "bob", Platform.IOS)
+    tracker = MessageTracker(bob_phone)
+    first = await alice.phone.send_text("before", to_user_id="bob")
+    shown = await tracker.on_push((await bob_phone.next_event(m.NewMessage)).message)
+    assert [x.seq for x in shown] == [first.seq]
+
+    await bob_phone.logout()
+    for n in range(5):
+        await alice.phone.send_text(f"while away {n}", to_user_id="bob")
+    bob_again = await connect(node.url)
+    await bob_again.login("bob", "password-1", Platform.IOS)
+    tracker = MessageTracker(bob_again, tracker.last_seqs)
+    await alice.phone.send_text("after", to_user_id="bob")
+    shown = await tracker.on_push((await bob_again.next_event(m.NewMessage)).message)
+    assert [x.seq for x in shown] == [2, 3, 4, 5, 6, 7]
+    assert await tracker.on_push(shown[-1]) == []
+    for n in range(3):
+        await alice.phone.send_text(f"unpushed {n}", to_user_id="bob")
+    caught_up = await tracker.catch_up()
+    assert [x.seq for x in caught_up] == [8, 9, 10]
+    assert await tracker.catch_up() == []

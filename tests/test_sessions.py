@@ -159,6 +159,18 @@ class TestTimeouts:
         await trio.sleep(1.2)
         assert (await client.get_self()).user_id == "fay"
 
+    async def test_handshake_must_finish_in_time(
+        self, start_node: StartNode, connect: Connect
+    ) -> None:
+        node = await start_node(session={"handshake_timeout": 0.3})
+        host, port = node.url.removeprefix("ws://").split(":")
+        stream = await trio.open_tcp_stream(host, int(port))
+        with trio.fail_after(10):
+            # Say nothing: the server must give up on the upgrade and hang up.
+            assert await stream.receive_some(1024) == b""
+        await stream.aclose()
+        await assert_still_serving(node, connect)
+
     async def test_session_must_sign_in_in_time(
         self, start_node: StartNode, connect: Connect
     ) -> None:

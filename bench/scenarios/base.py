@@ -26,3 +26,6 @@ class Scenario:
     """False for scenarios waiting for a server feature; ``run`` raises ``NeedsMessaging``."""
     needs_redis: bool = False
     """True when set-up writes to Redis directly (needs ``--redis-url`` with ``--url``)."""
+    own_servers: bool = False
+    """True when the scenario starts (and stops) its own server processes; ``run`` then
+    gets a placeholder target and ``--url`` is refused."""
