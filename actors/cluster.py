@@ -321,6 +321,8 @@ class ClusterLink:
         )
         listener.start()
         try:
+            # A node restarted under the same id must not leave its old sessions online.
+            await trio.to_thread.run_sync(self._storage.presence.forget_node, self.node_id)
             await self._beat()
             await trio.to_thread.run_sync(self._announce, True)
             task_status.started()

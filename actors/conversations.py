@@ -80,7 +80,7 @@ class ConversationCommands:
         found: dict[str, tuple[bytes | None, ConversationRecord]] = dict(
             self._conversations.entries(self.user_id)
         )
-        for group_id in self._services.storage.joined_group_ids(self.user_id):
+        for group_id in self._joined():
             conversation_id = f"sg_{group_id}"
             if conversation_id not in found:
                 found[conversation_id] = (
@@ -89,12 +89,41 @@ class ConversationCommands:
                 )
         return found
 
+    def _joined(self) -> set[str]:
+        return set(self._services.storage.joined_group_ids(self.user_id))
+
+    def _max_seqs(
+        self, mine: dict[str, tuple[bytes | None, ConversationRecord]], ids: Sequence[str]
+    ) -> list[int]:
+        """Max seq of each conversation as this user may see it: a group the user has
+        left shows nothing sent after they left (those messages are not theirs)."""
+        highest = self._messages.max_seqs(ids)
+        joined = self._joined()
+        left = [
+            cid
+            for cid in ids
+            if mine[cid][1].session_type == GROUP_CHAT and mine[cid][1].group_id not in joined
+        ]
+        left_at = dict(
+            zip(
+                left,
+                self._services.storage.left_group_seqs(
+                    self.user_id, [mine[cid][1].group_id for cid in left]
+                ),
+                strict=True,
+            )
+        )
+        return [
+            min(top, left_at[cid] or 0) if cid in left_at else top
+            for cid, top in zip(ids, highest, strict=True)
+        ]
+
     # -- seqs and messages ----------------------------------------------------------------
 
     def max_seqs(self, command: Command) -> m.Reply:
         mine = self._my_conversations()
         ids = sorted(mine)
-        highest = self._messages.max_seqs(ids)
+        highest = self._max_seqs(mine, ids)
         states = self._conversations.read_state(self.user_id, ids)
         return m.MaxSeqs(
             rid=command.request.rid,
@@ -203,7 +232,7 @@ class ConversationCommands:
         assert isinstance(request, m.GetConversations)
         mine = self._my_conversations()
         ids = list(mine)
-        highest = self._messages.max_seqs(ids)
+        highest = self._max_seqs(mine, ids)
         states = self._conversations.read_state(self.user_id, ids)
         views: list[m.ConversationView] = []
         for cid, top, (read, cleared) in zip(ids, highest, states, strict=True):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import secrets
 from collections import Counter
 from collections.abc import Iterator
 
@@ -29,6 +30,8 @@ class Gateway:
         self._host = host
         self._port = port
         self._ids: Iterator[int] = itertools.count(1)
+        self._boot = secrets.token_hex(3)
+        """Tells this run's session ids from those of an earlier run with the same node id."""
         self._connections: set[Connection] = set()
         self.accepted = 0
         self.rejected = 0
@@ -72,7 +75,7 @@ class Gateway:
         ws = await request.accept(subprotocol=PROTOCOL_VERSION)
         remote = request.remote
         address = remote if isinstance(remote, str) else str(remote.address)
-        session_id = f"{self._node_id}:{next(self._ids)}"
+        session_id = f"{self._node_id}:{self._boot}:{next(self._ids)}"
         connection = Connection(ws, self._context, session_id, address)
         self.accepted += 1
         self._connections.add(connection)

@@ -27,7 +27,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import pykka
+import redis
 
+from actors.bridge import one_crossing
 from actors.group_admin import GroupAdminCommands
 from actors.group_joins import GroupJoinCommands
 from actors.group_members import GroupMemberCommands
@@ -152,7 +154,8 @@ class GroupActor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Command):
-            self._ownership.run_or_forward(message, self._handle_command)
+            with one_crossing():  # the reply and the pushes of a command cross together
+                self._ownership.run_or_forward(message, self._handle_command)
         else:
             log.error("group actor %s: unexpected message %r", self.group_id, message)
         return None
@@ -171,6 +174,12 @@ class GroupActor(pykka.ThreadingActor):
             reply = self._run(handler, command)
         except ProtocolError as exc:
             outbox.reply(error_frame(request.rid, exc.code, exc.message))
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("storage unavailable for group %s: %s", self.group_id, exc)
+            self._loaded = False
+            self.state = None
+            message = "storage temporarily unavailable"
+            outbox.reply(error_frame(request.rid, ErrorCode.UNAVAILABLE, message))
         except Exception:
             # Restart from the stored state: drop the copy, reload on next use.
             log.exception("group actor %s failed on %s", self.group_id, type(request).__name__)
@@ -232,5 +241,7 @@ class GroupActor(pykka.ThreadingActor):
         self.state = GroupState(self.group_id, info, members, result.rev)
         hub = self.services.hub
         for (kind, detail), recipients in zip(change.notes, result.seqs, strict=True):
-            push_stored(hub, kind, detail, change.now, recipients, command.session.session_id)
+            # Every device of every recipient, the acting one too: each device sees its
+            # notification seqs without gaps (as with friend notifications).
+            push_stored(hub, kind, detail, change.now, recipients, None)
         return result

@@ -50,6 +50,11 @@ class GroupChatCommands:
         sender = command.user_id or ""
         if request.group_id is None or request.to_user_id is not None:
             raise ProtocolError(ErrorCode.BAD_RECIPIENT, "give exactly one of to_user_id, group_id")
+        conversation_id = group_conversation_id(self.group_id)
+        if not isinstance(request.content, m.TypingContent):
+            earlier = messaging.previous_send(self._services, conversation_id, request)
+            if earlier is not None:
+                return earlier
         state = self._state()
         refusal = state.send_refusal(sender, messaging.now_ms())
         if refusal is not None:
@@ -64,7 +69,6 @@ class GroupChatCommands:
             raise ProtocolError(
                 ErrorCode.CONTENT_NOT_ALLOWED, "only the owner and admins may mention everyone"
             )
-        conversation_id = group_conversation_id(self.group_id)
         members = state.member_ids()
         if isinstance(content, m.TypingContent):
             return messaging.push_typing(self._services, command, conversation_id, members)

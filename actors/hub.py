@@ -90,7 +90,7 @@ class Hub:
 
     def push(self, user_ids: Sequence[str], frame: bytes, exclude_session: str | None) -> None:
         """Queue ``frame`` to every local session of ``user_ids`` but ``exclude_session``."""
-        for user_id in user_ids:
+        for user_id in dict.fromkeys(user_ids):
             for session_id, target in list(self._by_user.get(user_id, {}).items()):
                 if session_id != exclude_session:
                     target.deliver_push(frame)
@@ -122,6 +122,6 @@ class Hub:
     ) -> None:
         """Push ``frame`` to every session of ``user_ids`` but ``exclude_session``, on
         this node and the others. Call it from an actor thread (it may publish)."""
-        users = tuple(user_ids)
+        users = tuple(dict.fromkeys(user_ids))
         call_in_trio(self._token, self.push, users, frame, exclude_session)
         self._cluster.relay(users, frame, exclude_session)

@@ -6,6 +6,7 @@ in that actor's thread; one owner per conversation keeps pushes in seq order.
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections.abc import Sequence
@@ -24,6 +25,10 @@ from storage.conversations import encode_record
 _encoder = msgspec.msgpack.Encoder()
 _message = msgspec.msgpack.Decoder(ChatMessage)
 CAS_ATTEMPTS = 8
+_ids = random.Random()
+"""Seeded once from the OS. ``uuid.uuid4()`` reads ``os.urandom`` on every call: a
+system call that lets the GIL go in the middle of a send, after which the actor
+thread waits for the GIL behind the event loop (hundreds of microseconds under load)."""
 
 _SEND_REFUSALS = {
     "USER_NOT_FOUND": "no such user",
@@ -31,6 +36,11 @@ _SEND_REFUSALS = {
     "PEER_BLOCKED": "you have blocked this user; unblock them first",
     "NOT_FRIENDS": "single chat is for friends only here",
 }
+
+
+def new_message_id() -> str:
+    """A random (version 4) UUID as 32 hex digits: unique, not secret."""
+    return uuid.UUID(int=_ids.getrandbits(128), version=4).hex
 
 
 def now_ms() -> int:
@@ -93,6 +103,31 @@ def push_typing(
     )
 
 
+def sent_reply(rid: int, message: ChatMessage) -> m.MessageSent:
+    return m.MessageSent(
+        rid=rid,
+        conversation_id=message.conversation_id,
+        seq=message.seq,
+        server_msg_id=message.server_msg_id,
+        client_msg_id=message.client_msg_id,
+        send_time=message.send_time,
+    )
+
+
+def previous_send(
+    services: NodeServices, conversation_id: str, request: m.SendMessage
+) -> m.Reply | None:
+    """The first result of a send retried with the same client msg id, if there was one:
+    a retry gets it even if the sender may no longer send (muted since, ...)."""
+    seq = services.storage.messages.seq_of(conversation_id, request.client_msg_id)
+    if seq is None:
+        return None
+    first = services.storage.messages.get(conversation_id, seq)
+    if first is None:
+        return None
+    return sent_reply(request.rid, decode_message(seq, first))
+
+
 def store_and_push(
     services: NodeServices,
     command: Command,
@@ -114,7 +149,7 @@ def store_and_push(
         conversation_id=conversation_id,
         session_type=session_type,
         seq=0,
-        server_msg_id=uuid.uuid4().hex,
+        server_msg_id=new_message_id(),
         client_msg_id=request.client_msg_id,
         send_id=sender,
         recv_id=recv_id,
@@ -145,14 +180,7 @@ def store_and_push(
         message = msgspec.structs.replace(message, seq=stored.seq)
         frame = _encoder.encode(m.NewMessage(message=message))
         services.hub.push_soon(recipients, frame, command.session.session_id)
-    return m.MessageSent(
-        rid=request.rid,
-        conversation_id=conversation_id,
-        seq=message.seq,
-        server_msg_id=message.server_msg_id,
-        client_msg_id=message.client_msg_id,
-        send_time=message.send_time,
-    )
+    return sent_reply(request.rid, message)
 
 
 def load_for_revoke(
@@ -202,7 +230,7 @@ def revoke_and_push(
             conversation_id=conversation_id,
             session_type=original.session_type,
             seq=0,
-            server_msg_id=uuid.uuid4().hex,
+            server_msg_id=new_message_id(),
             client_msg_id=f"revoke:{original.server_msg_id}",
             send_id=revoker,
             recv_id=original.recv_id,

@@ -17,6 +17,7 @@ import pykka
 import redis
 
 from actors.accounts import AccountCommands
+from actors.bridge import one_crossing
 from actors.messages import Command, SessionClosed
 from actors.ownership import Ownership
 from actors.relations import RelationCommands
@@ -126,7 +127,8 @@ class UserActor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Command):
-            self._ownership.run_or_forward(message, self._answer)
+            with one_crossing():  # the reply and the pushes of a command cross together
+                self._ownership.run_or_forward(message, self._answer)
         elif isinstance(message, SessionClosed):
             try:
                 self._services.storage.presence.session_offline(self.user_id, message.session_id)

@@ -7,6 +7,7 @@ actor threads (pykka) or in ``trio.to_thread``, never on the trio event loop.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import cast
 
 import redis
@@ -133,6 +134,17 @@ class Storage:
         """The groups ``user_id`` is a member of (the sorted set ``{u:<id>}:groups``)."""
         ids = cast(list[bytes], self.redis.zrange(f"{self.keys.user_tag(user_id)}:groups", 0, -1))
         return [i.decode() for i in ids]
+
+    def left_group_seqs(self, user_id: str, group_ids: Sequence[str]) -> list[int | None]:
+        """For each group, the conversation's max seq when ``user_id`` left it (None if
+        not recorded)."""
+        if not group_ids:
+            return []
+        raw = cast(
+            list[bytes | None],
+            self.redis.hmget(f"{self.keys.user_tag(user_id)}:groups:left", list(group_ids)),
+        )
+        return [None if r is None else int(r) for r in raw]
 
     def ping(self) -> None:
         self.redis.ping()

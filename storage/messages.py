@@ -75,6 +75,13 @@ class MessageStore:
             raise RelationRefused(status)
         return Stored(int(reply[1]), status == "DUP")
 
+    def seq_of(self, conversation_id: str, client_msg_id: str) -> int | None:
+        """The seq a client msg id was stored under, if it was."""
+        raw = cast(
+            bytes | None, self._redis.hget(f"{self._base(conversation_id)}:cmid", client_msg_id)
+        )
+        return None if raw is None else int(raw)
+
     def get(self, conversation_id: str, seq: int) -> bytes | None:
         return cast(bytes | None, self._redis.hget(f"{self._base(conversation_id)}:msgs", seq))
 

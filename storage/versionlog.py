@@ -14,18 +14,22 @@ consistent Redis step, with one of:
 
 from __future__ import annotations
 
-import secrets
+import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from storage.scripts import Scripts
 
 SyncKind = Literal["equal", "incremental", "full"]
+_ids = random.Random()
+"""Seeded once from the OS. Version ids must be unique, not secret; drawing them from
+``os.urandom`` (a system call, which lets the GIL go) on every message send made the
+sending actor wait for the GIL behind the event loop."""
 
 
 def new_version_id() -> str:
     """A fresh version id, used when a list's log is created (or recreated)."""
-    return secrets.token_hex(8)
+    return f"{_ids.getrandbits(64):016x}"
 
 
 @dataclass(frozen=True)

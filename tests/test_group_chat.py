@@ -145,6 +145,13 @@ async def test_group_conversation_is_listed_and_readable_by_members_only(
     await expect_error(
         ErrorCode.NO_SUCH_CONVERSATION, t.member.phone.pull_messages(t.conversation_id)
     )
+    # The conversation stays listed, but shows nothing sent after leaving.
+    await t.owner.phone.send_text("after mona left", group_id=t.group_id)
+    listed = {v.info.conversation_id: v for v in (await t.member.phone.get_conversations()).items}
+    view = listed[t.conversation_id]
+    assert (view.max_seq, view.unread_count) == (3, 1)
+    assert view.latest_message is not None and view.latest_message.seq == 3
+    assert (await t.member.phone.get_max_seqs())[t.conversation_id].max_seq == 3
 
 
 async def test_typing_in_a_group_is_pushed_not_stored(node: RunningNode, connect: Connect) -> None:
@@ -154,3 +161,19 @@ async def test_typing_in_a_group_is_pushed_not_stored(node: RunningNode, connect
     typing = await t.owner.phone.next_event(m.Typing)
     assert (typing.from_user_id, typing.conversation_id) == ("mona", t.conversation_id)
     assert (await t.owner.phone.get_max_seqs())[t.conversation_id].max_seq == 0
+
+
+async def test_retry_after_being_muted_returns_the_first_result(
+    node: RunningNode, connect: Connect
+) -> None:
+    t = await team(node, connect)
+    first = await t.member.phone.send_text("said before the mute", group_id=t.group_id)
+    await t.owner.phone.mute_group_member(t.group_id, "mona", 60)
+    again = await t.member.phone.send_message(
+        m.TextContent(text="said before the mute"),
+        group_id=t.group_id,
+        client_msg_id=first.client_msg_id,
+    )
+    assert (again.seq, again.server_msg_id) == (first.seq, first.server_msg_id)
+    await expect_error(ErrorCode.MEMBER_MUTED, t.member.phone.send_text("new", group_id=t.group_id))
+    assert (await t.owner.phone.get_max_seqs())[t.conversation_id].max_seq == 1

@@ -85,6 +85,10 @@ while i <= #ARGV do
     vlog_record(u .. ':vlog:groups', gid, 'update', vid .. ':' .. ARGV[i + 1], loglen)
   elseif op == 'jdel' then
     local u = KEYS[tonumber(ARGV[i + 1])]
+    -- Remember how far the group's conversation went while they were a member.
+    local prefix = string.sub(g, 1, #g - #('{g:' .. gid .. '}'))
+    local conv_seq = redis.call('HGET', prefix .. '{c:sg_' .. gid .. '}:meta', 'seq') or '0'
+    redis.call('HSET', u .. ':groups:left', gid, conv_seq)
     if redis.call('HDEL', u .. ':groups:records', gid) == 1 then
       redis.call('ZREM', u .. ':groups', gid)
       redis.call('SREM', u .. ':groups:managed', gid)
@@ -95,6 +99,7 @@ while i <= #ARGV do
     -- leave, so its history stays listed).
     local u = KEYS[tonumber(ARGV[i + 1])]
     local conv_id = 'sg_' .. gid
+    redis.call('HDEL', u .. ':groups:left', gid)
     if redis.call('HSETNX', u .. ':conv', conv_id, ARGV[i + 2]) == 1 then
       vlog_record(u .. ':vlog:convs', conv_id, 'insert', vid .. ':c' .. ARGV[i + 1], loglen)
     end
