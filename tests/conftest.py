@@ -14,7 +14,7 @@ import trio
 import server
 from client import ParleyClient
 from storage import EmbeddedRedis
-from tests.support import Connect, test_settings
+from tests.support import Connect, node_settings
 
 StartNode = Callable[..., Awaitable[server.RunningNode]]
 
@@ -48,11 +48,11 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 async def start_node(
     nursery: trio.Nursery, redis_url: str, prefix: str
 ) -> AsyncIterator[StartNode]:
-    """Start a node with ``test_settings`` plus overrides; all are stopped at teardown."""
+    """Start a node with ``node_settings`` plus overrides; all are stopped at teardown."""
     nodes: list[server.RunningNode] = []
 
     async def start(**sections: dict[str, Any]) -> server.RunningNode:
-        settings = test_settings(redis_url, prefix, **sections)
+        settings = node_settings(redis_url, prefix, **sections)
         node: server.RunningNode = await nursery.start(server.serve, settings)
         nodes.append(node)
         return node

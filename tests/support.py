@@ -16,7 +16,7 @@ from client import ErrorCode, ParleyClient, ParleyError, Platform
 from settings import Settings
 
 
-def test_settings(redis_url: str, prefix: str, **sections: dict[str, Any]) -> Settings:
+def node_settings(redis_url: str, prefix: str, **sections: dict[str, Any]) -> Settings:
     """Settings for a node under test: port 0, the shared Redis, a private key prefix,
     and cheap password hashing. ``sections`` override, e.g. ``session={"idle_timeout": 1}``."""
     values: dict[str, Any] = {

@@ -256,7 +256,7 @@ def live(redis_url: str, prefix: str) -> Iterator[LiveNode]:
     # must stay open, and trio-websocket draws ping payloads from the global ``random``,
     # which Hypothesis watches while it generates (from the other thread).
     quiet = {"auth_timeout": 600.0, "ping_interval": 600.0, "idle_timeout": 1200.0}
-    node = LiveNode(support.test_settings(redis_url, prefix, session=quiet))
+    node = LiveNode(support.node_settings(redis_url, prefix, session=quiet))
     node.start()
     try:
         yield node
