@@ -248,9 +248,7 @@ class Cluster:
         return all(node.alive() for node in self.nodes)
 
     def log_tail(self, lines: int = 20) -> str:
-        return "\n".join(
-            f"[node {i}] {node.log_tail(lines)}" for i, node in enumerate(self.nodes)
-        )
+        return "\n".join(f"[node {i}] {node.log_tail(lines)}" for i, node in enumerate(self.nodes))
 
     def stop(self) -> None:
         for node in self.nodes:

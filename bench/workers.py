@@ -114,6 +114,9 @@ class WorkerPool:
         self._outbox: multiprocessing.Queue[tuple[Any, ...]] = _context.Queue()
         self._signals = {name: _context.Event() for name in signals}
         self._processes: list[SpawnProcess] = []
+        self._early: list[tuple[Any, ...]] = []
+        """Messages that came while waiting for the workers to start (a quick worker's
+        progress or marks): ``collect`` takes them first."""
         self.signalled_at: dict[str, float] = {}
 
     def __enter__(self) -> WorkerPool:
@@ -148,6 +151,8 @@ class WorkerPool:
                 waiting.discard(message[1])
             elif message[0] == "error":
                 raise WorkerFailed(f"worker {message[1]} failed to start:\n{message[2]}")
+            else:
+                self._early.append(message)
 
     def _next(self, deadline: float, stage: str) -> tuple[Any, ...]:
         while True:
@@ -187,7 +192,7 @@ class WorkerPool:
         deadline = time.monotonic() + timeout
         while len(results) < count:
             try:
-                message = self._outbox.get(timeout=POLL_S)
+                message = self._early.pop(0) if self._early else self._outbox.get(timeout=POLL_S)
             except queue.Empty:
                 message = ("idle",)
                 if time.monotonic() > deadline:

@@ -58,18 +58,69 @@ def test_sync_scenario_compares_incremental_with_full() -> None:
     assert result["incremental_p50_ms"] > 0 and result["full_p50_ms"] > 0
 
 
-def test_messaging_scenarios_say_they_need_messaging() -> None:
+def assert_every_message_checked(result: dict[str, Any]) -> None:
+    assert result["failures"] == 0, result.get("failure_kinds")
+    assert result["sent"] > 0
+    assert result["delivered"] == result["sent"]
+    assert result["lost"] == result["duplicates"] == result["out_of_order"] == 0
+    for name in ("msgs_per_s", "p50_ms", "p99_ms", "server_cpu_us_per_msg", "server_rss_mb"):
+        assert isinstance(result[name], int | float), name
+
+
+def test_pairs_scenario_closed_loop_checks_every_message() -> None:
+    result = run_bench(
+        "pairs", "--pairs", "6", "--procs", "2", "--duration", "2", "--messages", "300",
+        "--window", "2",
+    )  # fmt: skip
+    assert result["scenario"] == "pairs"
+    assert result["connections"] == 12
+    assert result["load"] == "closed loop"
+    assert result["sent"] == result["acked"] <= 300
+    assert_every_message_checked(result)
+
+
+def test_pairs_scenario_open_loop_sends_at_the_rate() -> None:
+    result = run_bench("pairs", "--pairs", "4", "--procs", "1", "--duration", "2", "--rate", "50")
+    assert result["load"] == "open loop, 50 msgs/s offered"
+    assert result["sent"] == 100
+    assert_every_message_checked(result)
+
+
+def test_group_scenario_measures_fan_out_to_every_member() -> None:
+    result = run_bench(
+        "group", "--members", "12", "--senders", "3", "--procs", "2", "--duration", "2",
+        "--messages", "20", "--rate", "20",
+    )  # fmt: skip
+    assert result["scenario"] == "group"
+    assert result["connections"] == 12
+    assert result["messages_posted"] == 20
+    assert result["sent"] == 20 * 12  # every member's receipt of every seq
+    assert result["pushes"] == 20 * 11  # the sender gets its reply instead of the push
+    assert result["fan_outs_complete"] == 20
+    assert_every_message_checked(result)
+
+
+def test_cluster_scenario_splits_pairs_across_two_nodes() -> None:
+    result = run_bench(
+        "cluster", "--pairs", "4", "--procs", "1", "--duration", "2", "--messages", "200",
+    )  # fmt: skip
+    assert result["scenario"] == "cluster"
+    assert result["nodes"] == 2
+    assert len(result["node_cpu_s"]) == 2
+    assert_every_message_checked(result)
+
+
+def test_cluster_scenario_refuses_a_given_server() -> None:
     completed = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "load.py"), "pairs", "--json"],
+        [sys.executable, str(REPO / "bench" / "load.py"), "cluster", "--url", "ws://127.0.0.1:9"],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT_S,
         check=False,
     )
-    assert completed.returncode == 3
-    assert "needs messaging" in completed.stderr
-    assert completed.stdout == ""
+    assert completed.returncode == 2
+    assert "starts its own nodes" in completed.stderr
 
 
 def test_percentiles_interpolate_between_ranks() -> None:

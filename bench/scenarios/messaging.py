@@ -36,6 +36,14 @@ def add_load_arguments(parser: argparse.ArgumentParser, messages: int, window: i
     parser.add_argument("--size", type=int, default=100, help="message text length, characters")
 
 
+def planned_messages(args: argparse.Namespace) -> int:
+    """Messages the load phase sends at most: ``--messages``, and in an open loop no more
+    than ``--rate`` x ``--duration``."""
+    if args.rate:
+        return int(min(args.messages, args.rate * args.duration))
+    return int(args.messages)
+
+
 def seed_users(redis_url: str, prefix: str, user_ids: list[str]) -> tuple[list[str], float]:
     """Accounts and a token per user, written to Redis; returns (tokens, seconds)."""
     started = time.monotonic()
@@ -50,12 +58,25 @@ class Meter:
     """Server usage (one process, or several summed) at named points of a run."""
 
     read: Callable[[], Usage]
+    read_each: Callable[[], list[Usage]] | None = None
+    """Usage of each server process (cluster nodes), when there are several."""
     points: dict[str, Usage] = field(default_factory=dict)
-    at: dict[str, float] = field(default_factory=dict)
+    each: dict[str, list[Usage]] = field(default_factory=dict)
 
     def mark(self, name: str) -> None:
         self.points[name] = self.read()
-        self.at[name] = time.monotonic()
+        if self.read_each is not None:
+            self.each[name] = self.read_each()
+
+    def cpu_each_s(self, start: str, end: str) -> list[float | None] | None:
+        """Each process's CPU seconds between two points (None: one process only)."""
+        if start not in self.each or end not in self.each:
+            return None
+        return [
+            None if a.server_cpu_s is None or b.server_cpu_s is None
+            else round(b.server_cpu_s - a.server_cpu_s, 2)
+            for a, b in zip(self.each[start], self.each[end], strict=True)
+        ]  # fmt: skip
 
     def cpu_s(self, start: str, end: str) -> float | None:
         if start not in self.points or end not in self.points:
