@@ -31,13 +31,25 @@ test: lint typecheck unit
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
 
-# The standard benchmark set (about 3 minutes); results in bench/results/, summary and
-# plot in docs/BENCHMARKS.md. Needs the plotting extra, installed here.
+# The standard benchmark set (about 9 minutes); results in bench/results/, summary and
+# plots in docs/BENCHMARKS.md. Needs the plotting extra, installed here. Each run starts
+# its own server (cluster: its own Redis and two nodes). PAIRS_RATES: the offered rates
+# of the open-loop pairs runs (the latency-vs-rate plot).
 BENCH_RESULTS := bench/results
+PAIRS_RATES ?= 250 500 1000 2000
+LOAD := $(BIN)/python bench/load.py
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@mkdir -p $(BENCH_RESULTS)
 	rm -f $(BENCH_RESULTS)/*.json
-	-$(BIN)/python bench/load.py connect --clients 5000 --json --save $(BENCH_RESULTS)/connect.json
-	-$(BIN)/python bench/load.py sync --friends 5000 --changes 10 --json --save $(BENCH_RESULTS)/sync.json
+	-$(LOAD) connect --clients 5000 --json --save $(BENCH_RESULTS)/connect.json
+	-$(LOAD) sync --friends 5000 --changes 10 --json --save $(BENCH_RESULTS)/sync.json
+	-$(LOAD) pairs --pairs 500 --duration 20 --json --save $(BENCH_RESULTS)/pairs.json
+	-for rate in $(PAIRS_RATES); do \
+	  $(LOAD) pairs --pairs 500 --rate $$rate --duration 15 --json \
+	    --save $(BENCH_RESULTS)/pairs-rate-$$rate.json; \
+	done
+	-$(LOAD) group --members 1000 --senders 4 --rate 10 --messages 200 --duration 20 --json \
+	  --save $(BENCH_RESULTS)/group.json
+	-$(LOAD) cluster --pairs 500 --duration 20 --json --save $(BENCH_RESULTS)/cluster.json
 	$(BIN)/python bench/report.py

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -134,8 +135,15 @@ def _source_commit() -> str | None:
     return f"{commit}+" if commit and dirty.stdout.strip() else commit or None
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    """SIGTERM ends the run like an error would: servers, nodes and Redis started here are
+    stopped on the way out (``finally`` blocks run)."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     scenario = SCENARIOS[args.scenario]
     if not scenario.available:
         try:

@@ -2,8 +2,11 @@
 
     python bench/report.py [--results bench/results] [--out docs/BENCHMARKS.md]
 
-``make bench`` runs the standard set and then this script. The hand-written
-analysis in bench/FINDINGS.md, if present, is included as it is.
+``make bench`` runs the standard set and then this script. Each result file is one
+run, named after what it measured (``pairs.json``, ``pairs-rate-1000.json``, ...);
+the open-loop ``pairs`` runs at several offered rates make the latency-vs-rate
+plot. The hand-written analysis in bench/FINDINGS.md, if present, is included
+as it is.
 """
 
 from __future__ import annotations
@@ -22,12 +25,17 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 PLOT_NAME = "bench_latency.png"
+RATE_PLOT_NAME = "bench_pairs_rate.png"
 SCENARIO_ORDER = ("connect", "sync", "pairs", "group", "cluster")
-NOT_YET = {
+WHAT = {
+    "connect": "sign in K clients with tokens (and some with passwords), hold them idle",
+    "sync": "incremental friend sync after a few changes in a large list, against a full sync",
     "pairs": "N sender/receiver pairs in single chat",
-    "group": "fan-out to the 1,000 online members of one group",
+    "group": "fan-out to the online members of one group",
     "cluster": "pairs with users split across 2 nodes on one Redis",
 }
+SWEEP = "pairs"
+"""Open-loop runs of this scenario (results named ``pairs-rate-<R>``) make the rate plot."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,18 @@ TARGETS = (
     Target("connect", "failures", "failures == 0", operator.eq, 0),
     Target("connect", "logins_per_s", "logins/s >= 500", operator.ge, 500),
     Target("connect", "rss_kb_per_connection", "RSS per connection < 50 KB", operator.lt, 50),
-)
+    Target("pairs", "msgs_per_s", "closed loop: delivered msgs/s >= 3,000", operator.ge, 3000),
+    Target("pairs", "server_cpu_us_per_msg", "closed loop: server CPU per msg < 300 us",
+           operator.lt, 300),
+    Target("pairs-rate-1000", "p99_ms", "at 1,000 msgs/s offered: p99 < 100 ms", operator.lt, 100),
+    Target("pairs-rate-1000", "server_cpu_us_per_msg",
+           "at 1,000 msgs/s offered: server CPU per msg < 300 us", operator.lt, 300),
+    Target("pairs*", "problems", "every pairs run: lost + duplicated + out of order == 0",
+           operator.eq, 0),
+    Target("group", "p99_ms", "1,000 members: p99 send to last member < 500 ms", operator.lt, 500),
+    Target("group", "problems", "lost + duplicated + out of order == 0", operator.eq, 0),
+    Target("cluster", "problems", "lost + duplicated + out of order == 0", operator.eq, 0),
+)  # fmt: skip
 
 HEADLINES: dict[str, tuple[str, ...]] = {
     "connect": (
@@ -56,7 +75,27 @@ HEADLINES: dict[str, tuple[str, ...]] = {
         "friends", "failures", "incremental_bytes", "full_bytes", "incremental_p50_ms",
         "full_p50_ms", "server_cpu_us_per_incremental", "server_cpu_us_per_full",
     ),
+    "pairs": (
+        "load", "connections", "sent", "delivered", "lost", "duplicates", "out_of_order",
+        "failures", "msgs_per_s", "p50_ms", "p99_ms", "server_cpu_us_per_msg",
+        "redis_cpu_us_per_msg", "server_rss_mb", "rss_kb_per_connection",
+    ),
+    "group": (
+        "load", "members", "messages_posted", "pushes", "lost", "duplicates", "out_of_order",
+        "failures", "p50_ms", "p99_ms", "delivery_p50_ms", "msgs_per_s",
+        "server_cpu_us_per_msg", "server_cpu_us_per_send",
+    ),
+    "cluster": (
+        "load", "nodes", "connections", "sent", "delivered", "lost", "duplicates",
+        "out_of_order", "failures", "msgs_per_s", "p50_ms", "p99_ms", "server_cpu_us_per_msg",
+        "redis_cpu_us_per_msg", "node_cpu_s",
+    ),
 }  # fmt: skip
+SWEEP_COLUMNS = (
+    "offered_rate", "sent", "msgs_per_s", "p50_ms", "p95_ms", "p99_ms", "max_ms", "ack_p99_ms",
+    "server_cpu_us_per_msg", "redis_cpu_us_per_msg", "client_cpu_us_per_msg", "lost",
+    "duplicates", "out_of_order", "failures",
+)  # fmt: skip
 
 LATENCY_SERIES = (
     ("connect", "", "token login: connect + handshake + login, 256 in flight"),
@@ -65,6 +104,10 @@ LATENCY_SERIES = (
     ("connect", "password_login_", "password login (argon2id), 256 in flight"),
     ("sync", "incremental_", "incremental friend sync"),
     ("sync", "full_", "full friend sync"),
+    ("pairs-rate-1000", "", "single chat, send to receipt, 1,000 msgs/s offered"),
+    ("pairs", "", "single chat, send to receipt, closed loop (saturated)"),
+    ("group", "", "group of 1,000: send to the last member"),
+    ("cluster", "", "single chat across 2 nodes, closed loop (saturated)"),
 )
 
 
@@ -111,11 +154,29 @@ def _git_commit() -> str:
 
 
 def load_results(folder: Path) -> dict[str, dict[str, Any]]:
+    """Every result by its file's name (``pairs``, ``pairs-rate-1000``, ...)."""
     results: dict[str, dict[str, Any]] = {}
     for path in sorted(folder.glob("*.json")):
-        data = json.loads(path.read_text())
-        results[str(data.get("scenario", path.stem))] = data
+        results[path.stem] = json.loads(path.read_text())
     return results
+
+
+def sweep(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The open-loop runs of the sweep scenario, by offered rate."""
+    runs = [
+        r
+        for name, r in results.items()
+        if name.startswith(f"{SWEEP}-rate-") and r.get("offered_rate")
+    ]
+    return sorted(runs, key=lambda r: float(r["offered_rate"]))
+
+
+def problems(result: dict[str, Any]) -> int | None:
+    """Lost, duplicated and out-of-order messages of a messaging run."""
+    counts = [result.get(k) for k in ("lost", "duplicates", "out_of_order")]
+    if any(c is None for c in counts):
+        return None
+    return sum(int(c) for c in counts if c is not None)
 
 
 def _cell(value: Any) -> str:
@@ -146,8 +207,7 @@ def _summary_table(results: dict[str, dict[str, Any]]) -> list[str]:
     for name in SCENARIO_ORDER:
         result = results.get(name)
         if result is None:
-            what = NOT_YET.get(name, "")
-            lines.append(f"| {name} | not yet measured (needs messaging) | {what} |")
+            lines.append(f"| {name} | not measured | {WHAT.get(name, '')} |")
             continue
         figures = "; ".join(
             f"{key} {_cell(result.get(key))}"
@@ -158,12 +218,37 @@ def _summary_table(results: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _sweep_table(runs: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| " + " | ".join(SWEEP_COLUMNS) + " |",
+        "|" + "---|" * len(SWEEP_COLUMNS),
+    ]
+    for run in runs:
+        lines.append("| " + " | ".join(_cell(run.get(c)) for c in SWEEP_COLUMNS) + " |")
+    return lines
+
+
+def _target_value(results: dict[str, dict[str, Any]], target: Target) -> Any:
+    if target.scenario.endswith("*"):
+        stem = target.scenario[:-1]
+        found = [r for n, r in results.items() if n == stem or n.startswith(f"{stem}-")]
+    else:
+        found = [results[target.scenario]] if target.scenario in results else []
+    if not found:
+        return None
+    if target.figure == "problems":
+        counts = [problems(r) for r in found]
+        return None if None in counts else sum(c for c in counts if c is not None)
+    return found[0].get(target.figure)
+
+
 def _targets_table(results: dict[str, dict[str, Any]]) -> list[str]:
     lines = ["| target | measured | met |", "|---|---|---|"]
     for target in TARGETS:
-        value = results.get(target.scenario, {}).get(target.figure)
+        value = _target_value(results, target)
         met = "-" if value is None else ("yes" if target.holds(value, target.bound) else "**no**")
-        lines.append(f"| {target.scenario}: {target.text} | {_cell(value)} | {met} |")
+        where = target.scenario.rstrip("*")
+        lines.append(f"| {where}: {target.text} | {_cell(value)} | {met} |")
     return lines
 
 
@@ -185,7 +270,7 @@ def plot(results: dict[str, dict[str, Any]], out: Path) -> bool:
             rows.append((label, numbers))
     if not rows:
         return False
-    figure, axes = plt.subplots(figsize=(9, 0.6 * len(rows) + 1.6))
+    figure, axes = plt.subplots(figsize=(9, 0.6 * len(rows) + 2.0))
     height = 0.26
     for offset, (name, colour) in enumerate(
         (("p50", "#4c72b0"), ("p95", "#dd8452"), ("p99", "#c44e52"))
@@ -198,7 +283,7 @@ def plot(results: dict[str, dict[str, Any]], out: Path) -> bool:
     axes.set_xscale("log")
     axes.set_xlabel("latency, ms (log scale)")
     axes.set_title("Parley latency by operation (bench/load.py)")
-    axes.legend(loc="lower right")
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=3)
     axes.grid(axis="x", which="both", alpha=0.3)
     figure.tight_layout()
     figure.savefig(out, dpi=110)
@@ -206,7 +291,57 @@ def plot(results: dict[str, dict[str, Any]], out: Path) -> bool:
     return True
 
 
-def render(results: dict[str, dict[str, Any]], plotted: bool, findings: str) -> str:
+def plot_rates(runs: list[dict[str, Any]], out: Path) -> bool:
+    """Latency percentiles and delivered rate against offered rate (open-loop pairs)."""
+    points = [r for r in runs if all(r.get(f"{p}_ms") for p in ("p50", "p95", "p99"))]
+    if len(points) < 2:
+        return False
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import NullFormatter
+    except ImportError:
+        return False
+    offered = [float(r["offered_rate"]) for r in points]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, colour in (("p50", "#4c72b0"), ("p95", "#dd8452"), ("p99", "#c44e52")):
+        left.plot(offered, [r[f"{name}_ms"] for r in points], "o-", label=name, color=colour)
+    left.axhline(100, color="grey", linestyle="--", linewidth=1, label="p99 target (100 ms)")
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xticks(offered)
+    left.set_xticklabels([f"{x:g}" for x in offered])
+    left.xaxis.set_minor_formatter(NullFormatter())
+    left.set_xlabel("offered load, messages/s (open loop)")
+    left.set_ylabel("send to receipt, ms (log scale)")
+    left.set_title("pairs: latency vs offered rate")
+    left.grid(which="both", alpha=0.3)
+    left.legend()
+    right.plot(offered, offered, ":", color="grey", label="offered")
+    right.plot(offered, [r.get("msgs_per_s") or 0 for r in points], "o-", label="delivered")
+    right.set_xlabel("offered load, messages/s")
+    right.set_ylabel("messages/s")
+    cpu = right.twinx()
+    cpu.plot(offered, [r.get("server_cpu_us_per_msg") or 0 for r in points], "s--",
+             color="#55a868", label="server CPU per msg")  # fmt: skip
+    cpu.set_ylabel("server CPU per message, us")
+    cpu.set_ylim(bottom=0)
+    right.set_title("pairs: delivered rate and server CPU")
+    right.grid(alpha=0.3)
+    lines = right.get_legend_handles_labels()
+    more = cpu.get_legend_handles_labels()
+    right.legend(lines[0] + more[0], lines[1] + more[1], loc="lower right")
+    figure.tight_layout()
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
+    return True
+
+
+def render(
+    results: dict[str, dict[str, Any]], plotted: bool, findings: str, rate_plotted: bool = False
+) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -228,11 +363,7 @@ def render(results: dict[str, dict[str, Any]], plotted: bool, findings: str) -> 
         "",
         "```sh",
         "make bench    # installs .[bench], runs the set below, rewrites this page",
-        *[
-            results[n]["command"]
-            for n in SCENARIO_ORDER
-            if n in results and "command" in results[n]
-        ],
+        *[r["command"] for r in _in_order(results) if "command" in r],
         "python bench/report.py",
         "```",
         "",
@@ -247,6 +378,20 @@ def render(results: dict[str, dict[str, Any]], plotted: bool, findings: str) -> 
     ]
     if plotted:
         lines += ["## Latency", "", f"![latency percentiles by operation]({PLOT_NAME})", ""]
+    runs = sweep(results)
+    if runs:
+        lines += [
+            "## pairs: latency against offered rate",
+            "",
+            "Open loop: messages started on schedule at the offered rate, round robin over "
+            "the pairs, whatever the server's pace; latency is counted from the scheduled "
+            "send time, so queueing shows.",
+            "",
+            *_sweep_table(runs),
+            "",
+        ]
+        if rate_plotted:
+            lines += [f"![pairs latency and throughput by offered rate]({RATE_PLOT_NAME})", ""]
     for name in SCENARIO_ORDER:
         result = results.get(name)
         if result is None:
@@ -257,6 +402,16 @@ def render(results: dict[str, dict[str, Any]], plotted: bool, findings: str) -> 
     if findings:
         lines += [findings.rstrip(), ""]
     return "\n".join(lines)
+
+
+def _in_order(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Results in the standard order: by scenario, then the sweep by rate, then others."""
+    ordered = [results[n] for n in SCENARIO_ORDER if n in results]
+    if SWEEP in results:
+        at = ordered.index(results[SWEEP]) + 1
+        ordered[at:at] = sweep(results)
+    ordered += [r for r in results.values() if not any(r is o for o in ordered)]
+    return ordered
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,9 +427,11 @@ def main(argv: list[str] | None = None) -> int:
     plotted = plot(results, args.out.parent / PLOT_NAME)
     if not plotted:
         print("no plot: matplotlib is missing (pip install -e '.[bench]')", file=sys.stderr)
+    rate_plotted = plot_rates(sweep(results), args.out.parent / RATE_PLOT_NAME)
     findings = args.findings.read_text() if args.findings.exists() else ""
-    args.out.write_text(render(results, plotted, findings))
-    print(f"wrote {args.out}" + (f" and {PLOT_NAME}" if plotted else ""), file=sys.stderr)
+    args.out.write_text(render(results, plotted, findings, rate_plotted))
+    plots = [n for n, done in ((PLOT_NAME, plotted), (RATE_PLOT_NAME, rate_plotted)) if done]
+    print(f"wrote {args.out}" + "".join(f" and {n}" for n in plots), file=sys.stderr)
     return 0
 
 

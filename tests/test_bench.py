@@ -6,6 +6,8 @@ The performance targets themselves are checked by the benchmark, not here.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,19 +19,32 @@ from bench.summary import COMMON_FIELDS
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 15
 
 
 def run_bench(*args: str) -> dict[str, Any]:
-    completed = subprocess.run(
+    """Run ``bench/load.py`` in a process group of its own, so that on a timeout the
+    servers and client processes it started are stopped with it."""
+    process = subprocess.Popen(
         [sys.executable, str(REPO / "bench" / "load.py"), *args, "--json"],
         cwd=REPO,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
+        start_new_session=True,
     )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    try:
+        stdout, stderr = process.communicate(timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGTERM)  # the servers stop their Redis on SIGTERM
+        try:
+            process.communicate(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+        raise
+    assert process.returncode == 0, stderr[-3000:]
+    result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     assert all(name in result for name in COMMON_FIELDS)
     return result
 
