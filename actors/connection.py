@@ -20,6 +20,7 @@ from actors.bridge import SessionOutbox
 from actors.credentials import TokenSigner
 from actors.hub import Hub
 from actors.messages import Command, SessionClosed, SessionRef
+from actors.replies import error_frame
 from actors.supervisor import Supervisor
 from protocol import messages as m
 from protocol.codec import ServerCodec
@@ -182,7 +183,7 @@ class Connection:
             request = self._codec.decode(frame)
             self._route(request)
         except ProtocolError as exc:
-            self._enqueue(user.error_frame(exc.rid, exc.code, exc.message))
+            self._enqueue(error_frame(exc.rid, exc.code, exc.message))
 
     def _route(self, request: m.ClientMessage) -> None:
         rid = request.rid

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from functools import partial
 from typing import Any, Protocol
 
 import pykka
-import redis
 
 from actors.bridge import one_crossing
 from actors.group_admin import GroupAdminCommands
@@ -37,11 +37,10 @@ from actors.group_state import ACTIVE, Change, GroupState
 from actors.messages import Command
 from actors.notify import push_stored
 from actors.ownership import Ownership
+from actors.replies import Handler, answer
 from actors.services import NodeServices
 from actors.supervisor import StoppedNotice
-from actors.user import error_frame
 from protocol import messages as m
-from protocol.codec import encode_server_message
 from protocol.errors import ErrorCode, ProtocolError
 from storage.groups import GroupRefused, StaleGroup, StepResult
 
@@ -51,7 +50,6 @@ KIND = "group"
 ATTEMPTS = 8
 """Times a command is run on a fresh copy when its step finds the group changed."""
 
-Handler = Callable[[Command], m.Reply | None]
 
 ROUTED: tuple[type[m.Request], ...] = (
     m.CreateGroup,
@@ -163,32 +161,13 @@ class GroupActor(pykka.ThreadingActor):
     # -- dispatch (actor thread) -----------------------------------------------
 
     def _handle_command(self, command: Command) -> None:
-        request = command.request
-        outbox = command.session.outbox
-        try:
-            handler = self._handlers.get(type(request))
-            if handler is None:
-                raise ProtocolError(
-                    ErrorCode.UNKNOWN_COMMAND, f"{type(request).__name__} is not for group actors"
-                )
-            reply = self._run(handler, command)
-        except ProtocolError as exc:
-            outbox.reply(error_frame(request.rid, exc.code, exc.message))
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            log.warning("storage unavailable for group %s: %s", self.group_id, exc)
-            self._loaded = False
-            self.state = None
-            message = "storage temporarily unavailable"
-            outbox.reply(error_frame(request.rid, ErrorCode.UNAVAILABLE, message))
-        except Exception:
-            # Restart from the stored state: drop the copy, reload on next use.
-            log.exception("group actor %s failed on %s", self.group_id, type(request).__name__)
-            self._loaded = False
-            self.state = None
-            outbox.reply(error_frame(request.rid, ErrorCode.INTERNAL, "internal server error"))
-        else:
-            if reply is not None:
-                outbox.reply(encode_server_message(reply))
+        handler = self._handlers.get(type(command.request))
+        answer(command, handler and partial(self._run, handler), self._forget_state)
+
+    def _forget_state(self) -> None:
+        """Restart from the stored state: drop the copy, reload on next use."""
+        self._loaded = False
+        self.state = None
 
     def _run(self, handler: Handler, command: Command) -> m.Reply | None:
         for _ in range(ATTEMPTS):

@@ -15,9 +15,8 @@ from collections.abc import Callable
 import redis
 
 from actors.messages import Command
+from actors.replies import refuse
 from actors.services import NodeServices
-from protocol import messages as m
-from protocol.codec import encode_server_message
 from protocol.errors import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -25,19 +24,6 @@ log = logging.getLogger(__name__)
 MAX_HOPS = 2
 """A command forwarded this often is refused (``UNAVAILABLE``) instead of chasing a
 lease that keeps moving."""
-
-
-def _refuse(command: Command, message: str) -> None:
-    request = command.request
-    frame = encode_server_message(
-        m.Error(
-            rid=request.rid,
-            code=int(ErrorCode.UNAVAILABLE),
-            name=ErrorCode.UNAVAILABLE.name,
-            message=message,
-        )
-    )
-    command.session.outbox.reply(frame, isinstance(request, m.Login | m.TokenLogin))
 
 
 class Ownership:
@@ -78,15 +64,17 @@ class Ownership:
         try:
             owner = self.owner_elsewhere()
         except (redis.ConnectionError, redis.TimeoutError):
-            _refuse(command, "storage temporarily unavailable")
+            refuse(command, ErrorCode.UNAVAILABLE, "storage temporarily unavailable")
             return
         if owner is None:
             run(command)
             return
         if command.hops >= MAX_HOPS:
-            _refuse(command, "the owner of this entity is changing; try again")
+            refuse(
+                command, ErrorCode.UNAVAILABLE, "the owner of this entity is changing; try again"
+            )
             return
         try:
             self._services.cluster.forward(self.kind, self.entity_id, owner, command)
         except (redis.ConnectionError, redis.TimeoutError):
-            _refuse(command, "storage temporarily unavailable")
+            refuse(command, ErrorCode.UNAVAILABLE, "storage temporarily unavailable")

@@ -21,11 +21,10 @@ from actors.bridge import one_crossing
 from actors.messages import Command, SessionClosed
 from actors.ownership import Ownership
 from actors.relations import RelationCommands
+from actors.replies import answer
 from actors.services import NodeServices
 from actors.supervisor import StoppedNotice
 from protocol import messages as m
-from protocol.codec import encode_server_message
-from protocol.errors import ErrorCode, ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -38,40 +37,6 @@ class CommandGroup(Protocol):
     def __init__(self, user_id: str, services: NodeServices) -> None: ...
 
     def handlers(self) -> dict[type[m.Request], Callable[[Command], m.Reply | None]]: ...
-
-
-def error_frame(rid: int, code: ErrorCode, message: str) -> bytes:
-    return encode_server_message(m.Error(rid=rid, code=int(code), name=code.name, message=message))
-
-
-def is_sign_in(request: m.Request) -> bool:
-    return isinstance(request, m.Login | m.TokenLogin)
-
-
-def answer(command: Command, handler: Callable[[Command], m.Reply | None] | None) -> None:
-    """Run a command's handler and send its reply or typed error. Runs in the caller's
-    (an actor's) thread; shared by every actor kind."""
-    request = command.request
-    outbox = command.session.outbox
-    try:
-        if handler is None:
-            raise ProtocolError(
-                ErrorCode.UNKNOWN_COMMAND, f"{type(request).__name__} is not handled here"
-            )
-        reply = handler(command)
-    except ProtocolError as exc:
-        outbox.reply(error_frame(request.rid, exc.code, exc.message), is_sign_in(request))
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        log.warning("storage unavailable for %s: %s", type(request).__name__, exc)
-        frame = error_frame(request.rid, ErrorCode.UNAVAILABLE, "storage temporarily unavailable")
-        outbox.reply(frame, is_sign_in(request))
-    except Exception:
-        log.exception("%s failed", type(request).__name__)
-        frame = error_frame(request.rid, ErrorCode.INTERNAL, "internal server error")
-        outbox.reply(frame, is_sign_in(request))
-    else:
-        if reply is not None:
-            outbox.reply(encode_server_message(reply))
 
 
 class UserActor(pykka.ThreadingActor):

@@ -1,0 +1,64 @@
+"""Answering a command: its reply, or its typed error. Shared by every actor kind;
+every function runs in the calling actor's thread."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import redis
+
+from actors.messages import Command
+from protocol import messages as m
+from protocol.codec import encode_server_message
+from protocol.errors import ErrorCode, ProtocolError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Command], m.Reply | None]
+
+
+def error_frame(rid: int, code: ErrorCode, message: str) -> bytes:
+    return encode_server_message(m.Error(rid=rid, code=int(code), name=code.name, message=message))
+
+
+def is_sign_in(request: m.Request) -> bool:
+    return isinstance(request, m.Login | m.TokenLogin)
+
+
+def refuse(command: Command, code: ErrorCode, message: str) -> None:
+    """Answer ``command`` with a typed error."""
+    request = command.request
+    command.session.outbox.reply(error_frame(request.rid, code, message), is_sign_in(request))
+
+
+def answer(
+    command: Command,
+    handler: Handler | None,
+    on_failure: Callable[[], None] | None = None,
+) -> None:
+    """Run a command's handler and send its reply or typed error. ``on_failure`` runs
+    when storage was unreachable or the handler failed unexpectedly (e.g. to drop
+    state the actor holds, so it is reloaded)."""
+    request = command.request
+    try:
+        if handler is None:
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_COMMAND, f"{type(request).__name__} is not handled here"
+            )
+        reply = handler(command)
+    except ProtocolError as exc:
+        refuse(command, exc.code, exc.message)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        log.warning("storage unavailable for %s: %s", type(request).__name__, exc)
+        if on_failure is not None:
+            on_failure()
+        refuse(command, ErrorCode.UNAVAILABLE, "storage temporarily unavailable")
+    except Exception:
+        log.exception("%s failed", type(request).__name__)
+        if on_failure is not None:
+            on_failure()
+        refuse(command, ErrorCode.INTERNAL, "internal server error")
+    else:
+        if reply is not None:
+            command.session.outbox.reply(encode_server_message(reply))
