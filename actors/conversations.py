@@ -187,15 +187,19 @@ class ConversationCommands:
         request = command.request
         assert isinstance(request, m.MarkRead)
         record = self._default_record(request.conversation_id)
-        read, _ = self._conversations.mark_read(self.user_id, request.conversation_id, request.seq)
+        marked = self._conversations.mark_read(self.user_id, request.conversation_id, request.seq)
+        if not marked.advanced:
+            # Nothing changed (the seq was at or below the has-read seq): nothing to tell,
+            # so a client repeating mark_read cannot make the peer's devices busy.
+            return m.Ok(rid=request.rid)
         [(_, cleared)] = self._conversations.read_state(self.user_id, [request.conversation_id])
-        self._push_read_state(command, request.conversation_id, read, cleared)
+        self._push_read_state(command, request.conversation_id, marked.has_read_seq, cleared)
         if record.session_type == SINGLE_CHAT:
             receipt = _encoder.encode(
                 m.ReadReceipt(
                     conversation_id=request.conversation_id,
                     reader_user_id=self.user_id,
-                    has_read_seq=read,
+                    has_read_seq=marked.has_read_seq,
                 )
             )
             self._services.hub.push_soon([record.peer_user_id], receipt)

@@ -11,6 +11,7 @@ All methods block: call them from actor threads.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import cast
 
 import msgspec
@@ -34,6 +35,17 @@ class ConversationRecord(msgspec.Struct, frozen=True, array_like=True):
     ex: str = ""
     hidden: bool = False
     hidden_at_seq: int = 0
+
+
+@dataclass(frozen=True)
+class ReadMark:
+    """What marking a conversation read did."""
+
+    has_read_seq: int
+    """The user's has-read seq now."""
+    max_seq: int
+    advanced: bool
+    """Whether the stored has-read seq moved (False: it was already at or past the seq)."""
 
 
 encode_record = msgspec.msgpack.Encoder().encode
@@ -85,11 +97,13 @@ class ConversationStore:
         reads, cleared = pipe.execute()
         return [(int(r or 0), int(c or 0)) for r, c in zip(reads, cleared, strict=True)]
 
-    def mark_read(self, user_id: str, conversation_id: str, seq: int) -> tuple[int, int]:
-        """Raise the has-read seq; returns (has-read seq, max seq)."""
+    def mark_read(self, user_id: str, conversation_id: str, seq: int) -> ReadMark:
+        """Raise the has-read seq to ``seq`` (0: the max seq), never lowering it."""
         keys = [self._base(user_id), self._keys.conversation_tag(conversation_id)]
-        read, highest = self._scripts.run("conversation_mark_read", keys, [conversation_id, seq])
-        return int(read), int(highest)
+        read, highest, advanced = self._scripts.run(
+            "conversation_mark_read", keys, [conversation_id, seq]
+        )
+        return ReadMark(int(read), int(highest), bool(advanced))
 
     def clear(self, user_id: str, conversation_id: str) -> int:
         keys = [self._base(user_id), self._keys.conversation_tag(conversation_id)]

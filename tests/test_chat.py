@@ -254,6 +254,36 @@ class TestReadState:
         await bob.phone.send_text("after clear", to_user_id="alice")
         assert [x.seq for x in (await alice.phone.pull_messages("si_alice_bob")).items] == [6]
 
+    async def test_receipt_and_read_state_are_pushed_only_when_the_read_seq_moves(
+        self, node: RunningNode, connect: Connect
+    ) -> None:
+        alice, bob = await user(node, connect, "alice"), await user(node, connect, "bob")
+        for n in range(3):
+            await alice.phone.send_text(f"{n}", to_user_id="bob")
+        for device in (*alice.devices, *bob.devices):
+            await drain(device)
+
+        async def pushed(
+            device: ParleyClient, kind: type[m.ReadReceipt | m.ReadStateChanged]
+        ) -> list[int]:
+            return [e.has_read_seq for e in await drain(device) if isinstance(e, kind)]
+
+        await bob.phone.mark_read("si_alice_bob", 2)
+        await bob.phone.mark_read("si_alice_bob", 2)  # the same seq again
+        await bob.phone.mark_read("si_alice_bob", 1)  # below the has-read seq
+        assert (await bob.phone.get_max_seqs())["si_alice_bob"].has_read_seq == 2
+        for device in alice.devices:
+            assert await pushed(device, m.ReadReceipt) == [2]
+        assert await pushed(bob.desktop, m.ReadStateChanged) == [2]
+
+        await bob.phone.mark_read("si_alice_bob")  # everything: moves to the max seq
+        await bob.phone.mark_read("si_alice_bob")  # already there
+        await bob.phone.mark_read("si_alice_bob", 99)  # beyond the max seq: the max seq
+        assert (await bob.phone.get_max_seqs())["si_alice_bob"].has_read_seq == 3
+        for device in alice.devices:
+            assert await pushed(device, m.ReadReceipt) == [3]
+        assert await pushed(bob.desktop, m.ReadStateChanged) == [3]
+
     async def test_delete_for_myself_only(self, node: RunningNode, connect: Connect) -> None:
         alice, bob = await user(node, connect, "alice"), await user(node, connect, "bob")
         for n in range(3):
