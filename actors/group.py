@@ -17,6 +17,12 @@ group's commands are serialized. Each command runs in the actor's thread:
 Handlers come from command-group classes, constructed as
 ``cls(group_id, services, actor)`` with a ``handlers()`` table; further ones (e.g.
 group messages) are passed in with ``command_groups``.
+
+A command that finds the group does not exist (a made-up id, or a refused
+``create_group``) leaves no actor behind: once it is answered, the actor asks
+the supervisor to stop it, so made-up ids cannot make the node hold thousands
+of threads until the idle timeout. The state loaded for the command says so;
+no further Redis read is needed.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from actors.notify import push_stored
 from actors.ownership import Ownership
 from actors.replies import Handler, answer
 from actors.services import NodeServices
-from actors.supervisor import StoppedNotice
+from actors.supervisor import SupervisorLink
 from protocol import messages as m
 from protocol.errors import ErrorCode, ProtocolError
 from storage.groups import GroupRefused, StaleGroup, StepResult
@@ -108,14 +114,14 @@ class GroupActor(pykka.ThreadingActor):
         self,
         group_id: str,
         services: NodeServices,
-        stopped: StoppedNotice,
+        supervisor: SupervisorLink,
         command_groups: Sequence[type[GroupCommandGroup]] = (),
     ) -> None:
         super().__init__()
         self.group_id = group_id
         self.services = services
         self._store = services.storage.groups
-        self._stopped = stopped
+        self._supervisor = supervisor
         self.state: GroupState | None = None
         """The group as of ``state.rev``; ``None`` while it does not exist."""
         self._loaded = False
@@ -136,8 +142,8 @@ class GroupActor(pykka.ThreadingActor):
         """Starts the actor of a group id (called by the supervisor, in the trio thread);
         ``command_groups`` add further commands."""
 
-        def start(group_id: str, stopped: StoppedNotice) -> pykka.ActorRef[Any]:
-            return cls.start(group_id, services, stopped, command_groups)
+        def start(group_id: str, supervisor: SupervisorLink) -> pykka.ActorRef[Any]:
+            return cls.start(group_id, services, supervisor, command_groups)
 
         return start
 
@@ -145,10 +151,10 @@ class GroupActor(pykka.ThreadingActor):
 
     def on_stop(self) -> None:
         self._ownership.release()
-        self._stopped(self.actor_urn)
+        self._supervisor.stopped(self.actor_urn)
 
     def on_failure(self, *_exc: object) -> None:
-        self._stopped(self.actor_urn)
+        self._supervisor.stopped(self.actor_urn)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Command):
@@ -163,6 +169,10 @@ class GroupActor(pykka.ThreadingActor):
     def _handle_command(self, command: Command) -> None:
         handler = self._handlers.get(type(command.request))
         answer(command, handler and partial(self._run, handler), self._forget_state)
+        if self._loaded and self.state is None:
+            # Loaded for this command and not there: no such group (a dismissed one
+            # keeps its state). Commands already queued are still answered first.
+            self._supervisor.entity_missing(self.actor_urn)
 
     def _forget_state(self) -> None:
         """Restart from the stored state: drop the copy, reload on next use."""

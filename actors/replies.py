@@ -36,8 +36,9 @@ def answer(
     command: Command,
     handler: Handler | None,
     on_failure: Callable[[], None] | None = None,
-) -> None:
-    """Run a command's handler and send its reply or typed error. ``on_failure`` runs
+) -> bool:
+    """Run a command's handler and send its reply or typed error; returns whether the
+    command succeeded (False: it was answered with a typed error). ``on_failure`` runs
     when storage was unreachable or the handler failed unexpectedly (e.g. to drop
     state the actor holds, so it is reloaded)."""
     request = command.request
@@ -62,3 +63,5 @@ def answer(
     else:
         if reply is not None:
             command.session.outbox.reply(encode_server_message(reply))
+        return True
+    return False

@@ -2,6 +2,11 @@
 user (account, sign-in, profile, friends, conversations, and the single chats
 it owns) runs here, one at a time.
 
+Commands can name user ids that have no account (a sign-in with a wrong id, a
+message to a made-up user whose id sorts first). Such an actor asks the
+supervisor to stop it as soon as it has answered, so made-up ids cannot make
+the node hold thousands of threads until the idle timeout.
+
 Every method runs in the actor's own thread. Redis calls block that thread
 only. Replies go back to sessions through their ``SessionOutbox``; pushes go
 through the hub.
@@ -21,9 +26,9 @@ from actors.bridge import one_crossing
 from actors.messages import Command, SessionClosed
 from actors.ownership import Ownership
 from actors.relations import RelationCommands
-from actors.replies import answer
+from actors.replies import answer, is_sign_in
 from actors.services import NodeServices
-from actors.supervisor import StoppedNotice
+from actors.supervisor import SupervisorLink
 from protocol import messages as m
 
 log = logging.getLogger(__name__)
@@ -56,13 +61,16 @@ class UserActor(pykka.ThreadingActor):
         self,
         user_id: str,
         services: NodeServices,
-        stopped: StoppedNotice,
+        supervisor: SupervisorLink,
         command_groups: Sequence[type[CommandGroup]] = (),
     ) -> None:
         super().__init__()
         self.user_id = user_id
         self._services = services
-        self._stopped = stopped
+        self._supervisor = supervisor
+        self._account_known = False
+        """Whether this actor has seen that the user's account exists; until then a
+        refused command makes it check (accounts are never deleted)."""
         self._handlers: dict[type[m.Request], Callable[[Command], m.Reply | None]] = {}
         self._ownership = Ownership(KIND, user_id, services)
         groups: list[type[CommandGroup]] = [AccountCommands, RelationCommands, *command_groups]
@@ -75,20 +83,42 @@ class UserActor(pykka.ThreadingActor):
     ) -> Any:
         """Starts the actor of a user id; ``command_groups`` add further commands."""
 
-        def start(user_id: str, stopped: StoppedNotice) -> pykka.ActorRef[Any]:
-            return cls.start(user_id, services, stopped, command_groups)
+        def start(user_id: str, supervisor: SupervisorLink) -> pykka.ActorRef[Any]:
+            return cls.start(user_id, services, supervisor, command_groups)
 
         return start
 
     def on_stop(self) -> None:
         self._ownership.release()
-        self._stopped(self.actor_urn)
+        self._supervisor.stopped(self.actor_urn)
 
     def on_failure(self, *_exc: object) -> None:
-        self._stopped(self.actor_urn)
+        self._supervisor.stopped(self.actor_urn)
 
     def _answer(self, command: Command) -> None:
-        answer(command, self._handlers.get(type(command.request)))
+        request = command.request
+        succeeded = answer(command, self._handlers.get(type(request)))
+        if not succeeded:
+            self._stop_if_no_account()
+        elif is_sign_in(request) or isinstance(request, m.Register):
+            self._account_known = True
+
+    def _stop_if_no_account(self) -> None:
+        """After a refused command or a closed session: if the user has no account,
+        ask the supervisor to stop this actor now (it stops it only if no session
+        depends on it). One Redis read, made only until the account is known to
+        exist, so successful commands (single-chat sends included) never pay for it."""
+        if self._account_known:
+            return
+        try:
+            exists = self._services.storage.accounts.exists(self.user_id)
+        except redis.RedisError as exc:
+            log.warning("could not check that user %s exists: %s", self.user_id, exc)
+            return  # the idle timeout stops the actor if it is not needed
+        if exists:
+            self._account_known = True
+        else:
+            self._supervisor.entity_missing(self.actor_urn)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Command):
@@ -99,6 +129,8 @@ class UserActor(pykka.ThreadingActor):
                 self._services.storage.presence.session_offline(self.user_id, message.session_id)
             except redis.RedisError as exc:
                 log.warning("could not mark session %s offline: %s", message.session_id, exc)
+            # A session that tried to sign in as a made-up id tells it when it closes.
+            self._stop_if_no_account()
         else:
             log.error("user actor %s: unexpected message %r", self.user_id, message)
         return None

@@ -70,6 +70,10 @@ class AccountStore:
         except (KeyError, ValueError, UnicodeDecodeError) as exc:
             raise CorruptRecordError(f"account {user_id!r}: {exc!r}") from exc
 
+    def exists(self, user_id: str) -> bool:
+        """Whether the user has an account (one ``EXISTS``; accounts are never deleted)."""
+        return bool(self._redis.exists(self._keys.account(user_id)))
+
     def create(self, record: AccountRecord) -> bool:
         """Store a new account; False when the user id is taken."""
         fields = [

@@ -5,9 +5,11 @@ and the node keeps serving the others."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import pytest
+import redis
 import trio
 
 from client import ErrorCode, ParleyClient, ParleyError, Platform, Reconnected
@@ -16,7 +18,7 @@ from protocol.codec import ClientCodec
 from server import RunningNode
 from tests.conftest import StartNode
 from tests.rawws import RawClient, Rejected
-from tests.support import Connect, eventually, signed_in
+from tests.support import Connect, eventually, expect_error, signed_in, stored_state
 
 codec = ClientCodec()
 
@@ -337,6 +339,114 @@ class TestActors:
 
         redis_client.hset(key, "created_at", "1700000000000")
         assert (await victim.login("rose", "password-1")).user_id == "rose"
+
+
+LONG_IDLE = {"idle_timeout": 600.0}
+"""Actor settings under which only the early stop of actors whose entity does not
+exist can explain an actor going away during a test."""
+
+
+async def actors_settle_at(node: RunningNode, live: int) -> None:
+    """Wait until ``live`` actors run and none is stopping (so none is about to be
+    restarted for a message that waited while it stopped)."""
+    supervisor = node.supervisor
+    await eventually(lambda: supervisor.live_actors == live and supervisor.stopping_actors == 0)
+
+
+class TestMadeUpIds:
+    """A command naming a user or group that does not exist is refused, and the actor
+    started to find that out is stopped right after (not after ``actors.idle_timeout``),
+    so made-up ids cannot make the node hold a thread each."""
+
+    async def test_sends_and_group_commands_leave_no_actors_behind(
+        self, start_node: StartNode, connect: Connect, redis_client: redis.Redis, prefix: str
+    ) -> None:
+        node = await start_node(actors=LONG_IDLE)
+        supervisor = node.supervisor
+        zed = await connect(node.url)
+        await signed_in(zed, "zed")
+        before = supervisor.live_actors
+        stored = stored_state(redis_client, prefix)
+
+        # Single chat runs in the actor of the lower user id: here the made-up one.
+        for n in range(50):
+            await expect_error(
+                ErrorCode.USER_NOT_FOUND, zed.send_text("hi", to_user_id=f"ghost-{n}")
+            )
+        group_commands: list[Callable[[str], Awaitable[object]]] = [
+            zed.get_group_members,
+            lambda group_id: zed.send_text("hi", group_id=group_id),
+            zed.apply_join_group,
+            lambda group_id: zed.set_group_info(group_id, name="renamed"),
+            zed.quit_group,
+        ]
+        for n in range(50):
+            command = group_commands[n % len(group_commands)]
+            await expect_error(ErrorCode.GROUP_NOT_FOUND, command(f"no-group-{n}"))
+        # Commands that reach an actor while it stops are kept and answered after.
+        async with trio.open_nursery() as nursery:
+            for n in range(10):
+                refused = zed.send_text(f"burst {n}", to_user_id="ghost-0")
+                nursery.start_soon(expect_error, ErrorCode.USER_NOT_FOUND, refused)
+                nursery.start_soon(
+                    expect_error, ErrorCode.GROUP_NOT_FOUND, zed.get_group_members("no-group-0")
+                )
+
+        await actors_settle_at(node, before)
+        assert supervisor.passivations == 0
+        assert supervisor.missing_entity_stops >= 100
+        assert supervisor.is_live("user", "zed")
+        assert stored_state(redis_client, prefix) == stored
+        assert (await zed.get_self()).user_id == "zed"
+
+    async def test_real_users_and_groups_keep_their_actors(
+        self, start_node: StartNode, connect: Connect
+    ) -> None:
+        node = await start_node(actors=LONG_IDLE)
+        supervisor = node.supervisor
+        zed = await connect(node.url)
+        await signed_in(zed, "zed")
+        await (await connect(node.url)).register("abe", "password-1")  # never signed in
+        group_id = (await zed.create_group("real", member_user_ids=["abe"])).group_id
+
+        # abe's actor (no session depends on it) owns the single chat of abe and zed.
+        await zed.send_text("hello", to_user_id="abe")
+        await expect_error(ErrorCode.NO_SUCH_MESSAGE, zed.revoke_message("si_abe_zed", 99))
+        await expect_error(ErrorCode.USER_NOT_FOUND, zed.send_text("hi", to_user_id="zz-ghost"))
+        await zed.get_group_members(group_id)
+        await expect_error(
+            ErrorCode.NOT_GROUP_MEMBER, zed.kick_group_members(group_id, ["zz-ghost"])
+        )
+        await expect_error(ErrorCode.USER_NOT_FOUND, zed.invite_to_group(group_id, ["zz-ghost"]))
+        await zed.send_text("to the group", group_id=group_id)
+
+        await trio.sleep(0.3)  # time for a wrong stop request to arrive
+        assert supervisor.missing_entity_stops == 0
+        for kind, entity_id in (("user", "zed"), ("user", "abe"), ("group", group_id)):
+            assert supervisor.is_live(kind, entity_id), (kind, entity_id)
+
+    async def test_sign_in_with_a_made_up_id_leaves_no_actor_and_register_still_works(
+        self, start_node: StartNode, connect: Connect
+    ) -> None:
+        node = await start_node(actors=LONG_IDLE)
+        supervisor = node.supervisor
+        connections = node.gateway.connection_count
+        for n in range(5):
+            stranger = await connect(node.url)
+            await expect_error(
+                ErrorCode.BAD_CREDENTIALS, stranger.login(f"nobody-{n}", "password-1")
+            )
+            await stranger.aclose()  # tells nobody-<n>'s (new) actor that the session ended
+        await eventually(lambda: node.gateway.connection_count == connections)
+        await actors_settle_at(node, 0)
+
+        newcomer = await connect(node.url)
+        await expect_error(ErrorCode.BAD_CREDENTIALS, newcomer.login("nobody-0", "password-1"))
+        await newcomer.register("nobody-0", "password-1")
+        assert (await newcomer.login("nobody-0", "password-1")).user_id == "nobody-0"
+        await trio.sleep(0.3)
+        assert supervisor.is_live("user", "nobody-0")
+        assert supervisor.passivations == 0
 
 
 async def test_shutdown_closes_sessions_with_going_away(
