@@ -15,6 +15,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from storage.accounts import AccountRecord, AccountStore, CorruptRecordError, PublicProfile
+from storage.connections import connection_pool
 from storage.conversations import ConversationRecord, ConversationStore
 from storage.embedded import EmbeddedRedis, EmbeddedRedisError
 from storage.groups import (
@@ -91,14 +92,8 @@ class Storage:
     ) -> None:
         self.url = url
         self.keys = Keys(prefix)
-        pool = redis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=5,
-            socket_timeout=5,
-            socket_connect_timeout=2,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
-            health_check_interval=30,
+        pool = connection_pool(
+            url, max_connections, 5, Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)
         )
         self.redis = redis.Redis(connection_pool=pool)
         self.scripts = Scripts(self.redis)

@@ -1,0 +1,90 @@
+"""Redis connections that cost two system calls per command instead of seven.
+
+With redis-py's defaults, every command made from an actor thread took seven
+system calls: the pool's "is there unread data?" check (two ``ioctl`` calls
+to switch the socket to non-blocking and back, and a ``recv`` that finds
+nothing), then a ``poll`` before the ``send`` and another before the ``recv``,
+because a Python socket with a timeout waits with ``poll`` first. Each of them
+lets the GIL go; with hundreds of actor threads and the event loop wanting it,
+every release is a hand-off between threads (bench/FINDINGS.md).
+
+Here the socket is in blocking mode and the kernel enforces the timeout
+(``SO_RCVTIMEO``/``SO_SNDTIMEO``): a Redis server that stops answering still
+fails the command after ``io_timeout`` seconds, as a ``redis.ConnectionError``
+(the connection is then dropped and the command retried once on a new one, as
+before). The pool's check for unread data before each command is skipped: a
+connection goes back to the pool with a reply still unread only when a command
+was interrupted half-way, and redis-py disconnects it then. Waits with a
+timeout of their own (the cluster's pub/sub listener) still ``poll``.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Any
+
+import redis
+
+
+def _kernel_timeouts(sock: socket.socket, seconds: float) -> socket.socket:
+    whole = int(seconds)
+    value = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+    sock.settimeout(None)
+    return sock
+
+
+class _LeanIO(redis.connection.AbstractConnection):
+    """Blocking socket with kernel timeouts; no readiness check before each command."""
+
+    def __init__(self, *args: Any, io_timeout: float = 5.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.io_timeout = io_timeout
+
+    def _connect(self) -> socket.socket:
+        # super() is the concrete class's _connect, next in the MRO of the classes below.
+        sock = super()._connect()  # type: ignore[safe-super,no-untyped-call]
+        return _kernel_timeouts(sock, self.io_timeout)
+
+    def can_read(self, timeout: float = 0) -> bool:
+        if timeout == 0 and self._sock is not None:
+            return False
+        return bool(super().can_read(timeout))
+
+
+class LeanConnection(_LeanIO, redis.Connection):
+    """TCP connection; see the module docstring."""
+
+
+class LeanUnixConnection(_LeanIO, redis.UnixDomainSocketConnection):
+    """Unix-socket connection (the embedded Redis); see the module docstring."""
+
+
+_LEAN: dict[type[Any], type[Any]] = {
+    redis.Connection: LeanConnection,
+    redis.UnixDomainSocketConnection: LeanUnixConnection,
+}
+
+
+def connection_pool(
+    url: str, max_connections: int, io_timeout: float, retry: redis.retry.Retry
+) -> redis.BlockingConnectionPool:
+    """A blocking pool for ``url`` whose connections are lean where the scheme allows
+    (``redis://`` and ``unix://``; ``rediss://`` keeps redis-py's own)."""
+    pool = redis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=io_timeout,
+        socket_timeout=io_timeout,
+        socket_connect_timeout=2,
+        retry=retry,
+        health_check_interval=30,
+    )
+    lean = _LEAN.get(pool.connection_class)
+    if lean is not None:
+        pool.connection_class = lean
+        pool.connection_kwargs["socket_timeout"] = None
+        pool.connection_kwargs["io_timeout"] = io_timeout
+    return pool

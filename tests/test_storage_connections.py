@@ -1,0 +1,126 @@
+"""Storage connections: blocking sockets with kernel timeouts, no readiness check
+per command, and still the failures of a Redis that hangs or drops connections."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from storage import EmbeddedRedis
+from storage.connections import LeanConnection, LeanUnixConnection, connection_pool
+
+
+def _client(url: str, io_timeout: float = 5.0, retries: int = 1) -> redis.Redis:
+    return redis.Redis(
+        connection_pool=connection_pool(url, 4, io_timeout, Retry(NoBackoff(), retries))
+    )
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A TCP listener on 127.0.0.1 that accepts and reads but never answers: a hung Redis."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    stop = threading.Event()
+    accepted: list[socket.socket] = []
+
+    def serve() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            accepted.append(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"redis://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join(5)
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+def test_connections_are_blocking_with_kernel_timeouts(redis_server: EmbeddedRedis) -> None:
+    client = _client(redis_server.url, io_timeout=2.5)
+    client.set("conn-test:a", b"1")
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        assert isinstance(connection, LeanUnixConnection)
+        sock = connection._sock
+        assert sock is not None
+        assert sock.gettimeout() is None
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.calcsize("ll"))
+        assert struct.unpack("ll", raw) == (2, 500_000)
+    finally:
+        pool.release(connection)
+    client.delete("conn-test:a")
+    client.close()
+
+
+def test_tcp_urls_get_lean_connections_and_tls_keeps_its_own() -> None:
+    retry = Retry(NoBackoff(), 0)
+    assert connection_pool("redis://127.0.0.1:1", 1, 1, retry).connection_class is LeanConnection
+    tls = connection_pool("rediss://127.0.0.1:1", 1, 1, retry).connection_class
+    assert tls is redis.SSLConnection
+
+
+def test_commands_pipelines_scripts_and_pubsub_work(redis_server: EmbeddedRedis) -> None:
+    client = _client(redis_server.url)
+    key = "conn-test:b"
+    pipe = client.pipeline(transaction=True)
+    pipe.set(key, b"x")
+    pipe.append(key, b"y")
+    pipe.get(key)
+    assert pipe.execute() == [True, 2, b"xy"]
+    assert client.eval("return redis.call('strlen', KEYS[1])", 1, key) == 2
+    pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub.subscribe("conn-test:channel")
+    pubsub.get_message(timeout=0.2)  # reads the subscription's confirmation
+    started = time.monotonic()
+    assert pubsub.get_message(timeout=0.2) is None
+    assert time.monotonic() - started >= 0.15  # the wait with a timeout still waits
+    client.publish("conn-test:channel", b"hello")
+    message = None
+    deadline = time.monotonic() + 5
+    while message is None and time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.5)
+    assert message is not None and message["data"] == b"hello"
+    pubsub.close()
+    client.delete(key)
+    client.close()
+
+
+def test_a_redis_that_stops_answering_fails_the_command_after_the_timeout(
+    silent_server: str,
+) -> None:
+    client = _client(silent_server, io_timeout=0.3, retries=0)
+    started = time.monotonic()
+    with pytest.raises((redis.ConnectionError, redis.TimeoutError)):
+        client.get("anything")
+    assert time.monotonic() - started < 3
+    client.close()
+
+
+def test_a_dropped_connection_is_replaced_and_the_command_succeeds(
+    redis_server: EmbeddedRedis, redis_client: redis.Redis
+) -> None:
+    client = _client(redis_server.url, retries=1)
+    client.set("conn-test:c", b"kept")
+    victim = client.client_id()
+    assert redis_client.client_kill_filter(_id=str(victim)) == 1
+    assert client.get("conn-test:c") == b"kept"
+    client.delete("conn-test:c")
+    client.close()
