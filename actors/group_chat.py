@@ -2,7 +2,10 @@
 
 A command group of the group actor (constructed with the actor), so every
 send of one group is serialized in that actor's thread and pushed in seq
-order; the permission rules read the group's live state.
+order; the permission rules read the group's live state. Pushes leave out
+members who set recv_opt 1 for the group's conversation: the storing step
+returns them (``messaging.store_and_push``), so the actor caches nothing about
+them and reads no member's conversation entry.
 """
 
 from __future__ import annotations

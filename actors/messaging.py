@@ -80,19 +80,37 @@ def check_quote(services: NodeServices, conversation_id: str, request: m.SendMes
         )
 
 
+def receiving(
+    recipients: Sequence[str], not_receiving: frozenset[str], sender: str
+) -> Sequence[str]:
+    """The recipients to push a message, revoke notice or typing of ``sender`` to:
+    all but those who set recv_opt 1 ("do not receive") for the conversation. The
+    sender is always kept: recv_opt is about what others send, and the sender's own
+    other devices must see their own messages to stay in step."""
+    if not not_receiving:
+        return recipients
+    return [user for user in recipients if user == sender or user not in not_receiving]
+
+
 def push_typing(
     services: NodeServices, command: Command, conversation_id: str, recipients: Sequence[str]
 ) -> m.Reply:
+    """Push a typing indication (stored nowhere) to ``recipients`` but those who do
+    not receive the conversation; one read of that set, as typing has no storing step."""
     request = command.request
     assert isinstance(request, m.SendMessage) and isinstance(request.content, m.TypingContent)
+    sender = command.user_id or ""
+    not_receiving = services.storage.messages.not_receiving(conversation_id)
     frame = _encoder.encode(
         m.Typing(
             conversation_id=conversation_id,
-            from_user_id=command.user_id or "",
+            from_user_id=sender,
             text=request.content.text,
         )
     )
-    services.hub.push_soon(recipients, frame, command.session.session_id)
+    services.hub.push_soon(
+        receiving(recipients, not_receiving, sender), frame, command.session.session_id
+    )
     return m.MessageSent(
         rid=request.rid,
         conversation_id=conversation_id,
@@ -140,8 +158,11 @@ def store_and_push(
 ) -> m.Reply:
     """Store the message (idempotent by client msg id), push it, return the reply.
 
-    ``peer_checks`` (single chat) has the storing step itself refuse an unknown
-    recipient, a block either way, and with ``"friends"`` non-friends."""
+    The push leaves out recipients who set recv_opt 1 for the conversation (the
+    storing step returns them, so this costs no extra round trip), but never the
+    sender's other devices. ``peer_checks`` (single chat) has the storing step itself
+    refuse an unknown recipient, a block either way, and with ``"friends"``
+    non-friends."""
     request = command.request
     assert isinstance(request, m.SendMessage)
     sender = command.user_id or ""
@@ -179,7 +200,11 @@ def store_and_push(
     else:
         message = msgspec.structs.replace(message, seq=stored.seq)
         frame = _encoder.encode(m.NewMessage(message=message))
-        services.hub.push_soon(recipients, frame, command.session.session_id)
+        services.hub.push_soon(
+            receiving(recipients, stored.not_receiving, sender),
+            frame,
+            command.session.session_id,
+        )
     return sent_reply(request.rid, message)
 
 
@@ -213,7 +238,9 @@ def revoke_and_push(
 ) -> m.Reply:
     """Replace message ``seq`` by its revoked form, append and push the notice.
 
-    The caller has checked that the requester may revoke it."""
+    The notice is pushed as a message of the revoker: not to recipients who set
+    recv_opt 1, always to the revoker's other devices. The caller has checked that
+    the requester may revoke it."""
     request = command.request
     revoker = command.user_id or ""
     for _ in range(CAS_ATTEMPTS):
@@ -238,7 +265,7 @@ def revoke_and_push(
             content=content,
         )
         try:
-            notice_seq = services.storage.messages.revoke(
+            stored = services.storage.messages.revoke(
                 conversation_id,
                 seq,
                 raw,
@@ -251,13 +278,17 @@ def revoke_and_push(
             continue
         except RelationRefused as exc:
             raise ProtocolError(ErrorCode[exc.reason], exc.reason) from None
-        notice = msgspec.structs.replace(notice, seq=notice_seq)
+        notice = msgspec.structs.replace(notice, seq=stored.seq)
         frame = _encoder.encode(m.NewMessage(message=notice))
-        services.hub.push_soon(recipients, frame, command.session.session_id)
+        services.hub.push_soon(
+            receiving(recipients, stored.not_receiving, revoker),
+            frame,
+            command.session.session_id,
+        )
         return m.MessageSent(
             rid=request.rid,
             conversation_id=conversation_id,
-            seq=notice_seq,
+            seq=stored.seq,
             server_msg_id=notice.server_msg_id,
             client_msg_id=notice.client_msg_id,
             send_time=now,

@@ -188,7 +188,9 @@ class ConversationInfo(msgspec.Struct, frozen=True, kw_only=True):
     group_id: str = ""
     pinned: bool = False
     recv_opt: int = 0
-    """0 receive and notify, 1 do not receive pushes, 2 receive without notifying."""
+    """0 receive and notify; 1 do not receive: others' new messages, revoke notices and
+    typing are not pushed to this user (still stored and pulled by max seq); 2 receive
+    without notifying: pushed as 0, the client shows no notification."""
     draft_text: str = ""
     draft_time: int = 0
     ex: str = ""

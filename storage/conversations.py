@@ -22,6 +22,11 @@ from storage.relations import StaleRead
 from storage.scripts import Scripts
 from storage.versionlog import Changes, new_version_id, read_changes
 
+DO_NOT_RECEIVE = 1
+"""``recv_opt`` value: the user's devices are not pushed the conversation's new
+messages from others (they are stored, and pulled by max seq). 0 receives and
+notifies; 2 receives, and the client does not notify (the server pushes it as 0)."""
+
 
 class ConversationRecord(msgspec.Struct, frozen=True, array_like=True):
     conversation_id: str
@@ -77,11 +82,24 @@ class ConversationStore:
     def write(
         self, user_id: str, changes: Sequence[tuple[bytes | None, ConversationRecord]]
     ) -> None:
-        """Write entries, each only if it is still what was read (None: absent)."""
-        args: list[object] = [self.log_length, new_version_id()]
+        """Write entries, each only if it is still what was read (None: absent).
+
+        The same step puts the user in, or takes them out of, each conversation's
+        ``:not_receiving`` set (see ``storage.messages``), so the set always holds
+        exactly the users whose entry has recv_opt ``DO_NOT_RECEIVE``. Entries are
+        never deleted (they outlive group membership), so neither are set members
+        but by a write of the entry."""
+        keys = [self._base(user_id)]
+        args: list[object] = [self.log_length, new_version_id(), user_id]
         for read, record in changes:
-            args += [record.conversation_id, read or b"", encode_record(record)]
-        reply = self._scripts.run("conversation_set", [self._base(user_id)], args)
+            keys.append(self._keys.conversation_tag(record.conversation_id))
+            args += [
+                record.conversation_id,
+                read or b"",
+                encode_record(record),
+                "1" if record.recv_opt == DO_NOT_RECEIVE else "0",
+            ]
+        reply = self._scripts.run("conversation_set", keys, args)
         status = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         if status == "RETRY":
             raise StaleRead()

@@ -3,14 +3,18 @@
 A conversation's keys share the hash tag ``{c:<conversation id>}``: ``:meta``
 (the max seq), ``:msgs`` (seq -> stored message), ``:cmid`` (client msg id ->
 seq, for idempotent sends), ``:times`` (seq by send time, for history by time)
-and ``:uncounted`` (seqs that never count as unread, e.g. revoke notices).
+``:uncounted`` (seqs that never count as unread, e.g. revoke notices) and
+``:not_receiving`` (users whose conversation entry has recv_opt 1, "do not
+receive": written with the entry by ``ConversationStore.write``, read by the
+steps that store a message or a revoke notice, so leaving them out of the push
+costs no extra round trip).
 The stored message is opaque bytes here; its seq is the key it is stored
 under. All methods block: call them from actor threads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -27,10 +31,25 @@ class Stored:
     seq: int
     duplicate: bool
     """True when the client msg id was sent before: ``seq`` is the first send's."""
+    not_receiving: frozenset[str] = frozenset()
+    """Users who set recv_opt 1 ("do not receive") for the conversation, read in the
+    same step that stored the message (empty for a duplicate)."""
+
+
+@dataclass(frozen=True)
+class StoredNotice:
+    """A revoke notice as stored: its seq, and who does not receive it (as ``Stored``)."""
+
+    seq: int
+    not_receiving: frozenset[str]
 
 
 def _status(reply: list[Any]) -> str:
     return reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+
+
+def _user_ids(raw: Iterable[bytes | str]) -> frozenset[str]:
+    return frozenset(u.decode() if isinstance(u, bytes) else u for u in raw)
 
 
 class MessageStore:
@@ -73,7 +92,7 @@ class MessageStore:
         status = _status(reply)
         if status not in ("OK", "DUP"):
             raise RelationRefused(status)
-        return Stored(int(reply[1]), status == "DUP")
+        return Stored(int(reply[1]), status == "DUP", _user_ids(reply[2:]))
 
     def seq_of(self, conversation_id: str, client_msg_id: str) -> int | None:
         """The seq a client msg id was stored under, if it was."""
@@ -125,8 +144,8 @@ class MessageStore:
         notice_client_msg_id: str,
         notice: bytes,
         now_ms: int,
-    ) -> int:
-        """Replace message ``seq`` (if still ``read``) and append the notice; its seq."""
+    ) -> StoredNotice:
+        """Replace message ``seq`` (if still ``read``) and append the notice."""
         reply = self._scripts.run(
             "message_revoke",
             [self._base(conversation_id)],
@@ -137,4 +156,11 @@ class MessageStore:
             raise StaleRead()
         if status != "OK":
             raise RelationRefused(status)
-        return int(reply[1])
+        return StoredNotice(int(reply[1]), _user_ids(reply[2:]))
+
+    def not_receiving(self, conversation_id: str) -> frozenset[str]:
+        """Users who set recv_opt 1 for the conversation (one read; for typing, which
+        is pushed without a storing step)."""
+        return _user_ids(
+            cast(set[bytes], self._redis.smembers(f"{self._base(conversation_id)}:not_receiving"))
+        )

@@ -408,6 +408,115 @@ class TestConversations:
         assert (await alice.phone.sync_conversations()).inserts == []
 
 
+def pushed_messages(events: list[object]) -> list[m.ChatMessage]:
+    return [e.message for e in events if isinstance(e, m.NewMessage)]
+
+
+async def quiet_devices(*devices: ParleyClient) -> None:
+    """Wait until no more events arrive on any of ``devices``, and drop them."""
+    for device in devices:
+        await drain(device, 0.1)
+
+
+class TestReceiveOption:
+    """recv_opt 1 ("do not receive") stops pushes of others' messages to every device
+    of the user who set it; the messages are stored and pulled as usual."""
+
+    async def test_do_not_receive_is_stored_pullable_and_resumes(
+        self, node: RunningNode, connect: Connect
+    ) -> None:
+        alice, bob = await user(node, connect, "alice"), await user(node, connect, "bob")
+        await alice.phone.send_text("before", to_user_id="bob")
+        await bob.phone.set_conversations(["si_alice_bob"], recv_opt=1)
+        await quiet_devices(*alice.devices, *bob.devices)
+
+        quiet = await alice.phone.send_text("while muted", to_user_id="bob")
+        [mirrored] = await received(alice.desktop, 1)
+        assert mirrored.seq == quiet.seq
+        for device in bob.devices:
+            assert pushed_messages(await drain(device)) == []
+        seqs = await bob.desktop.get_max_seqs()
+        assert seqs["si_alice_bob"].max_seq == quiet.seq
+        page = await bob.desktop.pull_messages("si_alice_bob", 1)
+        assert [x.content for x in page.items] == [
+            m.TextContent(text="before"),
+            m.TextContent(text="while muted"),
+        ]
+        [view] = (await bob.phone.get_conversations()).items
+        assert (view.info.recv_opt, view.unread_count) == (1, 2)
+
+        await bob.desktop.set_conversations(["si_alice_bob"], recv_opt=0)
+        await quiet_devices(*bob.devices)
+        again = await alice.phone.send_text("heard again", to_user_id="bob")
+        for device in bob.devices:
+            [got] = await received(device, 1)
+            assert got.seq == again.seq == quiet.seq + 1
+
+    async def test_own_sends_and_revokes_reach_own_devices_not_muted_peer(
+        self, node: RunningNode, connect: Connect
+    ) -> None:
+        alice, bob = await user(node, connect, "alice"), await user(node, connect, "bob")
+        await bob.phone.set_conversations(["si_alice_bob"], recv_opt=1)
+        await quiet_devices(*bob.devices)
+
+        mine = await bob.phone.send_text("from the muted side", to_user_id="alice")
+        for device in (bob.desktop, *alice.devices):
+            [got] = await received(device, 1)
+            assert got.seq == mine.seq
+        notice = await bob.phone.revoke_message("si_alice_bob", mine.seq)
+        for device in (bob.desktop, *alice.devices):
+            [got] = await received(device, 1)
+            assert got.seq == notice.seq and isinstance(got.content, m.RevokedContent)
+
+        theirs = await alice.phone.send_text("take it back", to_user_id="bob")
+        alice_notice = await alice.phone.revoke_message("si_alice_bob", theirs.seq)
+        assert [x.seq for x in await received(alice.desktop, 2)] == [
+            theirs.seq,
+            alice_notice.seq,
+        ]
+        for device in bob.devices:
+            assert pushed_messages(await drain(device)) == []
+        pulled = await bob.phone.pull_messages("si_alice_bob", theirs.seq)
+        assert [type(x.content) for x in pulled.items] == [m.RevokedContent, m.RevokedContent]
+
+    async def test_typing_is_not_pushed_to_a_user_who_does_not_receive(
+        self, node: RunningNode, connect: Connect
+    ) -> None:
+        alice, bob = await user(node, connect, "alice"), await user(node, connect, "bob")
+        await bob.phone.set_conversations(["si_alice_bob"], recv_opt=1)
+        await quiet_devices(*bob.devices)
+        await alice.phone.send_message(m.TypingContent(), to_user_id="bob")
+        await alice.desktop.next_event(m.Typing)
+        for device in bob.devices:
+            assert [e for e in await drain(device) if isinstance(e, m.Typing)] == []
+
+    async def test_receive_without_notifying_is_pushed_and_option_is_per_conversation(
+        self, node: RunningNode, connect: Connect
+    ) -> None:
+        alice, bob = await user(node, connect, "alice"), await user(node, connect, "bob")
+        carol = await user(node, connect, "carol")
+        await bob.phone.send_text("hi carol", to_user_id="carol")
+        await bob.phone.set_conversations(["si_alice_bob"], recv_opt=2)
+        await bob.phone.set_conversations(["si_bob_carol"], recv_opt=1)
+        await quiet_devices(*bob.devices)
+
+        from_alice = await alice.phone.send_text("pushed, quietly", to_user_id="bob")
+        for device in bob.devices:
+            [got] = await received(device, 1)
+            assert got.seq == from_alice.seq and got.send_id == "alice"
+        await carol.phone.send_text("not pushed", to_user_id="bob")
+        for device in bob.devices:
+            assert pushed_messages(await drain(device)) == []
+        await bob.phone.set_conversations(["si_alice_bob"], recv_opt=1)
+        await bob.phone.set_conversations(["si_bob_carol"], recv_opt=0)
+        await quiet_devices(*bob.devices)
+        await alice.phone.send_text("not pushed either", to_user_id="bob")
+        from_carol = await carol.phone.send_text("pushed again", to_user_id="bob")
+        for device in bob.devices:
+            pushes = pushed_messages(await drain(device))
+            assert [(x.send_id, x.seq) for x in pushes] == [("carol", from_carol.seq)]
+
+
 async def test_stress_many_senders_one_conversation_gap_free(
     node: RunningNode, connect: Connect
 ) -> None:

@@ -177,3 +177,96 @@ async def test_retry_after_being_muted_returns_the_first_result(
     assert (again.seq, again.server_msg_id) == (first.seq, first.server_msg_id)
     await expect_error(ErrorCode.MEMBER_MUTED, t.member.phone.send_text("new", group_id=t.group_id))
     assert (await t.owner.phone.get_max_seqs())[t.conversation_id].max_seq == 1
+
+
+def pushed(events: list[object]) -> list[m.ChatMessage]:
+    return [e.message for e in events if isinstance(e, m.NewMessage)]
+
+
+async def quiet(*people: User) -> None:
+    """Drop every event already on its way to the devices of ``people``."""
+    for person in people:
+        for device in person.devices:
+            await drain(device, 0.1)
+
+
+async def test_member_who_does_not_receive_gets_no_pushes_but_can_pull(
+    node: RunningNode, connect: Connect
+) -> None:
+    t = await team(node, connect)
+    gid, cid = t.group_id, t.conversation_id
+    await t.member.phone.set_conversations([cid], recv_opt=1)
+    await t.admin.phone.set_conversations([cid], recv_opt=2)
+    await quiet(t.member, t.admin)
+
+    sent = await t.owner.phone.send_text("for everyone", group_id=gid)
+    await t.owner.phone.send_message(m.TypingContent(), group_id=gid)
+    for device in t.admin.devices:  # recv_opt 2: pushed as usual
+        [got] = await messages_on(device, 1)
+        assert got.seq == sent.seq
+        await device.next_event(m.Typing)
+    for device in t.member.devices:
+        events = await drain(device)
+        assert pushed(events) == []
+        assert [e for e in events if isinstance(e, m.Typing)] == []
+    assert (await t.member.desktop.get_max_seqs())[cid].max_seq == sent.seq
+    page = await t.member.desktop.pull_messages(cid)
+    assert [x.content for x in page.items] == [m.TextContent(text="for everyone")]
+
+    notice = await t.owner.phone.revoke_message(cid, sent.seq)
+    [revoked] = await messages_on(t.admin.phone, 1)
+    assert revoked.seq == notice.seq and isinstance(revoked.content, m.RevokedContent)
+    for device in t.member.devices:
+        assert pushed(await drain(device)) == []
+
+    await t.member.phone.set_conversations([cid], recv_opt=0)
+    await quiet(t.member)
+    resumed = await t.admin.phone.send_text("welcome back", group_id=gid)
+    for device in t.member.devices:
+        [got] = await messages_on(device, 1)
+        assert got.seq == resumed.seq == notice.seq + 1
+
+
+async def test_own_group_sends_reach_own_devices_and_option_is_per_conversation(
+    node: RunningNode, connect: Connect
+) -> None:
+    t = await team(node, connect)
+    gid, cid = t.group_id, t.conversation_id
+    await t.member.phone.set_conversations([cid], recv_opt=1)
+    await quiet(t.member)
+
+    mine = await t.member.phone.send_text("I muted it, I still speak", group_id=gid)
+    for device in (t.member.desktop, *t.owner.devices, *t.admin.devices):
+        [got] = await messages_on(device, 1)
+        assert got.seq == mine.seq
+    notice = await t.member.phone.revoke_message(cid, mine.seq)
+    [got] = await messages_on(t.member.desktop, 1)
+    assert got.seq == notice.seq and isinstance(got.content, m.RevokedContent)
+
+    direct = await t.owner.phone.send_text("single chat still rings", to_user_id="mona")
+    for device in t.member.devices:
+        got_direct = pushed(await drain(device))
+        assert [x.seq for x in got_direct] == [direct.seq]
+        assert got_direct[0].conversation_id == "si_mona_olga"
+
+
+async def test_do_not_receive_outlives_leaving_and_rejoining(
+    node: RunningNode, connect: Connect
+) -> None:
+    """The option belongs to the user's conversation entry, which is kept when they
+    leave a group: after rejoining they still do not receive it."""
+    t = await team(node, connect)
+    gid, cid = t.group_id, t.conversation_id
+    await t.member.phone.set_conversations([cid], recv_opt=1)
+    await t.member.phone.quit_group(gid)
+    await t.owner.phone.invite_to_group(gid, ["mona"])
+    await quiet(t.member)
+    sent = await t.owner.phone.send_text("are you back?", group_id=gid)
+    [got] = await messages_on(t.admin.desktop, 1)
+    assert got.seq == sent.seq
+    for device in t.member.devices:
+        assert pushed(await drain(device)) == []
+    [view] = [
+        v for v in (await t.member.phone.get_conversations()).items if v.info.conversation_id == cid
+    ]
+    assert (view.info.recv_opt, view.max_seq) == (1, sent.seq)

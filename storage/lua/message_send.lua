@@ -9,7 +9,9 @@
 -- exists and that neither side has blocked the other, 'friends' to also require
 -- that both have each other as friends; ARGV[9] sender id, ARGV[10] peer id,
 -- ARGV[11..] conversation entry for KEYS[2], KEYS[3], ... in that order
--- Returns {'OK', seq}, {'DUP', seq of the first send} or {error name}.
+-- Returns {'OK', seq, users who do not receive it...} (the conversation's
+-- ':not_receiving' set: users whose entry has recv_opt 1), {'DUP', seq of the
+-- first send} or {error name}.
 local conv = KEYS[1]
 local conv_id, cmid = ARGV[1], ARGV[2]
 local first = redis.call('HGET', conv .. ':cmid', cmid)
@@ -51,4 +53,7 @@ for i = 2, #KEYS do
     vlog_record(KEYS[i] .. ':vlog:convs', conv_id, 'insert', ARGV[7], ARGV[6])
   end
 end
-return {'OK', seq}
+local reply = redis.call('SMEMBERS', conv .. ':not_receiving')
+table.insert(reply, 1, seq)
+table.insert(reply, 1, 'OK')
+return reply
