@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import pykka
 
 from actors.bridge import one_crossing
+from actors.entity import EntityActor
 from actors.group_admin import GroupAdminCommands
 from actors.group_joins import GroupJoinCommands
 from actors.group_members import GroupMemberCommands
@@ -102,13 +103,11 @@ class GroupCommandGroup(Protocol):
     def handlers(self) -> dict[type[m.Request], Handler]: ...
 
 
-class GroupActor(pykka.ThreadingActor):
+class GroupActor(EntityActor):
     """Owns one group. Created by the supervisor; all methods run in this actor's thread.
 
     With several nodes, the node holding the group's lease runs its commands (so the
     group's messages are pushed in seq order); actors elsewhere forward them there."""
-
-    use_daemon_thread = True
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ import redis
 
 from actors.accounts import AccountCommands
 from actors.bridge import one_crossing
+from actors.entity import EntityActor
 from actors.messages import Command, SessionClosed
 from actors.ownership import Ownership
 from actors.relations import RelationCommands
@@ -44,18 +45,12 @@ class CommandGroup(Protocol):
     def handlers(self) -> dict[type[m.Request], Callable[[Command], m.Reply | None]]: ...
 
 
-class UserActor(pykka.ThreadingActor):
+class UserActor(EntityActor):
     """Owns one user. Created by the supervisor; all methods run in this actor's thread.
 
     It keeps no copy of stored state between commands (each command reads what it
     needs), so a failing command cannot leave bad state behind. With several nodes,
-    the node holding the user's lease runs the commands; actors elsewhere forward.
-
-    Daemon threads: Python walks the list of all non-daemon threads whenever one
-    starts, which made starting thousands of user actors quadratic. The node stops
-    every actor itself before it exits."""
-
-    use_daemon_thread = True
+    the node holding the user's lease runs the commands; actors elsewhere forward."""
 
     def __init__(
         self,
