@@ -120,8 +120,8 @@ class AccountCommands:
             raise ProtocolError(ErrorCode.TOKEN_INVALID, "token was routed to the wrong user")
         if claims.platform not in PLATFORM_IDS:
             raise ProtocolError(ErrorCode.TOKEN_INVALID, "token names an unknown platform")
-        account = self._accounts.load(self.user_id)
-        if account is None or not self._accounts.token_is_valid(self.user_id, claims.token_id):
+        account = self._accounts.load_for_token(self.user_id, claims.token_id)
+        if account is None:
             raise ProtocolError(ErrorCode.TOKEN_REVOKED, "token has been revoked")
         self._sign_in(command, account, IssuedToken(request.token, claims), new_token=False)
 

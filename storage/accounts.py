@@ -45,6 +45,23 @@ def _text(value: bytes | None) -> str:
     return "" if value is None else value.decode("utf-8")
 
 
+def _account(user_id: str, raw: dict[bytes, bytes]) -> AccountRecord | None:
+    if not raw:
+        return None
+    try:
+        return AccountRecord(
+            user_id=user_id,
+            password_hash=raw[b"password_hash"].decode(),
+            nickname=_text(raw.get(b"nickname")),
+            face_url=_text(raw.get(b"face_url")),
+            ex=_text(raw.get(b"ex")),
+            created_at=int(raw[b"created_at"]),
+            version=int(raw[b"version"]),
+        )
+    except (KeyError, ValueError, UnicodeDecodeError) as exc:
+        raise CorruptRecordError(f"account {user_id!r}: {exc!r}") from exc
+
+
 class AccountStore:
     def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts) -> None:
         self._redis = client
@@ -55,20 +72,16 @@ class AccountStore:
 
     def load(self, user_id: str) -> AccountRecord | None:
         raw = cast(dict[bytes, bytes], self._redis.hgetall(self._keys.account(user_id)))
-        if not raw:
-            return None
-        try:
-            return AccountRecord(
-                user_id=user_id,
-                password_hash=raw[b"password_hash"].decode(),
-                nickname=_text(raw.get(b"nickname")),
-                face_url=_text(raw.get(b"face_url")),
-                ex=_text(raw.get(b"ex")),
-                created_at=int(raw[b"created_at"]),
-                version=int(raw[b"version"]),
-            )
-        except (KeyError, ValueError, UnicodeDecodeError) as exc:
-            raise CorruptRecordError(f"account {user_id!r}: {exc!r}") from exc
+        return _account(user_id, raw)
+
+    def load_for_token(self, user_id: str, token_id: str) -> AccountRecord | None:
+        """The account, if the token ``token_id`` is still valid for it (not revoked by
+        logout, kick or password change); one round trip for both."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hgetall(self._keys.account(user_id))
+        pipe.hexists(self._keys.tokens(user_id), token_id)
+        raw, valid = pipe.execute()
+        return _account(user_id, raw) if valid else None
 
     def exists(self, user_id: str) -> bool:
         """Whether the user has an account (one ``EXISTS``; accounts are never deleted)."""
@@ -127,9 +140,6 @@ class AccountStore:
         """Record a token (dropping expired ones) and revoke others, in one step."""
         args = [token_id, f"{platform}:{expires_at_ms}", now_ms, *revoke]
         self._scripts.run("add_token", [self._keys.tokens(user_id)], args)
-
-    def token_is_valid(self, user_id: str, token_id: str) -> bool:
-        return bool(self._redis.hexists(self._keys.tokens(user_id), token_id))
 
     def revoke_tokens(self, user_id: str, token_ids: Iterable[str]) -> None:
         ids = list(token_ids)
