@@ -19,7 +19,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -193,12 +193,24 @@ class ClusterLink:
 
     # -- sending (actor threads) ------------------------------------------------
 
-    def relay(self, user_ids: Sequence[str], frame: bytes, exclude_session: str | None) -> None:
-        """Publish a push to the other nodes that hold sessions of ``user_ids``."""
+    def relay(
+        self,
+        user_ids: Sequence[str],
+        frame: bytes,
+        exclude_session: str | None,
+        holding: Collection[str] | None = None,
+    ) -> None:
+        """Publish a push to the other nodes that hold sessions of ``user_ids``.
+
+        ``holding``: those nodes, when the caller has just read them (e.g. in the step
+        that stored the message); otherwise they are looked up here for a few users,
+        and every other node gets the push for many."""
         others = self.other_nodes
         if not others or not user_ids:
             return
-        if len(user_ids) <= TARGETED_PUSH_MAX_USERS:
+        if holding is not None:
+            targets = [n for n in others if n in holding]
+        elif len(user_ids) <= TARGETED_PUSH_MAX_USERS:
             holding = self._storage.presence.nodes_of(user_ids)
             targets = [n for n in others if n in holding]
         else:

@@ -10,7 +10,7 @@ reached through the :class:`actors.cluster.ClusterLink`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 import trio
@@ -118,10 +118,15 @@ class Hub:
     # -- any thread ------------------------------------------------------------
 
     def push_soon(
-        self, user_ids: Sequence[str], frame: bytes, exclude_session: str | None = None
+        self,
+        user_ids: Sequence[str],
+        frame: bytes,
+        exclude_session: str | None = None,
+        holding: Collection[str] | None = None,
     ) -> None:
         """Push ``frame`` to every session of ``user_ids`` but ``exclude_session``, on
-        this node and the others. Call it from an actor thread (it may publish)."""
+        this node and the others. Call it from an actor thread (it may publish).
+        ``holding``: the nodes holding sessions of these users, if the caller knows."""
         users = tuple(dict.fromkeys(user_ids))
         call_in_trio(self._token, self.push, users, frame, exclude_session)
-        self._cluster.relay(users, frame, exclude_session)
+        self._cluster.relay(users, frame, exclude_session, holding)

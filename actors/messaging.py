@@ -189,6 +189,7 @@ def store_and_push(
             {user: encode_record(record) for user, record in entries.items()},
             peer_checks,
             recv_id,
+            locate=bool(peer_checks) and bool(services.cluster.other_nodes),
         )
     except RelationRefused as exc:
         raise ProtocolError(ErrorCode[exc.reason], _SEND_REFUSALS[exc.reason]) from None
@@ -204,6 +205,7 @@ def store_and_push(
             receiving(recipients, stored.not_receiving, sender),
             frame,
             command.session.session_id,
+            stored.nodes,
         )
     return sent_reply(request.rid, message)
 

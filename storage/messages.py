@@ -34,6 +34,9 @@ class Stored:
     not_receiving: frozenset[str] = frozenset()
     """Users who set recv_opt 1 ("do not receive") for the conversation, read in the
     same step that stored the message (empty for a duplicate)."""
+    nodes: frozenset[str] | None = None
+    """With ``locate``: the nodes holding sessions of the sender and the users given
+    entries, read in the same step (None otherwise, and for a duplicate)."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ def _status(reply: list[Any]) -> str:
     return reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
 
 
-def _user_ids(raw: Iterable[bytes | str]) -> frozenset[str]:
+def _decoded(raw: Iterable[bytes | str]) -> frozenset[str]:
     return frozenset(u.decode() if isinstance(u, bytes) else u for u in raw)
 
 
@@ -73,11 +76,14 @@ class MessageStore:
         entries: dict[str, bytes],
         peer_checks: Literal["", "peer", "friends"] = "",
         peer: str = "",
+        locate: bool = False,
     ) -> Stored:
         """Store a message; ``entries`` are conversation-list entries created for users
         who have none yet. For single chat, ``peer_checks`` makes the same step refuse
         (``RelationRefused``) an unknown peer, a block either way, and with
-        ``"friends"`` a sender and peer who are not each other's friends."""
+        ``"friends"`` a sender and peer who are not each other's friends. ``locate``
+        also returns the nodes holding sessions of the sender and those users (for
+        pushing to other nodes without another round trip)."""
         users = [sender, *(u for u in entries if u != sender)]
         if peer_checks:
             users = [sender, peer]
@@ -85,14 +91,17 @@ class MessageStore:
         args: list[Any] = [
             conversation_id, client_msg_id, payload, send_time,
             "1" if counts_as_unread else "0", self.log_length, new_version_id(),
-            peer_checks, sender, peer,
+            peer_checks, sender, peer, "1" if locate else "0",
         ]  # fmt: skip
         args += [entries.get(u, b"") for u in users]
         reply = self._scripts.run("message_send", keys, args)
         status = _status(reply)
         if status not in ("OK", "DUP"):
             raise RelationRefused(status)
-        return Stored(int(reply[1]), status == "DUP", _user_ids(reply[2:]))
+        if status == "DUP":
+            return Stored(int(reply[1]), True)
+        nodes = _decoded(reply[3]) if locate else None
+        return Stored(int(reply[1]), False, _decoded(reply[2]), nodes)
 
     def seq_of(self, conversation_id: str, client_msg_id: str) -> int | None:
         """The seq a client msg id was stored under, if it was."""
@@ -156,11 +165,11 @@ class MessageStore:
             raise StaleRead()
         if status != "OK":
             raise RelationRefused(status)
-        return StoredNotice(int(reply[1]), _user_ids(reply[2:]))
+        return StoredNotice(int(reply[1]), _decoded(reply[2:]))
 
     def not_receiving(self, conversation_id: str) -> frozenset[str]:
         """Users who set recv_opt 1 for the conversation (one read; for typing, which
         is pushed without a storing step)."""
-        return _user_ids(
+        return _decoded(
             cast(set[bytes], self._redis.smembers(f"{self._base(conversation_id)}:not_receiving"))
         )

@@ -8,8 +8,10 @@
 -- ARGV[8] single-chat checks: '' for none, 'peer' to require that KEYS[3]
 -- exists and that neither side has blocked the other, 'friends' to also require
 -- that both have each other as friends; ARGV[9] sender id, ARGV[10] peer id,
--- ARGV[11..] conversation entry for KEYS[2], KEYS[3], ... in that order
--- Returns {'OK', seq, users who do not receive it...} (the conversation's
+-- ARGV[11] '1' to return the nodes holding sessions of the users of KEYS[2..]
+-- (from their ':presence' hashes, values '<platform>:<node>:<token id>'), '0' not to;
+-- ARGV[12..] conversation entry for KEYS[2], KEYS[3], ... in that order
+-- Returns {'OK', seq, {users who do not receive it}, {nodes}} (the conversation's
 -- ':not_receiving' set: users whose entry has recv_opt 1), {'DUP', seq of the
 -- first send} or {error name}.
 local conv = KEYS[1]
@@ -49,11 +51,21 @@ if seq > read then
   redis.call('HSET', sender .. ':reads', conv_id, seq)
 end
 for i = 2, #KEYS do
-  if redis.call('HSETNX', KEYS[i] .. ':conv', conv_id, ARGV[9 + i]) == 1 then
+  if redis.call('HSETNX', KEYS[i] .. ':conv', conv_id, ARGV[10 + i]) == 1 then
     vlog_record(KEYS[i] .. ':vlog:convs', conv_id, 'insert', ARGV[7], ARGV[6])
   end
 end
-local reply = redis.call('SMEMBERS', conv .. ':not_receiving')
-table.insert(reply, 1, seq)
-table.insert(reply, 1, 'OK')
-return reply
+local nodes = {}
+if ARGV[11] == '1' then
+  local seen = {}
+  for i = 2, #KEYS do
+    for _, entry in ipairs(redis.call('HVALS', KEYS[i] .. ':presence')) do
+      local node = string.match(entry, '^[^:]*:([^:]*):')
+      if node and not seen[node] then
+        seen[node] = true
+        table.insert(nodes, node)
+      end
+    end
+  end
+end
+return {'OK', seq, redis.call('SMEMBERS', conv .. ':not_receiving'), nodes}
