@@ -10,7 +10,9 @@ another node (a kick) is published to that node.
 
 Redis pub/sub delivers at most once: a publication sent while a node is
 restarting or reconnecting is lost. Clients recover what they missed with
-``get_max_seqs`` / ``pull_messages`` and ``pull_notifications``.
+``get_max_seqs`` / ``pull_messages`` and ``pull_notifications``. A lost close is
+made good at the heartbeat: each node closes the sessions it holds that its
+session set in Redis no longer lists.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ import trio
 
 from actors.bridge import call_in_trio
 from actors.messages import Command, SessionRef
-from protocol.codec import ServerCodec
-from protocol.errors import ProtocolError
+from protocol import messages as m
+from protocol.codec import ServerCodec, encode_server_message
+from protocol.errors import CloseCode, ProtocolError
 from storage import Storage
 
 if TYPE_CHECKING:
@@ -42,6 +45,12 @@ log = logging.getLogger(__name__)
 TARGETED_PUSH_MAX_USERS = 16
 """Pushes to at most this many users look up which nodes hold them; larger ones go
 to every live node."""
+
+ENDED_ELSEWHERE = "session ended elsewhere"
+"""Why the heartbeat closes a session that was ended without this node being told."""
+_ENDED_ELSEWHERE_FRAME = encode_server_message(
+    m.Kicked(close_code=CloseCode.KICKED, reason=ENDED_ELSEWHERE)
+)
 
 
 class Deliver(msgspec.Struct, frozen=True, tag="deliver", array_like=True):
@@ -129,7 +138,7 @@ class RemoteOutbox:
 
 class ClusterLink:
     """One per node. ``relay`` and ``close_session`` run in actor threads; ``run``
-    in trio; the listener in a thread of its own."""
+    in trio, each heartbeat in a worker thread; the listener in a thread of its own."""
 
     def __init__(
         self,
@@ -147,6 +156,9 @@ class ClusterLink:
         self._hub: Hub | None = None
         self._supervisor: Supervisor | None = None
         self._stop = threading.Event()
+        self._unlisted_at_last_beat: frozenset[str] = frozenset()
+        """Local signed-in sessions the last heartbeat found missing from this node's
+        session set (used by the heartbeat's worker thread only)."""
         self.published = 0
         self.received = 0
 
@@ -362,15 +374,71 @@ class ClusterLink:
             log.warning("node heartbeat failed: %s", exc)
 
     def _beat_in_thread(self) -> None:
+        """Renew this node's heartbeat, close its sessions that were ended elsewhere,
+        and clean up after gone nodes. Runs in a worker thread (``trio.to_thread``),
+        one beat at a time."""
         presence = self._storage.presence
-        still_known = presence.heartbeat(self.node_timeout_s, int(time.time() * 1000))
-        if not still_known and self._hub is not None:
-            # Other nodes may have given this node up and removed its sessions.
-            sessions = trio.from_thread.run_sync(
-                self._hub.signed_in_sessions, trio_token=self._token
-            )
-            presence.restore(sessions)
+        held = self._signed_in_sessions()
+        beat = presence.heartbeat(self.node_timeout_s, int(time.time() * 1000))
+        if beat.was_known:
+            self._close_unlisted(held, beat.listed)
+        else:
+            # Other nodes may have given this node up and removed its sessions, which
+            # were not ended for that: write them back rather than close them.
+            presence.restore(self._signed_in_sessions())
+            self._unlisted_at_last_beat = frozenset()
         for node in presence.dead_nodes():
             removed = presence.forget_node(node)
             log.info("node %s is gone; removed %d of its sessions from presence", node, removed)
         self.other_nodes = tuple(n for n in presence.live_nodes() if n != self.node_id)
+
+    def _signed_in_sessions(self) -> list[tuple[str, str, int, str]]:
+        """The hub's signed-in sessions, read in trio. Runs in a worker thread."""
+        if self._hub is None:
+            return []
+        return trio.from_thread.run_sync(self._hub.signed_in_sessions, trio_token=self._token)
+
+    def _close_unlisted(
+        self, held: Sequence[tuple[str, str, int, str]], listed: Collection[tuple[str, str]]
+    ) -> None:
+        """Close, with the ``kicked`` push and 4500, the local signed-in sessions
+        (``held``) that this node's session set (``listed``) no longer lists. Runs in
+        the heartbeat's worker thread.
+
+        Whoever removes a session from the set (a sign-in that displaces it, a
+        password change, a logout) also closes it, but a close published to this node
+        can be lost; this enforces the removal then.
+
+        ``held`` must be read from the hub before ``listed`` is read from Redis. A
+        session enters the hub only after its sign-in step, which adds it to the set,
+        has returned (and, for a sign-in run by another node, after that node has
+        published the signed-in state here). So every session in ``held`` was in the
+        set before ``listed`` was read, and is missing from ``listed`` only if it was
+        removed since. Read the other way round, a session signing in between the two
+        reads would be in ``held`` and not in ``listed``, and be closed.
+
+        A session is closed only when two beats in a row find it missing. By then the
+        close sent by whoever removed it is long due, so this one never overtakes it
+        (that close may carry another code and a last frame: ``TOKEN_REVOKED`` for a
+        password change, ``LOGGED_OUT`` and the answer for a logout). A session that
+        has closed meanwhile is no longer in the hub; closing it again is a no-op.
+        """
+        unlisted = frozenset(
+            session_id for user_id, session_id, _, _ in held if (user_id, session_id) not in listed
+        )
+        ended = unlisted & self._unlisted_at_last_beat
+        self._unlisted_at_last_beat = unlisted
+        if not ended:
+            return
+        log.warning("closing %d session(s) ended elsewhere whose close was lost", len(ended))
+        hub = self._hub
+        assert hub is not None
+        for session_id in ended:
+            call_in_trio(
+                self._token,
+                hub.close_session,
+                session_id,
+                CloseCode.KICKED,
+                ENDED_ELSEWHERE,
+                _ENDED_ELSEWHERE_FRAME,
+            )

@@ -4,7 +4,9 @@ Each node refreshes ``node:<id>`` (with a TTL) and its score in the sorted set
 ``nodes`` while it is alive. A user's sessions are the hash
 ``{u:<id>}:presence`` (session id -> "platform:node:token id"), and each node
 lists the sessions it holds in ``node:<id>:sessions``, so that when a node
-stops heartbeating any other node can remove its sessions from presence.
+stops heartbeating any other node can remove its sessions from presence, and
+so that each node can find, at its heartbeat, the sessions it holds that were
+ended elsewhere.
 Readers count only sessions on live nodes. All methods block.
 """
 
@@ -28,6 +30,18 @@ class PresenceEntry:
     token_id: str
 
 
+@dataclass(frozen=True)
+class NodeBeat:
+    """What a node learns when it renews its heartbeat."""
+
+    was_known: bool
+    """False if the node's key had disappeared: it had been given up, and other nodes
+    may have removed its sessions."""
+    listed: frozenset[tuple[str, str]]
+    """(user id, session id) of every session ``node:<id>:sessions`` listed at that
+    moment."""
+
+
 def _entry(session_id: bytes | str, value: bytes) -> PresenceEntry:
     platform, node, token = value.decode().split(":", 2)
     sid = session_id.decode() if isinstance(session_id, bytes) else session_id
@@ -49,13 +63,21 @@ class PresenceStore:
     def _nodes(self) -> str:
         return f"{self._keys.prefix}nodes"
 
-    def heartbeat(self, ttl_s: int, now_ms: int) -> bool:
-        """Mark this node alive for ``ttl_s`` seconds; False if it had been given up."""
+    def heartbeat(self, ttl_s: int, now_ms: int) -> NodeBeat:
+        """Mark this node alive for ``ttl_s`` seconds and read the sessions it is listed
+        as holding, in one transaction. A node that gives this one up deletes its key
+        and its session set with one ``DEL``, so a list read while the key still
+        existed is never the empty one such a clean-up leaves."""
         pipe = self._redis.pipeline(transaction=True)
         pipe.set(self._keys.node(self.node_id), "1", ex=ttl_s, get=True)
         pipe.zadd(self._nodes(), {self.node_id: now_ms})
-        previous, _ = pipe.execute()
-        return previous is not None
+        pipe.smembers(self._node_sessions(self.node_id))
+        previous, _, listed = pipe.execute()
+        pairs = (item.decode().partition("\t") for item in cast(set[bytes], listed))
+        return NodeBeat(
+            previous is not None,
+            frozenset((user_id, session_id) for user_id, _, session_id in pairs),
+        )
 
     def node_gone(self) -> None:
         """Deregister this node (clean shutdown)."""

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 import pytest
 import redis
 import trio
 
+from actors.cluster import CloseSession, Envelope
 from client import ErrorCode, ParleyClient, ParleyError, Platform, Reconnected
 from protocol import messages as m
 from protocol.codec import ClientCodec
@@ -136,6 +138,92 @@ class TestMultiDevice:
         await stale.wait_closed()
         again = await connect(node.url)
         await again.login_with_token(token)
+
+
+async def two_nodes(start_node: StartNode, **settings: dict[str, Any]) -> list[RunningNode]:
+    """Two nodes on the same Redis, each listing the other as live."""
+    first, second = await start_node(**settings), await start_node(**settings)
+    await eventually(
+        lambda: (
+            second.node_id in first.cluster.other_nodes
+            and first.node_id in second.cluster.other_nodes
+        )
+    )
+    return [first, second]
+
+
+class TestEndedElsewhere:
+    """A session ended through another node is closed even when the close published
+    to its node is lost (Redis pub/sub delivers at most once): each node closes, at
+    its heartbeat, the sessions its session set in Redis no longer lists."""
+
+    async def test_a_lost_kick_is_enforced_at_the_heartbeat(
+        self, start_node: StartNode, connect: Connect, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Beats every 2/3 s; a session is closed at the second beat that misses it.
+        first, second = await two_nodes(
+            start_node, cluster={"node_timeout": 2}, session={"multi_login": "single"}
+        )
+        # Registering through the second node makes its actor run xena's commands, so
+        # the sign-in that displaces her session on the first node publishes the kick.
+        await (await connect(second.url)).register("xena", "password-1")
+        old = await connect(first.url)
+        await old.login("xena", "password-1", Platform.IOS)
+        bystanders = [await connect(first.url) for _ in range(2)]
+        await signed_in(bystanders[0], "yuri", Platform.IOS)
+        await (await connect(second.url)).register("zoe", "password-1")
+        await bystanders[1].login("zoe", "password-1", Platform.IOS)
+
+        lost: list[str] = []
+        publish = second.cluster.publish
+
+        def lose_kicks(node_id: str, envelope: Envelope) -> None:
+            if isinstance(envelope, CloseSession):
+                lost.append(envelope.session_id)
+            else:
+                publish(node_id, envelope)
+
+        monkeypatch.setattr(second.cluster, "publish", lose_kicks)
+        new = await connect(second.url)
+        await new.login("xena", "password-1", Platform.WINDOWS)
+        assert len(lost) == 1
+
+        with trio.fail_after(4):
+            kicked = await old.next_event(m.Kicked)
+            await old.wait_closed()
+        assert kicked.close_code == old.close_code == 4500
+        assert (await new.get_self()).user_id == "xena"
+        assert [(await b.get_self()).user_id for b in bystanders] == ["yuri", "zoe"]
+        assert [b.close_code for b in bystanders] == [None, None]
+
+    async def test_sessions_signing_in_between_heartbeats_stay_open(
+        self, start_node: StartNode, connect: Connect
+    ) -> None:
+        # Beats every 1/3 s while sessions keep signing in on the first node; the
+        # sign-ins of odd users run on the second node (their actors are there).
+        first, second = await two_nodes(start_node, cluster={"node_timeout": 1})
+        user_ids = [f"user-{i}" for i in range(48)]
+        for i, user_id in enumerate(user_ids):
+            registrar = await connect((second if i % 2 else first).url, reconnect=False)
+            await registrar.register(user_id, "password-1")
+            await registrar.aclose()
+        sessions: list[ParleyClient] = []
+
+        async def sign_in(user_id: str) -> None:
+            client = await connect(first.url, reconnect=False)
+            await client.login(user_id, "password-1", Platform.IOS)
+            sessions.append(client)
+
+        for start in range(0, len(user_ids), 6):
+            async with trio.open_nursery() as nursery:
+                for user_id in user_ids[start : start + 6]:
+                    nursery.start_soon(sign_in, user_id)
+            await trio.sleep(0.07)
+        await trio.sleep(1.5)  # several beats after the last sign-in
+
+        assert [c.close_code for c in sessions] == [None] * len(user_ids)
+        for client in sessions:
+            await client.ping()
 
 
 class TestTimeouts:
