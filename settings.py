@@ -46,6 +46,9 @@ class SessionSettings:
     max_frame_bytes: int = 65536
     max_pending: int = 64
     """Requests a session may have in flight before getting ``TOO_MANY_PENDING``."""
+    request_deadline: float = 30.0
+    """A request unanswered for this long (its node died, or the forwarded command or
+    its reply was lost) is answered ``UNAVAILABLE`` by the session and frees its slot."""
     outbound_queue: int = 1024
     """Frames queued for a session before it is closed as a slow consumer."""
     ping_interval: float = 20.0
@@ -135,6 +138,7 @@ _POSITIVE = {
     "redis.max_connections",
     "session.max_frame_bytes",
     "session.max_pending",
+    "session.request_deadline",
     "session.outbound_queue",
     "session.ping_interval",
     "session.idle_timeout",

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 class OutboundSink(Protocol):
     """What a connection exposes to actors. Every method runs in the trio thread."""
 
-    def deliver_reply(self, frame: bytes, ends_sign_in: bool) -> None: ...
+    def deliver_reply(self, rid: int, frame: bytes, ends_sign_in: bool) -> None: ...
 
     def deliver_push(self, frame: bytes) -> None: ...
 
@@ -132,7 +132,7 @@ class Outbox(Protocol):
     @property
     def session_id(self) -> str: ...
 
-    def reply(self, frame: bytes, ends_sign_in: bool = False) -> None: ...
+    def reply(self, rid: int, frame: bytes, ends_sign_in: bool = False) -> None: ...
 
     def push(self, frame: bytes) -> None: ...
 
@@ -149,13 +149,16 @@ class SessionOutbox:
     token: trio.lowlevel.TrioToken
     sink: OutboundSink
 
-    def reply(self, frame: bytes, ends_sign_in: bool = False) -> None:
-        """Queue the reply to a request (the session's pending count drops by one).
+    def reply(self, rid: int, frame: bytes, ends_sign_in: bool = False) -> None:
+        """Queue the reply to request ``rid`` (which ``frame`` carries too); the request
+        stops counting as pending. The session matches the reply to its request by
+        ``rid`` without decoding the frame, and drops it if it has already answered
+        that request itself (no answer came in time, see ``session.request_deadline``).
 
         ``ends_sign_in`` marks the failure reply to a sign-in request, after which
         the session may try to sign in again.
         """
-        call_in_trio(self.token, self.sink.deliver_reply, frame, ends_sign_in)
+        call_in_trio(self.token, self.sink.deliver_reply, rid, frame, ends_sign_in)
 
     def push(self, frame: bytes) -> None:
         """Queue a server push."""

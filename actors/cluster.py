@@ -82,6 +82,7 @@ class Forward(msgspec.Struct, frozen=True, tag="forward", array_like=True):
 
 class SessionReply(msgspec.Struct, frozen=True, tag="reply", array_like=True):
     session_id: str
+    rid: int
     frame: bytes
     ends_sign_in: bool
 
@@ -122,8 +123,8 @@ class RemoteOutbox:
     origin: str
     link: ClusterLink
 
-    def reply(self, frame: bytes, ends_sign_in: bool = False) -> None:
-        self.link.publish(self.origin, SessionReply(self.session_id, frame, ends_sign_in))
+    def reply(self, rid: int, frame: bytes, ends_sign_in: bool = False) -> None:
+        self.link.publish(self.origin, SessionReply(self.session_id, rid, frame, ends_sign_in))
 
     def push(self, frame: bytes) -> None:
         self.link.publish(self.origin, SessionPush(self.session_id, frame))
@@ -301,7 +302,12 @@ class ClusterLink:
             )
         elif isinstance(envelope, SessionReply):
             call_in_trio(
-                token, hub.session_reply, envelope.session_id, envelope.frame, envelope.ends_sign_in
+                token,
+                hub.session_reply,
+                envelope.session_id,
+                envelope.rid,
+                envelope.frame,
+                envelope.ends_sign_in,
             )
         elif isinstance(envelope, SessionPush):
             call_in_trio(token, hub.session_push, envelope.session_id, envelope.frame)

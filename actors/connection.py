@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 _SIGN_IN_COMMANDS = (m.Register, m.Login, m.TokenLogin)
 SIGN_IN_RETRY_S = 4.0
 """A sign-in unanswered for this long (lost on its way to another node) may be retried."""
+NO_ANSWER_IN_TIME = (
+    "no answer in time from the server node that handles this request; it may or may not"
+    " have taken effect (repeat send_message with the same client_msg_id, and read the"
+    " state again before repeating a request that is not idempotent)"
+)
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,11 @@ class Connection:
         self.platform: int | None = None
         self.token_id = ""
         self.close_code: int | None = None
-        self._pending = 0
+        self._awaiting: dict[int, float] = {}
+        """Requests routed to actors and not answered yet: rid -> when (trio clock) it
+        was read, oldest first. Sign-ins in progress are only counted, in
+        ``_sign_ins_awaited``: the session's sign-in deadline bounds their wait."""
+        self._sign_ins_awaited = 0
         self._login_started: float | None = None
         self._users_contacted: set[str] = set()
         self._send, self._outbound = trio.open_memory_channel[bytes | _Close](
@@ -161,6 +170,7 @@ class Connection:
             if trio.current_time() - self._last_seen >= self._settings.idle_timeout:
                 self._abort(CloseCode.HEARTBEAT_TIMEOUT, "no heartbeat")
                 return
+            self._answer_overdue()
             self._nursery.start_soon(self._ping_once)
 
     async def _ping_once(self) -> None:
@@ -191,31 +201,35 @@ class Connection:
             pong = m.Pong(rid=rid, server_time=int(time.time() * 1000))
             self._enqueue(self._codec.encode(pong))
             return
-        if self._pending >= self._settings.max_pending:
-            raise ProtocolError(
-                ErrorCode.TOO_MANY_PENDING,
-                f"more than {self._settings.max_pending} requests in flight",
-                rid,
-            )
+        max_pending = self._settings.max_pending
+        if len(self._awaiting) + self._sign_ins_awaited >= max_pending:
+            self._answer_overdue()
+            if len(self._awaiting) + self._sign_ins_awaited >= max_pending:
+                raise ProtocolError(
+                    ErrorCode.TOO_MANY_PENDING, f"more than {max_pending} requests in flight", rid
+                )
         if isinstance(request, _SIGN_IN_COMMANDS):
             if self.user_id is not None:
                 raise ProtocolError(ErrorCode.ALREADY_AUTHENTICATED, "already signed in", rid)
             target = self._sign_in_target(request)
-            if not isinstance(request, m.Register):
+            if isinstance(request, m.Register):
+                self._await_reply(rid)
+            else:
                 started = self._login_started
                 if started is not None and trio.current_time() - started < SIGN_IN_RETRY_S:
                     raise ProtocolError(
                         ErrorCode.ALREADY_AUTHENTICATED, "a sign-in is already in progress", rid
                     )
                 self._login_started = trio.current_time()
+                self._sign_ins_awaited += 1
             self._users_contacted.add(target)
-            self._tell_user(target, Command(self._ref, request))
+            self._context.supervisor.tell(user.KIND, target, Command(self._ref, request))
             return
         if self.user_id is None:
             tag = request.__struct_config__.tag
             raise ProtocolError(ErrorCode.NOT_AUTHENTICATED, f"sign in before sending {tag}", rid)
         kind, entity_id = routing.route(request, self.user_id)
-        self._pending += 1
+        self._await_reply(rid)
         command = Command(self._ref, request, self.user_id, self.platform)
         self._context.supervisor.tell(kind, entity_id, command)
 
@@ -224,9 +238,34 @@ class Connection:
             return self._context.signer.verify(request.token, request.rid).user_id
         return request.user_id
 
-    def _tell_user(self, user_id: str, command: Command) -> None:
-        self._pending += 1
-        self._context.supervisor.tell(user.KIND, user_id, command)
+    def _await_reply(self, rid: int) -> None:
+        """Count request ``rid`` as pending until its reply, or until it is overdue."""
+        if rid in self._awaiting:
+            # Two requests with one rid: their replies could not be told apart.
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD, f"rid: {rid} is already awaiting its reply", rid
+            )
+        self._awaiting[rid] = self._last_seen  # when the frame was read
+
+    def _answer_overdue(self) -> None:
+        """Answer ``UNAVAILABLE`` to every request that has awaited its reply for
+        ``request_deadline`` or longer, and stop counting it as pending; its reply, if it
+        ever comes, is dropped. Such a request was lost with a node that died, or on its
+        way over pub/sub, or is stuck behind a very slow actor: it may or may not have
+        taken effect."""
+        awaiting = self._awaiting
+        cutoff = trio.current_time() - self._settings.request_deadline
+        overdue: list[int] = []
+        for rid, read_at in awaiting.items():  # oldest first
+            if read_at > cutoff:
+                break
+            overdue.append(rid)
+        if not overdue:
+            return
+        log.info("session %s: %d requests got no answer in time", self.session_id, len(overdue))
+        for rid in overdue:
+            del awaiting[rid]
+            self._enqueue(error_frame(rid, ErrorCode.UNAVAILABLE, NO_ANSWER_IN_TIME))
 
     # -- outbound (called through SessionOutbox, in the trio thread) ------------------
 
@@ -242,17 +281,20 @@ class Connection:
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass
 
-    def deliver_reply(self, frame: bytes, ends_sign_in: bool) -> None:
-        self._pending = max(0, self._pending - 1)
+    def deliver_reply(self, rid: int, frame: bytes, ends_sign_in: bool) -> None:
         if ends_sign_in:
+            self._sign_ins_awaited = max(0, self._sign_ins_awaited - 1)
             self._login_started = None
+        elif self._awaiting.pop(rid, None) is None:
+            return  # already answered UNAVAILABLE: no answer came in time
         self._enqueue(frame)
 
     def deliver_push(self, frame: bytes) -> None:
         self._enqueue(frame)
 
     def deliver_signed_in(self, user_id: str, platform: int, token_id: str, frame: bytes) -> None:
-        self._pending = max(0, self._pending - 1)
+        # Signed in: a sign-in sent again after this one was lost keeps no slot.
+        self._sign_ins_awaited = 0
         self._login_started = None
         if self._finished:
             return

@@ -27,7 +27,7 @@ class PushTarget(Protocol):
     platform: int | None
     token_id: str
 
-    def deliver_reply(self, frame: bytes, ends_sign_in: bool) -> None: ...
+    def deliver_reply(self, rid: int, frame: bytes, ends_sign_in: bool) -> None: ...
 
     def deliver_push(self, frame: bytes) -> None: ...
 
@@ -71,10 +71,10 @@ class Hub:
             if not sessions:
                 del self._by_user[user_id]
 
-    def session_reply(self, session_id: str, frame: bytes, ends_sign_in: bool) -> None:
+    def session_reply(self, session_id: str, rid: int, frame: bytes, ends_sign_in: bool) -> None:
         target = self._by_session.get(session_id)
         if target is not None:
-            target.deliver_reply(frame, ends_sign_in)
+            target.deliver_reply(rid, frame, ends_sign_in)
 
     def session_push(self, session_id: str, frame: bytes) -> None:
         target = self._by_session.get(session_id)

@@ -29,7 +29,8 @@ def is_sign_in(request: m.Request) -> bool:
 def refuse(command: Command, code: ErrorCode, message: str) -> None:
     """Answer ``command`` with a typed error."""
     request = command.request
-    command.session.outbox.reply(error_frame(request.rid, code, message), is_sign_in(request))
+    frame = error_frame(request.rid, code, message)
+    command.session.outbox.reply(request.rid, frame, is_sign_in(request))
 
 
 def answer(
@@ -62,6 +63,6 @@ def answer(
         refuse(command, ErrorCode.INTERNAL, "internal server error")
     else:
         if reply is not None:
-            command.session.outbox.reply(encode_server_message(reply))
+            command.session.outbox.reply(request.rid, encode_server_message(reply))
         return True
     return False

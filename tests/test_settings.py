@@ -368,6 +368,7 @@ POSITIVE_KEYS = [
     "redis.max_connections",
     "session.max_frame_bytes",
     "session.max_pending",
+    "session.request_deadline",
     "session.outbound_queue",
     "session.ping_interval",
     "session.idle_timeout",

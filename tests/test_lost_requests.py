@@ -1,0 +1,164 @@
+"""Requests whose reply never comes: a command forwarded to the node that owns its
+entity is lost when that node stops answering. The session answers each such
+request ``UNAVAILABLE`` after ``session.request_deadline`` and frees its pending
+slot, and drops the reply if it comes after all."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import redis
+import trio
+
+from client import ErrorCode, ParleyClient
+from protocol import messages as m
+from protocol.codec import ClientCodec
+from server import RunningNode
+from tests.conftest import StartNode
+from tests.processes import NodeProcess, stop_all
+from tests.rawws import RawClient
+
+codec = ClientCodec()
+SLOW_CLUSTER = {"node_timeout": 60, "lease_time": 60}
+"""Long enough that no lease of a frozen owner node expires during a test."""
+DEADLINE = 1.0
+
+
+@pytest.fixture
+def owner_node(redis_url: str, prefix: str) -> Iterator[NodeProcess]:
+    """A node process; tests make it own user ``aaron``, then freeze it (SIGSTOP)."""
+    node = NodeProcess(
+        f"--redis-url={redis_url}",
+        f"--prefix={prefix}",
+        *(f"--set=cluster.{key}={value}" for key, value in SLOW_CLUSTER.items()),
+    )
+    yield node
+    node.process.send_signal(signal.SIGCONT)
+    stop_all([node])
+
+
+@pytest.fixture
+async def aaron_owned_by(
+    owner_node: NodeProcess, redis_client: redis.Redis, prefix: str
+) -> AsyncIterator[NodeProcess]:
+    """``owner_node`` holds the lease of user ``aaron`` (registered there)."""
+    async with trio.open_nursery() as nursery:
+        client = ParleyClient(owner_node.url, request_timeout=15)
+        await client.connect(nursery)
+        await client.register("aaron", "password-1")
+        await client.aclose()
+    assert redis_client.get(f"{prefix}{{u:aaron}}:owner") == owner_node.node_id.encode()
+    yield owner_node
+
+
+async def session_node(start_node: StartNode, ping_interval: float) -> RunningNode:
+    return await start_node(
+        session={"request_deadline": DEADLINE, "max_pending": 3, "ping_interval": ping_interval},
+        cluster=SLOW_CLUSTER,
+    )
+
+
+async def signed_in_raw(url: str, user_id: str) -> RawClient:
+    raw = await RawClient.open(url)
+    await raw.send(codec.encode(m.Register(rid=1, user_id=user_id, password="password-1")))
+    assert isinstance(codec.decode(await raw.next_message()), m.Registered)
+    await raw.send(codec.encode(m.Login(rid=2, user_id=user_id, password="password-1", platform=7)))
+    assert isinstance(codec.decode(await raw.next_message()), m.LoginOk)
+    return raw
+
+
+def send_to_aaron(rid: int, client_msg_id: str) -> bytes:
+    content = m.TextContent(text=client_msg_id)
+    return codec.encode(
+        m.SendMessage(rid=rid, client_msg_id=client_msg_id, content=content, to_user_id="aaron")
+    )
+
+
+async def replies(raw: RawClient, count: int, timeout: float = 10) -> dict[int, Any]:
+    """The next ``count`` replies, by rid; a rid answered twice fails the test."""
+    found: dict[int, Any] = {}
+    with trio.fail_after(timeout):
+        while len(found) < count:
+            message = codec.decode(await raw.next_message())
+            if isinstance(message, m.Reply):
+                assert message.rid not in found, f"rid {message.rid} answered twice"
+                found[message.rid] = message
+    return found
+
+
+def error_code(reply: Any) -> int | None:
+    return reply.code if isinstance(reply, m.Error) else None
+
+
+async def test_lost_requests_get_unavailable_and_free_their_slots(
+    start_node: StartNode, aaron_owned_by: NodeProcess
+) -> None:
+    # Pings are far apart: only a request arriving at the limit finds the overdue ones.
+    node = await session_node(start_node, ping_interval=60)
+    zoe = await signed_in_raw(node.url, "zoe")
+    aaron_owned_by.process.send_signal(signal.SIGSTOP)
+    rid = 100
+    for _ in range(3):  # 9 lost requests, three times max_pending
+        lost = [rid + 1, rid + 2, rid + 3]
+        for lost_rid in lost:
+            await zoe.send(send_to_aaron(lost_rid, f"lost-{lost_rid}"))
+        await zoe.send(codec.encode(m.GetSelf(rid=rid + 4)))
+        assert error_code((await replies(zoe, 1))[rid + 4]) == ErrorCode.TOO_MANY_PENDING
+        await trio.sleep(DEADLINE + 0.1)
+        await zoe.send(codec.encode(m.GetSelf(rid=rid + 5)))
+        answered = await replies(zoe, 4)
+        assert {r: error_code(answered[r]) for r in lost} == dict.fromkeys(
+            lost, ErrorCode.UNAVAILABLE
+        )
+        assert "may or may not have taken effect" in answered[lost[0]].message
+        assert isinstance(answered[rid + 5], m.Profile)
+        rid += 10
+    # The session still has all its slots for entities whose node answers.
+    for n in range(1, 4):
+        await zoe.send(codec.encode(m.GetSelf(rid=rid + n)))
+    assert all(isinstance(r, m.Profile) for r in (await replies(zoe, 3)).values())
+    await zoe.aclose()
+
+
+async def test_a_late_reply_is_dropped_and_a_retried_send_is_not_stored_twice(
+    start_node: StartNode, aaron_owned_by: NodeProcess
+) -> None:
+    node = await session_node(start_node, ping_interval=0.2)
+    zoe = await signed_in_raw(node.url, "zoe")
+    aaron_owned_by.process.send_signal(signal.SIGSTOP)
+    await zoe.send(send_to_aaron(10, "frozen-1"))
+    # Answered by the session's periodic check, without any other request.
+    with trio.fail_after(DEADLINE + 2):
+        assert error_code((await replies(zoe, 1))[10]) == ErrorCode.UNAVAILABLE
+
+    # The frozen node wakes up, stores the message and answers: too late.
+    aaron_owned_by.process.send_signal(signal.SIGCONT)
+    rid = 20
+    with trio.fail_after(20):
+        while True:
+            rid += 1
+            await zoe.send(codec.encode(m.GetMaxSeqs(rid=rid)))
+            answered = await replies(zoe, 1)
+            assert list(answered) == [rid], f"a reply after the deadline's error: {answered}"
+            seqs = answered[rid]
+            assert isinstance(seqs, m.MaxSeqs), seqs
+            if [c.max_seq for c in seqs.conversations] == [1]:
+                break
+            await trio.sleep(0.05)
+    await trio.sleep(1.0)  # the late reply was published right after the message was stored
+    await zoe.send(codec.encode(m.Ping(rid=50)))
+    with trio.fail_after(5):
+        while True:
+            message = codec.decode(await zoe.next_message())
+            assert not (isinstance(message, m.Reply) and message.rid == 10), message
+            if isinstance(message, m.Pong):
+                break
+
+    # Retried with the same client_msg_id: the first result, nothing stored again.
+    await zoe.send(send_to_aaron(51, "frozen-1"))
+    sent = (await replies(zoe, 1))[51]
+    assert isinstance(sent, m.MessageSent) and sent.seq == 1, sent
+    await zoe.aclose()
