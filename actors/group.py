@@ -43,7 +43,6 @@ from actors.group_members import GroupMemberCommands
 from actors.group_state import ACTIVE, Change, GroupState
 from actors.messages import Command
 from actors.notify import push_stored
-from actors.ownership import Ownership
 from actors.replies import Handler, answer
 from actors.services import NodeServices
 from actors.supervisor import SupervisorLink
@@ -116,15 +115,13 @@ class GroupActor(EntityActor):
         supervisor: SupervisorLink,
         command_groups: Sequence[type[GroupCommandGroup]] = (),
     ) -> None:
-        super().__init__()
+        super().__init__(KIND, group_id, services, supervisor)
         self.group_id = group_id
         self.services = services
         self._store = services.storage.groups
-        self._supervisor = supervisor
         self.state: GroupState | None = None
         """The group as of ``state.rev``; ``None`` while it does not exist."""
         self._loaded = False
-        self._ownership = Ownership(KIND, group_id, services)
         self._handlers: dict[type[m.Request], Handler] = {}
         builtin: list[type[GroupCommandGroup]] = [
             GroupAdminCommands,
@@ -147,13 +144,6 @@ class GroupActor(EntityActor):
         return start
 
     # -- pykka hooks (actor thread) ------------------------------------------
-
-    def on_stop(self) -> None:
-        self._ownership.release()
-        self._supervisor.stopped(self.actor_urn)
-
-    def on_failure(self, *_exc: object) -> None:
-        self._supervisor.stopped(self.actor_urn)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Command):

@@ -25,7 +25,6 @@ from actors.accounts import AccountCommands
 from actors.bridge import one_crossing
 from actors.entity import EntityActor
 from actors.messages import Command, SessionClosed
-from actors.ownership import Ownership
 from actors.relations import RelationCommands
 from actors.replies import answer, is_sign_in
 from actors.services import NodeServices
@@ -59,15 +58,13 @@ class UserActor(EntityActor):
         supervisor: SupervisorLink,
         command_groups: Sequence[type[CommandGroup]] = (),
     ) -> None:
-        super().__init__()
+        super().__init__(KIND, user_id, services, supervisor)
         self.user_id = user_id
         self._services = services
-        self._supervisor = supervisor
         self._account_known = False
         """Whether this actor has seen that the user's account exists; until then a
         refused command makes it check (accounts are never deleted)."""
         self._handlers: dict[type[m.Request], Callable[[Command], m.Reply | None]] = {}
-        self._ownership = Ownership(KIND, user_id, services)
         groups: list[type[CommandGroup]] = [AccountCommands, RelationCommands, *command_groups]
         for command_group in groups:
             self._handlers.update(command_group(user_id, services).handlers())
@@ -82,13 +79,6 @@ class UserActor(EntityActor):
             return cls.start(user_id, services, supervisor, command_groups)
 
         return start
-
-    def on_stop(self) -> None:
-        self._ownership.release()
-        self._supervisor.stopped(self.actor_urn)
-
-    def on_failure(self, *_exc: object) -> None:
-        self._supervisor.stopped(self.actor_urn)
 
     def _answer(self, command: Command) -> None:
         request = command.request
