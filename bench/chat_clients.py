@@ -28,13 +28,12 @@ from wsproto.events import BytesMessage
 
 from bench.delivery import DeliveryLedger
 from bench.loops import open_loop
-from bench.wire import LeanSession, Received, SessionFailed
+from bench.wire import LeanSession, Received, SessionFailed, close_all
 from bench.workers import WorkerLink
 from protocol import messages as m
 
 GO_TIMEOUT_S = 120.0
 SIGN_IN_CONCURRENCY = 64
-CLOSE_CONCURRENCY = 200
 QUIET_S = 1.0
 """The group drain ends after this long without a new push."""
 TEXT_SEPARATOR = "|"
@@ -162,20 +161,6 @@ async def sign_in_all(
         for index in range(len(tokens)):
             nursery.start_soon(one, index)
     return sessions
-
-
-async def close_all(sessions: Sequence[ChatSession | None]) -> None:
-    limit = trio.Semaphore(CLOSE_CONCURRENCY)
-
-    async def close(session: ChatSession) -> None:
-        async with limit:
-            await session.aclose()
-
-    with trio.move_on_after(30):
-        async with trio.open_nursery() as nursery:
-            for session in sessions:
-                if session is not None:
-                    nursery.start_soon(close, session)
 
 
 def _cpu_s() -> float:

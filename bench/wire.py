@@ -10,7 +10,7 @@ that arrive meanwhile are answered then.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -185,3 +185,23 @@ class LeanSession:
             return list(self._ws.events())
         except wsproto.utilities.RemoteProtocolError as exc:
             raise SessionFailed("protocol", str(exc)) from None
+
+
+CLOSE_CONCURRENCY = 200
+"""Sessions closed at once at the end of a run."""
+
+
+async def close_all(sessions: Sequence[LeanSession | None]) -> None:
+    """Close every session (``None`` entries are skipped), a bounded number at a time,
+    giving up after 30 s."""
+    limit = trio.Semaphore(CLOSE_CONCURRENCY)
+
+    async def close(session: LeanSession) -> None:
+        async with limit:
+            await session.aclose()
+
+    with trio.move_on_after(30):
+        async with trio.open_nursery() as nursery:
+            for session in sessions:
+                if session is not None:
+                    nursery.start_soon(close, session)

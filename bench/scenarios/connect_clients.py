@@ -17,12 +17,11 @@ from typing import Any, Literal
 import trio
 
 from bench.loops import run_load
-from bench.wire import LeanSession, SessionFailed
+from bench.wire import LeanSession, SessionFailed, close_all
 from bench.workers import WorkerLink
 from protocol import messages as m
 
 GO_TIMEOUT_S = 60.0
-CLOSE_CONCURRENCY = 200
 LINUX_PLATFORM: Literal[7] = 7
 
 
@@ -115,7 +114,7 @@ class _SignInRun:
             self.tally.held_at_release = len(self.held)
             self.release.set()
         self.tally.pings_answered = sum(s.pings_answered for s in self.held)
-        await _close_all(self.held)
+        await close_all(self.held)
         return self.tally.as_dict()
 
     async def _sign_in(self, index: int, start: float) -> LeanSession | None:
@@ -192,16 +191,3 @@ def _login_request(session: LeanSession, job: SignInJob, index: int) -> m.Client
 async def sign_in_users(job: SignInJob, link: WorkerLink) -> dict[str, Any]:
     """Sign every user of the slice in; with ``hold``, keep them heartbeating until released."""
     return await _SignInRun(job, link).run()
-
-
-async def _close_all(sessions: list[LeanSession]) -> None:
-    limit = trio.Semaphore(CLOSE_CONCURRENCY)
-
-    async def close(session: LeanSession) -> None:
-        async with limit:
-            await session.aclose()
-
-    with trio.move_on_after(30):
-        async with trio.open_nursery() as nursery:
-            for session in sessions:
-                nursery.start_soon(close, session)
