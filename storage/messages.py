@@ -165,7 +165,7 @@ class MessageStore:
             raise StaleRead()
         if status != "OK":
             raise RelationRefused(status)
-        return StoredNotice(int(reply[1]), _decoded(reply[2:]))
+        return StoredNotice(int(reply[1]), _decoded(reply[2]))
 
     def not_receiving(self, conversation_id: str) -> frozenset[str]:
         """Users who set recv_opt 1 for the conversation (one read; for typing, which

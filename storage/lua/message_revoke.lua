@@ -3,7 +3,7 @@
 -- ARGV[1] seq to revoke, ARGV[2] the message as read (compare-and-set),
 -- ARGV[3] revoked form, ARGV[4] notice client msg id, ARGV[5] stored notice,
 -- ARGV[6] time (ms)
--- Returns {'OK', notice seq, users who do not receive it...} (as message_send.lua),
+-- Returns {'OK', notice seq, {users who do not receive it}} (as message_send.lua),
 -- {'RETRY'} or {'NO_SUCH_MESSAGE'}.
 local conv = KEYS[1]
 local current = redis.call('HGET', conv .. ':msgs', ARGV[1])
@@ -19,7 +19,4 @@ redis.call('HSET', conv .. ':msgs', seq, ARGV[5])
 redis.call('HSET', conv .. ':cmid', ARGV[4], seq)
 redis.call('ZADD', conv .. ':times', ARGV[6], seq)
 redis.call('ZADD', conv .. ':uncounted', seq, seq)
-local reply = redis.call('SMEMBERS', conv .. ':not_receiving')
-table.insert(reply, 1, seq)
-table.insert(reply, 1, 'OK')
-return reply
+return {'OK', seq, redis.call('SMEMBERS', conv .. ':not_receiving')}
