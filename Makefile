@@ -1,20 +1,38 @@
 # Two entry points: `make run` and `make test`. Both create the virtual
 # environment on first use, so a fresh machine needs only Python 3.11.
+#
+# Every package comes from a lock file, hash-checked: uv itself from .ci/uv.txt
+# (installed by pip with --require-hashes into $(TOOLS)), everything else from
+# uv.lock (installed by `uv sync --locked` into $(VENV)). `make lock` re-resolves
+# uv.lock after a change to pyproject.toml; `make upgrade` moves every pin to the
+# newest release that pyproject.toml allows.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+TOOLS := .venv-uv
+UV := $(TOOLS)/bin/uv
 STAMP := $(VENV)/.installed
+# uv must never fetch an interpreter of its own: the environment uses $(PYTHON).
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lock-check lint typecheck unit lock upgrade uv-pin bench clean
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(UV): .ci/uv.txt
+	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --require-hashes --no-deps -r .ci/uv.txt
+	@touch $(UV)
+
+$(STAMP): uv.lock pyproject.toml $(UV)
+	$(UV) sync --locked --all-extras --python $(PYTHON)
 	@touch $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python server.py serve $(ARGS)
+
+# Fails when pyproject.toml and uv.lock disagree (run `make lock`).
+lock-check: $(UV)
+	$(UV) lock --check --python $(PYTHON)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -26,20 +44,31 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-test: lint typecheck unit
+test: lock-check lint typecheck unit
+
+lock: $(UV)
+	$(UV) lock --python $(PYTHON)
+
+upgrade: $(UV)
+	$(UV) lock --upgrade --python $(PYTHON)
+
+# Rewrites .ci/uv.txt with the hashes of the uv release named in it.
+uv-pin: $(UV)
+	grep -o '^uv==[^ ]*' .ci/uv.txt | $(UV) pip compile --generate-hashes --no-header \
+	  --python $(PYTHON) - -o .ci/uv.txt.new
+	{ grep '^#' .ci/uv.txt; cat .ci/uv.txt.new; } > .ci/uv.txt && rm .ci/uv.txt.new
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .pytest_cache .ruff_cache
 
 # The standard benchmark set (about 9 minutes); results in bench/results/, summary and
-# plots in docs/BENCHMARKS.md. Needs the plotting extra, installed here. Each run starts
-# its own server (cluster: its own Redis and two nodes). PAIRS_RATES: the offered rates
-# of the open-loop pairs runs (the latency-vs-rate plot).
+# plots in docs/BENCHMARKS.md. Each run starts its own server (cluster: its own Redis
+# and two nodes). PAIRS_RATES: the offered rates of the open-loop pairs runs (the
+# latency-vs-rate plot).
 BENCH_RESULTS := bench/results
 PAIRS_RATES ?= 250 500 1000 2000
 LOAD := $(BIN)/python bench/load.py
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@mkdir -p $(BENCH_RESULTS)
 	rm -f $(BENCH_RESULTS)/*.json
 	-$(LOAD) connect --clients 5000 --json --save $(BENCH_RESULTS)/connect.json

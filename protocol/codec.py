@@ -10,7 +10,7 @@ the error can be matched to the request that caused it.
 
 from __future__ import annotations
 
-from typing import Any, cast, get_args
+from typing import Any, get_args
 
 import msgspec
 
@@ -40,12 +40,12 @@ class ServerCodec:
     """The server's side: decodes client frames, encodes server messages."""
 
     def __init__(self) -> None:
-        self._decoder = msgspec.msgpack.Decoder(ClientMessage)
+        self._decoder = msgspec.msgpack.Decoder[ClientMessage](ClientMessage)
         self._encoder = msgspec.msgpack.Encoder()
 
     def decode(self, frame: bytes) -> ClientMessage:
         try:
-            return cast(ClientMessage, self._decoder.decode(frame))
+            return self._decoder.decode(frame)
         except msgspec.ValidationError as exc:
             rid, tag = _salvage(frame)
             if tag is None and rid == 0:
@@ -73,11 +73,11 @@ class ClientCodec:
     """The client's side: encodes requests, decodes server frames."""
 
     def __init__(self) -> None:
-        self._decoder = msgspec.msgpack.Decoder(ServerMessage)
+        self._decoder = msgspec.msgpack.Decoder[ServerMessage](ServerMessage)
         self._encoder = msgspec.msgpack.Encoder()
 
     def decode(self, frame: bytes) -> ServerMessage:
-        return cast(ServerMessage, self._decoder.decode(frame))
+        return self._decoder.decode(frame)
 
     def encode(self, message: ClientMessage) -> bytes:
         return self._encoder.encode(message)
