@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     plotted = plot(results, args.out.parent / PLOT_NAME)
     if not plotted:
-        print("no plot: matplotlib is missing (pip install -e '.[bench]')", file=sys.stderr)
+        print("no plot: matplotlib is missing (it is in the bench extra, which make installs)", file=sys.stderr)
     rate_plotted = plot_rates(sweep(results), args.out.parent / RATE_PLOT_NAME)
     findings = args.findings.read_text() if args.findings.exists() else ""
     args.out.write_text(render(results, plotted, findings, rate_plotted))
