@@ -14,13 +14,44 @@ from collections import Counter
 from collections.abc import Iterator
 
 import trio
-from trio_websocket import WebSocketRequest, WebSocketServer, serve_websocket
+from trio_websocket import WebSocketRequest, WebSocketServer
 
 from actors.connection import Connection, ConnectionContext
 from protocol.errors import CloseCode
 from protocol.messages import PROTOCOL_VERSION, SUPPORTED_SUBPROTOCOLS
 
 log = logging.getLogger(__name__)
+
+
+class _ContainedWebSocketServer(WebSocketServer):
+    """trio-websocket's server with each connection's failures kept to that connection.
+
+    trio-websocket runs a reader task per connection beside our handler and lets
+    whatever it raises out into the handler nursery, which is the node's. One such
+    error is reachable from any peer: after the server has sent a close frame (1003
+    for a text frame, say), a message over the size limit makes the reader send a
+    second close, which wsproto refuses with ``LocalProtocolError`` in state
+    ``LOCAL_CLOSING`` (trio-websocket 0.12.2). Here a connection that fails for any
+    reason is logged and its socket closed; the node and other sessions go on.
+    """
+
+    async def _handle_connection(self, stream: trio.abc.Stream) -> None:
+        try:
+            await super()._handle_connection(stream)
+        except* Exception as failure:
+            # The library has two ways to fail here: an error of its own or one
+            # escaping our session handler (which catches its own, see _handle).
+            log.warning(
+                "WebSocket connection ended by a failure in the WebSocket library: %r",
+                _first_leaf(failure),
+            )
+            await trio.aclose_forcefully(stream)
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
 
 
 class Gateway:
@@ -49,18 +80,17 @@ class Gateway:
     ) -> None:
         """Accept connections until cancelled; sessions live in ``handler_nursery``."""
         settings = self._context.settings
-        await serve_websocket(
+        listeners = await trio.open_tcp_listeners(self._port, host=self._host)
+        server = _ContainedWebSocketServer(
             self._handle,
-            self._host,
-            self._port,
-            None,
+            listeners,
             handler_nursery=handler_nursery,
             max_message_size=settings.max_frame_bytes,
             message_queue_size=4,
             connect_timeout=settings.handshake_timeout,
             disconnect_timeout=settings.handshake_timeout,
-            task_status=task_status,
         )
+        await server.run(task_status=task_status)
 
     async def _handle(self, request: WebSocketRequest) -> None:
         if PROTOCOL_VERSION not in request.proposed_subprotocols:

@@ -7,6 +7,8 @@ that has gone silent or stopped reading.
 
 from __future__ import annotations
 
+import os
+import struct
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -82,6 +84,11 @@ class RawClient:
         )
         await self.stream.send_all(self.ws.send(message))
 
+    async def send_frame(self, opcode: int, payload: bytes, fin: bool = True) -> None:
+        """Write one masked frame as it is, whatever state the WebSocket is in: for tests
+        of peers that break the protocol (data after their own close, bad fragmenting)."""
+        await self.stream.send_all(client_frame(opcode, payload, fin))
+
     async def next_event(self) -> Event:
         while not self._pending:
             self._pending.extend(await self._receive())
@@ -121,3 +128,21 @@ class RawClient:
 
     async def aclose(self) -> None:
         await self.stream.aclose()
+
+
+TEXT, BINARY, CONTINUATION, CLOSE, PING = 0x1, 0x2, 0x0, 0x8, 0x9
+
+
+def client_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    """One RFC 6455 frame as a client sends it (masked)."""
+    head = bytes([(0x80 if fin else 0) | opcode])
+    size = len(payload)
+    if size < 126:
+        head += bytes([0x80 | size])
+    elif size < 1 << 16:
+        head += bytes([0x80 | 126]) + struct.pack("!H", size)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack("!Q", size)
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return head + mask + masked
