@@ -124,17 +124,19 @@ class RemoteOutbox:
     link: ClusterLink
 
     def reply(self, rid: int, frame: bytes, ends_sign_in: bool = False) -> None:
-        self.link.publish(self.origin, SessionReply(self.session_id, rid, frame, ends_sign_in))
+        envelope = SessionReply(self.session_id, rid, frame, ends_sign_in)
+        self.link.publish_or_drop(self.origin, envelope)
 
     def push(self, frame: bytes) -> None:
-        self.link.publish(self.origin, SessionPush(self.session_id, frame))
+        self.link.publish_or_drop(self.origin, SessionPush(self.session_id, frame))
 
     def signed_in(self, user_id: str, platform: int, token_id: str, frame: bytes) -> None:
         envelope = SessionSignedIn(self.session_id, user_id, platform, token_id, frame)
-        self.link.publish(self.origin, envelope)
+        self.link.publish_or_drop(self.origin, envelope)
 
     def close(self, code: int, reason: str, last_frame: bytes | None = None) -> None:
-        self.link.publish(self.origin, CloseSession(self.session_id, code, reason, last_frame))
+        envelope = CloseSession(self.session_id, code, reason, last_frame)
+        self.link.publish_or_drop(self.origin, envelope)
 
 
 class ClusterLink:
@@ -162,6 +164,8 @@ class ClusterLink:
         session set (used by the heartbeat's worker thread only)."""
         self.published = 0
         self.received = 0
+        self.dropped = 0
+        """Envelopes not sent because Redis was out of reach (``publish_or_drop``)."""
 
     def attach(self, hub: Hub) -> None:
         self._hub = hub
@@ -178,6 +182,24 @@ class ClusterLink:
         """Send an envelope to a node. Runs in the caller's (an actor's) thread."""
         self._storage.redis.publish(self.inbox(node_id), _encode(envelope))
         self.published += 1
+
+    def publish_or_drop(self, node_id: str, envelope: Envelope) -> None:
+        """Send an envelope that nothing here can answer for if it is lost: with Redis
+        out of reach, the envelope is dropped with a log line instead of failing the
+        actor that sends it. A reply or close lost so is made up for on the other
+        node: a request unanswered for ``session.request_deadline`` is answered
+        ``UNAVAILABLE`` there, a session ended here is closed at its heartbeat, and a
+        device that missed a push sees the gap in seqs."""
+        try:
+            self.publish(node_id, envelope)
+        except redis.RedisError as exc:
+            self.dropped += 1
+            log.warning(
+                "dropped %s for node %s: storage unavailable (%s)",
+                type(envelope).__name__,
+                node_id,
+                exc,
+            )
 
     def forward(self, kind: str, entity_id: str, owner: str, command: Command) -> None:
         """Send a command to the node that owns its entity. Runs in an actor thread."""
@@ -217,7 +239,22 @@ class ClusterLink:
 
         ``holding``: those nodes, when the caller has just read them (e.g. in the step
         that stored the message); otherwise they are looked up here for a few users,
-        and every other node gets the push for many."""
+        and every other node gets the push for many. With Redis out of reach the push
+        is dropped with a log line: the message is stored already, and the devices on
+        those nodes see the gap in seqs and pull."""
+        try:
+            self._relay(user_ids, frame, exclude_session, holding)
+        except redis.RedisError as exc:
+            self.dropped += 1
+            log.warning("dropped a push to other nodes: storage unavailable (%s)", exc)
+
+    def _relay(
+        self,
+        user_ids: Sequence[str],
+        frame: bytes,
+        exclude_session: str | None,
+        holding: Collection[str] | None,
+    ) -> None:
         others = self.other_nodes
         if not others or not user_ids:
             return
@@ -245,7 +282,7 @@ class ClusterLink:
             assert self._hub is not None
             call_in_trio(self._token, self._hub.close_session, session_id, code, reason, last_frame)
             return
-        self.publish(node_id, CloseSession(session_id, code, reason, last_frame))
+        self.publish_or_drop(node_id, CloseSession(session_id, code, reason, last_frame))
 
     # -- receiving (listener thread) ------------------------------------------------
 
