@@ -1,0 +1,264 @@
+"""Redis commands from every task of the loop, sent to Redis as one pipeline per tick.
+
+Tasks on the node's trio loop call :class:`PipelinedRedis` as they would redis-py
+(``await redis.hget(key, field)``: it has redis-py's command methods). Each call
+queues its command and parks the task. Once per loop tick, after every task that
+was runnable has had its turn, the queued commands go as one batch to the
+:class:`RedisExecutor`, a pykka ``ThreadingActor`` that owns the Redis connection
+and runs the batch as one redis-py pipeline (not a ``MULTI``). The results come
+back to the loop in one callback, which wakes each task with its own result.
+
+Why: a blocking call per command cost a thread hop and a round trip each, half
+of every message's CPU (docs/ARCHITECTURE.md, DESIGN.md); under load a batch
+carries about ninety commands, for one round trip and one hand-back.
+
+- A command refused by Redis (a Lua error, a wrong type) fails alone: the others
+  of its batch get their own results.
+- A batch that fails as a whole (the connection was lost and redis-py's retries
+  gave up) fails every command in it with that error, a ``redis.ConnectionError``
+  or ``redis.TimeoutError`` that callers map to ``UNAVAILABLE``.
+- At most one batch is with the executor at a time: commands queued meanwhile
+  make the next one, so batches grow with load instead of queueing up.
+- ``pipeline()`` groups commands that must travel together; with
+  ``transaction=True`` they run as one ``MULTI``/``EXEC`` after the batch's plain
+  commands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Generator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import outcome
+import pykka
+import redis
+import trio
+from redis.commands.core import CoreCommands
+
+log = logging.getLogger(__name__)
+
+_Command = tuple[tuple[Any, ...], dict[str, Any]]
+
+
+@dataclass(eq=False, slots=True)
+class _Pending:
+    """One caller's commands: one command, or a group from ``pipeline()``."""
+
+    commands: list[_Command]
+    transaction: bool
+    single: bool
+    task: trio.lowlevel.Task | None = None
+    result: outcome.Outcome[Any] | None = None
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class _Batch:
+    items: list[_Pending]
+    done: Any
+    """Called on the loop, through the trio token, once every item has its result."""
+
+
+class RedisExecutor(pykka.ThreadingActor):
+    """Owns the Redis connection; runs each batch it is told as one pipeline, in its
+    own thread, and hands the results back to the loop."""
+
+    use_daemon_thread = True
+
+    def __init__(self, client: redis.Redis, trio_token: trio.lowlevel.TrioToken) -> None:
+        super().__init__()
+        self._client = client
+        self._token = trio_token
+
+    def on_receive(self, message: Any) -> None:
+        batch: _Batch = message
+        plain = [item for item in batch.items if not item.transaction]
+        if plain:
+            self._run_plain(plain)
+        for item in batch.items:
+            if item.transaction:
+                self._run_transaction(item)
+        with contextlib.suppress(trio.RunFinishedError):  # else nobody waits for them
+            self._token.run_sync_soon(batch.done)
+
+    def _run_plain(self, items: list[_Pending]) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for item in items:
+            for args, options in item.commands:
+                pipe.execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        try:
+            results = pipe.execute(raise_on_error=False)
+        except redis.RedisError as exc:
+            for item in items:
+                item.result = outcome.Error(exc)
+            return
+        position = 0
+        for item in items:
+            mine = results[position : position + len(item.commands)]
+            position += len(item.commands)
+            item.result = _outcome_of(mine, item.single)
+
+    def _run_transaction(self, item: _Pending) -> None:
+        pipe = self._client.pipeline(transaction=True)
+        for args, options in item.commands:
+            pipe.execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        try:
+            item.result = outcome.Value(pipe.execute())
+        except redis.RedisError as exc:
+            item.result = outcome.Error(exc)
+
+
+def _outcome_of(results: list[Any], single: bool) -> outcome.Outcome[Any]:
+    if single:
+        value = results[0]
+        return outcome.Error(value) if isinstance(value, Exception) else outcome.Value(value)
+    for value in results:
+        if isinstance(value, Exception):
+            return outcome.Error(value)  # as redis-py's pipeline raises the first error
+    return outcome.Value(results)
+
+
+class PipelinedRedis(CoreCommands):
+    """redis-py's commands as awaitables, auto-pipelined. Used on the trio loop only.
+
+    ``run`` must be running (in the node's nursery) for any command to be sent.
+    """
+
+    _event_dispatcher: Any = None
+    _is_async_client: Literal[True] = True
+    """Selects redis-py's awaitable overloads of each command for type checking."""
+
+    def __init__(self, executor: pykka.ActorRef[RedisExecutor]) -> None:
+        self._executor = executor
+        self._queue: list[_Pending] = []
+        self._in_flight = False
+        self._flusher: trio.lowlevel.Task | None = None
+        self._flusher_parked = False
+        self.batches = 0
+        """Batches sent to the executor so far."""
+        self.commands = 0
+        """Commands sent so far."""
+
+    # -- what callers use ----------------------------------------------------------
+
+    def execute_command(self, *args: Any, **options: Any) -> Awaitable[Any]:
+        """Queue one command; what redis-py's command methods call."""
+        return self._submit(_Pending([(args, options)], transaction=False, single=True))
+
+    def pipeline(self, transaction: bool = False) -> CommandGroup:
+        """Commands that travel together; ``await group.execute()`` runs them."""
+        return CommandGroup(self, transaction)
+
+    # -- the loop side -------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Send queued commands to the executor, a batch per tick; runs until cancelled."""
+        self._flusher = trio.lowlevel.current_task()
+        task_status.started()
+        try:
+            while True:
+                if not self._queue or self._in_flight:
+                    self._flusher_parked = True
+                    await trio.lowlevel.wait_task_rescheduled(_abort_parked)
+                    continue
+                # Let every task made runnable in this tick queue its commands first.
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                items, self._queue = self._queue, []
+                self._in_flight = True
+                self.batches += 1
+                self.commands += sum(len(item.commands) for item in items)
+                self._executor.tell(_Batch(items, functools.partial(self._deliver, items)))
+        finally:
+            self._flusher = None
+            self._flusher_parked = False
+
+    def _submit(self, item: _Pending) -> Awaitable[Any]:
+        return _Wait(self, item)
+
+    def _enqueue(self, item: _Pending) -> None:
+        self._queue.append(item)
+        self._wake_flusher()
+
+    def _wake_flusher(self) -> None:
+        if self._flusher_parked and self._flusher is not None:
+            self._flusher_parked = False
+            trio.lowlevel.reschedule(self._flusher)
+
+    def _deliver(self, items: list[_Pending]) -> None:
+        self._in_flight = False
+        for item in items:
+            task, item.task = item.task, None
+            if task is not None:
+                assert item.result is not None
+                trio.lowlevel.reschedule(task, item.result)
+        if self._queue:
+            self._wake_flusher()
+
+
+def _abort_parked(_raise_cancel: Any) -> trio.lowlevel.Abort:
+    return trio.lowlevel.Abort.SUCCEEDED
+
+
+@dataclass(eq=False, slots=True)
+class _Wait:
+    """The awaitable a command returns: queues it when awaited, parks the task until
+    its result comes back. A cancelled waiter leaves its command to run; the result
+    is dropped."""
+
+    redis: PipelinedRedis
+    item: _Pending
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._wait().__await__()
+
+    async def _wait(self) -> Any:
+        item = self.item
+        item.task = trio.lowlevel.current_task()
+        self.redis._enqueue(item)
+
+        def abort(_raise_cancel: Any) -> trio.lowlevel.Abort:
+            item.task = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        return await trio.lowlevel.wait_task_rescheduled(abort)
+
+
+class CommandGroup(CoreCommands):
+    """Commands collected to run together (``PipelinedRedis.pipeline()``): in order and
+    contiguous in one batch, or as a ``MULTI``/``EXEC`` with ``transaction``. Command
+    methods only record; their results come from ``execute``."""
+
+    _event_dispatcher: Any = None
+    _is_async_client: Literal[False] = False
+
+    def __init__(self, redis: PipelinedRedis, transaction: bool) -> None:
+        self.redis = redis
+        self.transaction = transaction
+        self._commands: list[_Command] = []
+
+    def execute_command(self, *args: Any, **options: Any) -> CommandGroup:
+        self._commands.append((args, options))
+        return self
+
+    def __len__(self) -> int:
+        return len(self._commands)
+
+    async def execute(self) -> list[Any]:
+        """Every command's result, in order; raises the first command error."""
+        if not self._commands:
+            return []
+        commands, self._commands = self._commands, []
+        result: list[Any] = await self.redis._submit(
+            _Pending(commands, transaction=self.transaction, single=False)
+        )
+        return result
+
+
+def start_executor(
+    client: redis.Redis, trio_token: trio.lowlevel.TrioToken
+) -> pykka.ActorRef[RedisExecutor]:
+    """Start the executor actor (its own thread) for ``client``."""
+    return RedisExecutor.start(client, trio_token)
