@@ -1,0 +1,1 @@
+"""The actor runtime: entity actors as trio tasks, their supervisor and routing."""
