@@ -14,30 +14,15 @@ from actors import messaging
 from actors.messages import Command
 from actors.services import NodeServices
 from protocol import messages as m
+from protocol.conversation_ids import peer_in, single_conversation_id
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.messaging import SINGLE_CHAT, single_conversation_id
+from protocol.messaging import SINGLE_CHAT
 from storage import ConversationRecord
 
 
 def conversation_owner(user_a: str, user_b: str) -> str:
     """The user whose actor handles sends and revokes of the single chat of a and b."""
     return min(user_a, user_b)
-
-
-def peer_of(conversation_id: str, user_id: str) -> str | None:
-    """The other user of a single-chat conversation of ``user_id``; None if not one."""
-    if not conversation_id.startswith("si_"):
-        return None
-    rest = conversation_id[3:]
-    candidates = []
-    if rest.startswith(f"{user_id}_"):
-        candidates.append(rest[len(user_id) + 1 :])
-    if rest.endswith(f"_{user_id}"):
-        candidates.append(rest[: -len(user_id) - 1])
-    for peer in candidates:
-        if peer and single_conversation_id(user_id, peer) == conversation_id:
-            return peer
-    return None
 
 
 class SingleChatCommands:
@@ -99,9 +84,11 @@ class SingleChatCommands:
         request = command.request
         assert isinstance(request, m.RevokeMessage)
         requester = command.user_id or ""
-        peer = peer_of(request.conversation_id, requester)
+        peer = peer_in(request.conversation_id, requester)
         if peer is None:
             raise ProtocolError(ErrorCode.NO_SUCH_CONVERSATION, "not a conversation of yours")
+        # The stored message is the check: only a message this user sent in this
+        # conversation (which has them in it) may be revoked.
         _, message = messaging.load_for_revoke(self._services, request.conversation_id, request.seq)
         if message.send_id != requester:
             raise ProtocolError(

@@ -12,11 +12,16 @@ from collections.abc import Callable, Sequence
 import msgspec
 from msgspec.structs import replace
 
-from actors.chat import peer_of
 from actors.messages import Command
 from actors.messaging import CAS_ATTEMPTS, decode_message, now_ms
 from actors.services import NodeServices
 from protocol import messages as m
+from protocol.conversation_ids import (
+    GroupChat,
+    SingleChat,
+    group_conversation_id,
+    parse_conversation_id,
+)
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.messaging import GROUP_CHAT, SINGLE_CHAT
 from storage import ConversationRecord, StaleRead
@@ -65,14 +70,26 @@ class ConversationCommands:
     # -- access -------------------------------------------------------------------
 
     def _default_record(self, conversation_id: str) -> ConversationRecord:
-        """The entry a conversation of this user starts with; refuses others' conversations."""
-        peer = peer_of(conversation_id, self.user_id)
-        if peer is not None:
-            return ConversationRecord(conversation_id, SINGLE_CHAT, peer, "")
-        if conversation_id.startswith("sg_"):
-            group_id = conversation_id[3:]
-            if self._services.storage.is_group_member(group_id, self.user_id):
-                return ConversationRecord(conversation_id, GROUP_CHAT, "", group_id)
+        """The entry a conversation of this user starts with, after checking that it is
+        theirs against what is stored; every conversation-scoped command asks this first.
+
+        A single chat is this user's when its id is the canonical id of a pair that has
+        them in it (ids name their pair unambiguously, ``protocol.conversation_ids``)
+        and the other user's account exists: an id naming someone who never registered
+        gets ``USER_NOT_FOUND`` and creates nothing. A group chat is this user's while
+        the group's stored members include them. Anything else is
+        ``NO_SUCH_CONVERSATION``."""
+        chat = parse_conversation_id(conversation_id)
+        if isinstance(chat, SingleChat):
+            peer = chat.peer_of(self.user_id)
+            if peer is not None:
+                if peer != self.user_id and not self._services.storage.accounts.exists(peer):
+                    raise ProtocolError(ErrorCode.USER_NOT_FOUND, f"no user {peer!r}")
+                return ConversationRecord(conversation_id, SINGLE_CHAT, peer, "")
+        elif isinstance(chat, GroupChat) and self._services.storage.is_group_member(
+            chat.group_id, self.user_id
+        ):
+            return ConversationRecord(conversation_id, GROUP_CHAT, "", chat.group_id)
         raise ProtocolError(ErrorCode.NO_SUCH_CONVERSATION, f"{conversation_id} is not yours")
 
     def _my_conversations(self) -> dict[str, tuple[bytes | None, ConversationRecord]]:
@@ -81,7 +98,7 @@ class ConversationCommands:
             self._conversations.entries(self.user_id)
         )
         for group_id in self._joined():
-            conversation_id = f"sg_{group_id}"
+            conversation_id = group_conversation_id(group_id)
             if conversation_id not in found:
                 found[conversation_id] = (
                     None,

@@ -17,9 +17,10 @@ from actors import messaging
 from actors.messages import Command
 from actors.services import NodeServices
 from protocol import messages as m
+from protocol.conversation_ids import group_conversation_id
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.groups import ADMIN, MEMBER, OWNER
-from protocol.messaging import GROUP_CHAT, group_conversation_id
+from protocol.messaging import GROUP_CHAT
 from storage import ConversationRecord
 
 _REFUSALS = {

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from actors import group, user
-from actors.chat import conversation_owner, peer_of
+from actors.chat import conversation_owner
 from protocol import messages as m
+from protocol.conversation_ids import GroupChat, SingleChat, parse_conversation_id
 
 Route = tuple[str, str]
 """(actor kind, entity id)"""
@@ -31,10 +32,12 @@ def _send_message(request: m.SendMessage, user_id: str) -> Route:
 
 
 def _revoke_message(request: m.RevokeMessage, user_id: str) -> Route:
-    if request.conversation_id.startswith("sg_"):
-        return "group", request.conversation_id[3:]
-    peer = peer_of(request.conversation_id, user_id) or user_id
-    return user.KIND, conversation_owner(user_id, peer)
+    chat = parse_conversation_id(request.conversation_id)
+    if isinstance(chat, GroupChat):
+        return "group", chat.group_id
+    # Not a conversation of the sender: their own actor refuses it.
+    peer = chat.peer_of(user_id) if isinstance(chat, SingleChat) else None
+    return user.KIND, conversation_owner(user_id, peer or user_id)
 
 
 ROUTES_BY_SENDER: dict[type[Any], Callable[[Any, str], Route]] = {

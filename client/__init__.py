@@ -6,6 +6,13 @@ from client.friends import FriendListCopy
 from client.groups import GroupMembersCopy, JoinedGroupsCopy
 from client.session import ParleyClient, open_client
 from client.tracker import MessageTracker
+from protocol.conversation_ids import (
+    GroupChat,
+    SingleChat,
+    group_conversation_id,
+    parse_conversation_id,
+    single_conversation_id,
+)
 from protocol.errors import CloseCode, ErrorCode
 from protocol.platforms import Platform
 
@@ -16,6 +23,7 @@ __all__ = [
     "Disconnected",
     "ErrorCode",
     "FriendListCopy",
+    "GroupChat",
     "GroupMembersCopy",
     "JoinedGroupsCopy",
     "MessageTracker",
@@ -23,5 +31,9 @@ __all__ = [
     "ParleyError",
     "Platform",
     "Reconnected",
+    "SingleChat",
+    "group_conversation_id",
     "open_client",
+    "parse_conversation_id",
+    "single_conversation_id",
 ]

@@ -24,7 +24,21 @@ MAX_PAGE = 100
 """Maximum page size of a paginated list."""
 
 RequestId = Annotated[int, Meta(ge=1, le=2**53)]
-UserId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+\Z")]
+USER_ID_CHARS = "A-Za-z0-9.@-"
+"""The characters a user id may have (a regex class body): ASCII letters and
+digits, ``.``, ``@`` and ``-``. Not ``_``: it separates the two user ids of a
+single-chat conversation id (``protocol.conversation_ids``), so that no two
+pairs of users can have the same id."""
+GROUP_ID_CHARS = "A-Za-z0-9_.@-"
+"""The characters a group id may have: those of a user id, and ``_``."""
+ID_MAX_LENGTH = 64
+"""Longest user id or group id."""
+UserId = Annotated[
+    str, Meta(min_length=1, max_length=ID_MAX_LENGTH, pattern=rf"^[{USER_ID_CHARS}]+\Z")
+]
+GroupId = Annotated[
+    str, Meta(min_length=1, max_length=ID_MAX_LENGTH, pattern=rf"^[{GROUP_ID_CHARS}]+\Z")
+]
 Password = Annotated[str, Meta(min_length=6, max_length=128)]
 Nickname = Annotated[str, Meta(max_length=64)]
 Url = Annotated[str, Meta(max_length=1024)]

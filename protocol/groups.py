@@ -19,6 +19,7 @@ from msgspec import Meta
 from protocol.base import (
     MAX_BATCH,
     Ex,
+    GroupId,
     Limit,
     Nickname,
     Offset,
@@ -30,7 +31,6 @@ from protocol.base import (
 )
 from protocol.relations import RequestMessage, Version, VersionId
 
-GroupId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+\Z")]
 GroupIdBatch = Annotated[list[GroupId], Meta(min_length=1, max_length=MAX_BATCH)]
 GroupName = Annotated[str, Meta(min_length=1, max_length=128)]
 GroupText = Annotated[str, Meta(max_length=4096)]

@@ -36,6 +36,7 @@ from protocol.base import (
     SUPPORTED_SUBPROTOCOLS,
     Error,
     Ex,
+    GroupId,
     Limit,
     Nickname,
     Offset,
@@ -53,6 +54,14 @@ from protocol.base import (
     UserId,
     UserIdBatch,
 )
+from protocol.conversation_ids import (
+    ConversationId,
+    GroupChat,
+    SingleChat,
+    group_conversation_id,
+    parse_conversation_id,
+    single_conversation_id,
+)
 from protocol.groups import (
     ApplyJoinGroup,
     CreateGroup,
@@ -67,7 +76,6 @@ from protocol.groups import (
     GetMyGroupApplications,
     GroupApplication,
     GroupApplications,
-    GroupId,
     GroupInfo,
     GroupMember,
     GroupMemberChanges,
@@ -144,8 +152,6 @@ from protocol.messaging import (
     TypingContent,
     VideoContent,
     VoiceContent,
-    group_conversation_id,
-    single_conversation_id,
 )
 from protocol.notifications import (
     BlackDeletedDetail,
@@ -329,6 +335,7 @@ __all__ = [
     "Content",
     "ContentType",
     "ConversationChanged",
+    "ConversationId",
     "ConversationInfo",
     "ConversationSeqs",
     "ConversationSync",
@@ -377,6 +384,7 @@ __all__ = [
     "GroupApplication",
     "GroupApplicationDetail",
     "GroupApplications",
+    "GroupChat",
     "GroupDetail",
     "GroupId",
     "GroupInfo",
@@ -455,6 +463,7 @@ __all__ = [
     "SetGroupMemberInfo",
     "SetGroupMemberRole",
     "SetProfile",
+    "SingleChat",
     "SyncConversations",
     "SyncFriends",
     "SyncGroupMembers",
@@ -480,5 +489,6 @@ __all__ = [
     "VideoContent",
     "VoiceContent",
     "group_conversation_id",
+    "parse_conversation_id",
     "single_conversation_id",
 ]

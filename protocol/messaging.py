@@ -1,8 +1,9 @@
 """Chat messages, content types, delivery, read state, revoke, and conversations.
 
 Conversation ids are formed as OpenIM forms them: ``si_<a>_<b>`` for single
-chat (the two user ids sorted) and ``sg_<group id>`` for group chat. Every
-stored message has a per-conversation ``seq`` (1, 2, 3, ... with no gaps).
+chat (the two user ids sorted) and ``sg_<group id>`` for group chat; they are
+built and read by ``protocol.conversation_ids`` alone. Every stored message has
+a per-conversation ``seq`` (1, 2, 3, ... with no gaps).
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from protocol.base import Ex, Limit, Push, Reply, Request, Url, UserId
+from protocol.base import Ex, GroupId, Limit, Push, Reply, Request, Url, UserId
+from protocol.conversation_ids import ConversationId
 
 ClientMsgId = Annotated[str, Meta(min_length=1, max_length=64)]
-ConversationId = Annotated[
-    str, Meta(min_length=4, max_length=140, pattern=r"^s[ig]_[A-Za-z0-9_.@-]+\Z")
-]
 Seq = Annotated[int, Meta(ge=0, le=2**53)]
 Text = Annotated[str, Meta(max_length=10_000)]
 Name = Annotated[str, Meta(max_length=256)]
@@ -45,15 +44,6 @@ class ContentType(enum.IntEnum):
     REVOKED = 111
     TYPING = 113
     QUOTE = 114
-
-
-def single_conversation_id(a: str, b: str) -> str:
-    low, high = sorted((a, b))
-    return f"si_{low}_{high}"
-
-
-def group_conversation_id(group_id: str) -> str:
-    return f"sg_{group_id}"
 
 
 # Content: what a message says, tagged by its content type number in ``type``.
@@ -230,7 +220,7 @@ class SendMessage(Request, frozen=True, tag="send_message"):
     client_msg_id: ClientMsgId
     content: MessageContent
     to_user_id: UserId | None = None
-    group_id: UserId | None = None
+    group_id: GroupId | None = None
     ex: Ex = ""
 
 

@@ -35,6 +35,7 @@ from typing import Any, cast
 import msgspec
 import redis
 
+from protocol.conversation_ids import group_conversation_id
 from storage.conversations import ConversationRecord, encode_record
 from storage.keys import Keys
 from storage.scripts import Scripts
@@ -195,7 +196,9 @@ class GroupStep:
             "1" if member.role >= MANAGER_ROLE else "0",
         ]  # fmt: skip
         if insert:
-            conversation = ConversationRecord(f"sg_{self.group_id}", GROUP_CHAT, "", self.group_id)
+            conversation = ConversationRecord(
+                group_conversation_id(self.group_id), GROUP_CHAT, "", self.group_id
+            )
             self.ops += ["conv", self._key(member.user_id), encode_record(conversation)]
 
     def touch_joined(self, user_ids: Sequence[str]) -> None:
