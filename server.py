@@ -33,7 +33,7 @@ from actors.supervisor import ActorFactory, Supervisor
 from actors.user import CommandGroup, UserActor
 from actors.user_groups import UserGroupCommands
 from settings import Settings
-from storage import EmbeddedRedis, Storage
+from storage import EmbeddedRedis, EmbeddedRedisError, Storage
 
 log = logging.getLogger("parley")
 
@@ -90,6 +90,8 @@ async def serve(
             settings.data.notifications_kept,
         )
         await trio.to_thread.run_sync(storage.ping)
+        if embedded is not None:
+            await trio.to_thread.run_sync(_forget_other_nodes, storage, node_id)
         auth = settings.auth
         secret = auth.secret or await trio.to_thread.run_sync(storage.token_secret)
         hasher = await trio.to_thread.run_sync(
@@ -137,6 +139,20 @@ async def serve(
             await _shutdown(embedded, storage, supervisor)
         if node is not None:
             node.stopped.set()
+
+
+def _forget_other_nodes(storage: Storage, node_id: str) -> None:
+    """Deregister every other node found in this node's own embedded Redis.
+
+    Only one node runs on an embedded Redis (its data directory is locked), so any
+    other node record there is this node's earlier run, killed before it could
+    deregister. Its sessions would count as online, and its leases would keep its
+    users and groups, with every command for them forwarded to a node that is gone,
+    until the record expired (``cluster.node_timeout``)."""
+    for other in storage.presence.live_nodes():
+        if other != node_id:
+            removed = storage.presence.forget_node(other)
+            log.info("forgot node %s of an earlier run (%d sessions)", other, removed)
 
 
 async def _shutdown(
@@ -233,8 +249,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     tune_garbage_collector()
-    trio.run(_run_until_signalled, settings)
-    return 0
+    try:
+        trio.run(_run_until_signalled, settings)
+    except* EmbeddedRedisError as failed:
+        # E.g. the data directory is in use: one line for the operator, no traceback.
+        print(f"parley: {_first_leaf(failed)}", file=sys.stderr)
+        return_code = 1
+    else:
+        return_code = 0
+    return return_code
+
+
+def _first_leaf(group: BaseExceptionGroup[EmbeddedRedisError]) -> BaseException:
+    first: BaseException = group
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first
 
 
 if __name__ == "__main__":
