@@ -54,25 +54,53 @@ class _LeanIO(redis.connection.AbstractConnection):
         return bool(super().can_read(timeout))
 
 
-class LeanConnection(_LeanIO, redis.Connection):
+class _LoadsScripts(redis.connection.AbstractConnection):
+    """Loads the node's Lua scripts on every new connection, so that commands sent by
+    SHA1 (``EVALSHA``) find them even right after Redis restarted and forgot them."""
+
+    def __init__(self, *args: Any, scripts: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.scripts = scripts
+
+    def on_connect_check_health(self, check_health: bool = True) -> None:
+        super().on_connect_check_health(check_health)
+        if not self.scripts:
+            return
+        commands = [("SCRIPT", "LOAD", text) for text in self.scripts]
+        self.send_packed_command(self.pack_commands(commands))  # type: ignore[no-untyped-call]
+        for _ in commands:
+            self.read_response()
+
+
+class LeanConnection(_LoadsScripts, _LeanIO, redis.Connection):
     """TCP connection; see the module docstring."""
 
 
-class LeanUnixConnection(_LeanIO, redis.UnixDomainSocketConnection):
+class LeanUnixConnection(_LoadsScripts, _LeanIO, redis.UnixDomainSocketConnection):
     """Unix-socket connection (the embedded Redis); see the module docstring."""
 
 
-_LEAN: dict[type[Any], type[Any]] = {
+class ScriptLoadingSSLConnection(_LoadsScripts, redis.SSLConnection):
+    """TLS connection (``rediss://``): redis-py's own I/O, with the scripts loaded."""
+
+
+_OURS: dict[type[Any], type[Any]] = {
     redis.Connection: LeanConnection,
     redis.UnixDomainSocketConnection: LeanUnixConnection,
+    redis.SSLConnection: ScriptLoadingSSLConnection,
 }
 
 
 def connection_pool(
-    url: str, max_connections: int, io_timeout: float, retry: redis.retry.Retry
+    url: str,
+    max_connections: int,
+    io_timeout: float,
+    retry: redis.retry.Retry,
+    scripts: tuple[str, ...] = (),
 ) -> redis.BlockingConnectionPool:
     """A blocking pool for ``url`` whose connections are lean where the scheme allows
-    (``redis://`` and ``unix://``; ``rediss://`` keeps redis-py's own)."""
+    (``redis://`` and ``unix://``; ``rediss://`` keeps redis-py's own I/O), and load
+    ``scripts`` whenever they connect."""
     pool = redis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -82,9 +110,11 @@ def connection_pool(
         retry=retry,
         health_check_interval=30,
     )
-    lean = _LEAN.get(pool.connection_class)
-    if lean is not None:
-        pool.connection_class = lean
-        pool.connection_kwargs["socket_timeout"] = None
-        pool.connection_kwargs["io_timeout"] = io_timeout
+    ours = _OURS.get(pool.connection_class)
+    if ours is not None:
+        pool.connection_class = ours
+        pool.connection_kwargs["scripts"] = scripts
+        if issubclass(ours, _LeanIO):
+            pool.connection_kwargs["socket_timeout"] = None
+            pool.connection_kwargs["io_timeout"] = io_timeout
     return pool

@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,6 +38,7 @@ import pykka
 import redis
 import trio
 from redis.commands.core import CoreCommands
+from redis.exceptions import NoScriptError
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +69,19 @@ class RedisExecutor(pykka.ThreadingActor):
 
     use_daemon_thread = True
 
-    def __init__(self, client: redis.Redis, trio_token: trio.lowlevel.TrioToken) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        trio_token: trio.lowlevel.TrioToken,
+        scripts: Sequence[str] = (),
+    ) -> None:
         super().__init__()
         self._client = client
         self._token = trio_token
+        self._scripts = tuple(scripts)
+        self.script_loads = 0
+        """How often the scripts were loaded into Redis (at start, after a restart of
+        Redis made it forget them)."""
 
     def on_receive(self, message: Any) -> None:
         batch: _Batch = message
@@ -85,21 +95,66 @@ class RedisExecutor(pykka.ThreadingActor):
             self._token.run_sync_soon(batch.done)
 
     def _run_plain(self, items: list[_Pending]) -> None:
+        sent = [command for item in items for command in item.commands]
         pipe = self._client.pipeline(transaction=False)
-        for item in items:
-            for args, options in item.commands:
-                pipe.execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        for args, options in sent:
+            pipe.execute_command(*args, **options)  # type: ignore[no-untyped-call]
         try:
             results = pipe.execute(raise_on_error=False)
         except redis.RedisError as exc:
             for item in items:
                 item.result = outcome.Error(exc)
             return
+        forgotten = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if forgotten:
+            self._after_scripts_were_forgotten(items, sent, results, forgotten)
         position = 0
         for item in items:
             mine = results[position : position + len(item.commands)]
             position += len(item.commands)
             item.result = _outcome_of(mine, item.single)
+
+    def _after_scripts_were_forgotten(
+        self, items: list[_Pending], sent: list[_Command], results: list[Any], forgotten: list[int]
+    ) -> None:
+        """Redis answered ``NOSCRIPT``: its scripts were flushed (a restarted Redis is
+        handled by the connections, which load them on connect). Load every script;
+        run again the commands that were alone in their item (Redis ran none of
+        them). A command of a group fails with the error instead: running it again
+        after the rest of its group would change the group's order."""
+        try:
+            self.load_scripts()
+        except redis.RedisError as exc:
+            log.warning("could not load the scripts again: %s", exc)
+            return
+        singles: list[int] = []
+        position = 0
+        for item in items:
+            if item.single and position in forgotten:
+                singles.append(position)
+            position += len(item.commands)
+        if not singles:
+            return
+        again = self._client.pipeline(transaction=False)
+        for index in singles:
+            args, options = sent[index]
+            again.execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        try:
+            rerun = again.execute(raise_on_error=False)
+        except redis.RedisError as exc:
+            rerun = [exc] * len(singles)
+        for index, result in zip(singles, rerun, strict=True):
+            results[index] = result
+
+    def load_scripts(self) -> None:
+        """Load every script (``SCRIPT LOAD``), in one pipeline."""
+        if not self._scripts:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for text in self._scripts:
+            pipe.script_load(text)
+        pipe.execute()
+        self.script_loads += 1
 
     def _run_transaction(self, item: _Pending) -> None:
         pipe = self._client.pipeline(transaction=True)
@@ -258,7 +313,9 @@ class CommandGroup(CoreCommands):
 
 
 def start_executor(
-    client: redis.Redis, trio_token: trio.lowlevel.TrioToken
+    client: redis.Redis, trio_token: trio.lowlevel.TrioToken, scripts: Sequence[str] = ()
 ) -> pykka.ActorRef[RedisExecutor]:
-    """Start the executor actor (its own thread) for ``client``."""
-    return RedisExecutor.start(client, trio_token)
+    """Start the executor actor (its own thread) for ``client``; ``scripts`` are the
+    Lua texts that callers run by SHA1 (``EVALSHA``), loaded again whenever Redis has
+    forgotten them."""
+    return RedisExecutor.start(client, trio_token, scripts)

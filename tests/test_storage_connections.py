@@ -3,19 +3,26 @@ per command, and still the failures of a Redis that hangs or drops connections."
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import struct
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
 from storage import EmbeddedRedis
-from storage.connections import LeanConnection, LeanUnixConnection, connection_pool
+from storage.connections import (
+    LeanConnection,
+    LeanUnixConnection,
+    ScriptLoadingSSLConnection,
+    connection_pool,
+)
 
 
 def _client(url: str, io_timeout: float = 5.0, retries: int = 1) -> redis.Redis:
@@ -74,7 +81,29 @@ def test_tcp_urls_get_lean_connections_and_tls_keeps_its_own() -> None:
     retry = Retry(NoBackoff(), 0)
     assert connection_pool("redis://127.0.0.1:1", 1, 1, retry).connection_class is LeanConnection
     tls = connection_pool("rediss://127.0.0.1:1", 1, 1, retry).connection_class
-    assert tls is redis.SSLConnection
+    assert tls is ScriptLoadingSSLConnection
+    assert issubclass(tls, redis.SSLConnection)
+
+
+def test_new_connections_load_the_scripts(tmp_path: Path) -> None:
+    """After Redis restarts (and forgets its scripts), the reconnected client finds them."""
+    script = "return 'loaded'"
+    sha = hashlib.sha1(script.encode()).hexdigest()
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    try:
+        client = redis.Redis(
+            connection_pool=connection_pool(
+                server.url, 2, 5, Retry(ExponentialBackoff(cap=0.5, base=0.05), 3), (script,)
+            )
+        )
+        assert client.evalsha(sha, 0) == b"loaded"
+        server.stop()
+        server.start()
+        assert client.evalsha(sha, 0) == b"loaded"
+        client.close()
+    finally:
+        server.stop()
 
 
 def test_commands_pipelines_scripts_and_pubsub_work(redis_server: EmbeddedRedis) -> None:

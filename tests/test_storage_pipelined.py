@@ -4,6 +4,7 @@ transactions keep their commands together, and a lost server fails the batch."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -136,3 +137,39 @@ async def test_a_lost_server_fails_the_batch_and_a_restarted_one_serves(
                         await trio.sleep(0.1)
     finally:
         await trio.to_thread.run_sync(server.stop)
+
+
+SCRIPT = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
+
+
+async def test_scripts_forgotten_by_redis_are_loaded_again(redis_url: str, prefix: str) -> None:
+    """``SCRIPT FLUSH`` under a running node (a restarted Redis is covered by the
+    connections, which load the scripts whenever they connect)."""
+    client = redis.Redis.from_url(redis_url)
+    ref = start_executor(client, trio.lowlevel.current_trio_token(), [SCRIPT])
+    r = PipelinedRedis(ref)
+    sha = hashlib.sha1(SCRIPT.encode()).hexdigest()
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(r.run)
+            await r.script_flush()
+            key = f"{prefix}counted"
+            # A command alone: the executor loads the scripts and runs it again, once.
+            assert await r.evalsha(sha, 1, key, 2) == 2
+            await r.script_flush()
+            # In a group, running it again would reorder the group: it fails instead,
+            # and the scripts are loaded for the next try.
+            group = r.pipeline()
+            group.evalsha(sha, 1, key, 100)
+            group.incr(key)
+            with pytest.raises(redis.exceptions.NoScriptError):
+                await group.execute()
+            assert await r.get(key) == b"3"
+            group = r.pipeline()
+            group.evalsha(sha, 1, key, 10)
+            group.incr(key)
+            assert await group.execute() == [13, 14]
+            nursery.cancel_scope.cancel()
+    finally:
+        await trio.to_thread.run_sync(ref.stop)
+        client.close()
