@@ -16,7 +16,7 @@ STAMP := $(VENV)/.installed
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lock-check lint typecheck unit lock upgrade uv-pin bench clean
+.PHONY: run test lock-check lint typecheck unit lock upgrade uv-pin bench bench-compare clean
 
 $(UV): .ci/uv.txt
 	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
@@ -63,8 +63,8 @@ clean:
 
 # The standard benchmark set (about 9 minutes); results in bench/results/, summary and
 # plots in docs/BENCHMARKS.md. Each run starts its own server (cluster: its own Redis
-# and two nodes). PAIRS_RATES: the offered rates of the open-loop pairs runs (the
-# latency-vs-rate plot).
+# and two nodes); the messaging scenarios' load client is picows (--client picows).
+# PAIRS_RATES: the offered rates of the open-loop pairs runs (the latency-vs-rate plot).
 BENCH_RESULTS := bench/results
 PAIRS_RATES ?= 250 500 1000 2000
 LOAD := $(BIN)/python bench/load.py
@@ -82,3 +82,14 @@ bench: $(STAMP)
 	  --save $(BENCH_RESULTS)/group.json
 	-$(LOAD) cluster --pairs 500 --duration 20 --json --save $(BENCH_RESULTS)/cluster.json
 	$(BIN)/python bench/report.py
+
+# A/B: SCENARIO against the server of BASE (a commit, checked out into a temporary
+# worktree) and of HEAD (a commit or a checkout's path; default this checkout), in
+# ROUNDS alternating rounds; each figure per round and as a ratio head/base. E.g.
+#   make bench-compare BASE=7e75275 SCENARIO=pairs ARGS="--pairs 500 --duration 10"
+ROUNDS ?= 3
+SCENARIO ?= pairs
+bench-compare: $(STAMP)
+	@test -n "$(BASE)" || { echo "bench-compare needs BASE=<commit>"; exit 2; }
+	$(LOAD) compare --base $(BASE) $(if $(HEAD),--head $(HEAD)) --rounds $(ROUNDS) \
+	  $(SCENARIO) $(ARGS)

@@ -7,6 +7,12 @@
     python bench/load.py pairs --pairs 500 --rate 1000 --json  # open loop: latency at a load
     python bench/load.py group --members 1000 --rate 10 --json
     python bench/load.py cluster --pairs 500 --json
+    python bench/load.py compare --base REV [--head REV|PATH] --rounds 3 pairs --pairs 500
+
+``compare`` runs a scenario against the servers of two commits in alternating
+rounds and reports each figure per round and as a ratio head/base
+(``bench/compare.py``). ``--client`` picks the load client of the messaging
+scenarios (``bench/clients.py``): picows (default) or trio.
 
 Without ``--url`` the bench starts its own server (``server.py serve`` with an
 embedded Redis and default settings) and stops it afterwards; ``cluster`` always
@@ -35,6 +41,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 elif _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
+from bench import compare  # noqa: E402
 from bench import target as targets  # noqa: E402
 from bench.scenarios import SCENARIOS, NeedsMessaging, Scenario  # noqa: E402
 from bench.summary import emit  # noqa: E402
@@ -78,6 +85,13 @@ def _common_options() -> argparse.ArgumentParser:
     )
     group.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, s")
     group.add_argument(
+        "--server-tree",
+        type=Path,
+        metavar="PATH",
+        help="start the server of this checkout (e.g. a worktree of another commit) with "
+        "this Python; the load client is this checkout's",
+    )
+    group.add_argument(
         "--set",
         dest="server_settings",
         action="append",
@@ -101,6 +115,10 @@ def parser() -> argparse.ArgumentParser:
             scenario.name, parents=[common], help=scenario.summary, description=scenario.summary
         )
         scenario.add_arguments(sub)
+    summary = "one scenario against the servers of two commits, alternating rounds, as ratios"
+    compare.add_arguments(
+        commands.add_parser("compare", help=summary, description=summary), sorted(SCENARIOS)
+    )
     return top
 
 
@@ -114,19 +132,19 @@ def _target(args: argparse.Namespace, scenario: Scenario) -> targets.Target:
             raise targets.TargetError(f"{scenario.name} with --url needs --redis-url for set-up")
         return targets.external(args.url, args.redis_url, args.prefix, args.server_pid)
     print("starting the server ...", file=sys.stderr, flush=True)
-    return targets.start_server(args.server_settings)
+    return targets.start_server(args.server_settings, tree=args.server_tree)
 
 
-def _source_commit() -> str | None:
+def _source_commit(tree: str | Path = _REPO) -> str | None:
     """The commit of the tree the server ran from (``+``: with local changes besides results)."""
     try:
         head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=_REPO, capture_output=True, text=True,
+            ["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True,
             timeout=10, check=False,
         )  # fmt: skip
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-             ":!bench/results"], cwd=_REPO,
+             ":!bench/results"], cwd=tree,
             capture_output=True, text=True, timeout=10, check=False,
         )  # fmt: skip
     except OSError:
@@ -144,6 +162,13 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    argv_used = sys.argv[1:] if argv is None else list(argv)
+    if args.scenario == "compare":
+        try:
+            return compare.run(args, argv_used)
+        except (compare.CompareError, WorkerFailed, OSError, subprocess.SubprocessError) as exc:
+            print(f"bench: compare failed: {exc}", file=sys.stderr)
+            return EXIT_ERROR
     scenario = SCENARIOS[args.scenario]
     if not scenario.available:
         try:
@@ -169,10 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if target is not None:
             target.stop()
-    argv_used = sys.argv[1:] if argv is None else list(argv)
     result["command"] = shlex.join(["python", "bench/load.py", *argv_used])
     result["nproc"] = os.cpu_count()
-    result["server_commit"] = _source_commit()
+    result["server_commit"] = _source_commit(args.server_tree or _REPO)
+    if args.server_tree:
+        result["server_tree"] = str(args.server_tree)
     emit(result, args.json, args.save)
     return EXIT_FAILURES if result.get("failures") else 0
 

@@ -5,8 +5,9 @@
 ``make bench`` runs the standard set and then this script. Each result file is one
 run, named after what it measured (``pairs.json``, ``pairs-rate-1000.json``, ...);
 the open-loop ``pairs`` runs at several offered rates make the latency-vs-rate
-plot. The hand-written analysis in bench/FINDINGS.md, if present, is included
-as it is.
+plot. A/B runs saved by ``bench/load.py compare --save bench/results/compare/NAME.json``
+are shown as tables of ratios. The hand-written analysis in bench/FINDINGS.md, if
+present, is included as it is.
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Run as a script: make the repository importable (bench.compare).
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from bench.compare import report_lines as comparison_lines  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 PLOT_NAME = "bench_latency.png"
 RATE_PLOT_NAME = "bench_pairs_rate.png"
@@ -36,6 +44,13 @@ WHAT = {
 }
 SWEEP = "pairs"
 """Open-loop runs of this scenario (results named ``pairs-rate-<R>``) make the rate plot."""
+COMPARISONS = "compare"
+"""The folder of ``bench/results`` holding A/B results (``bench/load.py compare``)."""
+CLIENT_BOUND_SHARE = 1 / 3
+"""A figure is client-bound when the load client's CPU per message is above this share of
+the server's: the client processes share the 2 cores with the server and Redis."""
+OLD_CLIENT = "trio"
+"""Results without a ``client`` field predate ``--client``: the trio client made them."""
 
 
 @dataclass(frozen=True)
@@ -76,24 +91,25 @@ HEADLINES: dict[str, tuple[str, ...]] = {
         "full_p50_ms", "server_cpu_us_per_incremental", "server_cpu_us_per_full",
     ),
     "pairs": (
-        "load", "connections", "sent", "delivered", "lost", "duplicates", "out_of_order",
-        "failures", "msgs_per_s", "p50_ms", "p99_ms", "server_cpu_us_per_msg",
-        "redis_cpu_us_per_msg", "server_rss_mb", "rss_kb_per_connection",
+        "load", "client", "connections", "sent", "delivered", "lost", "duplicates",
+        "out_of_order", "failures", "msgs_per_s", "p50_ms", "p99_ms", "server_cpu_us_per_msg",
+        "client_cpu_us_per_msg", "redis_cpu_us_per_msg", "server_rss_mb",
+        "rss_kb_per_connection",
     ),
     "group": (
-        "load", "members", "messages_posted", "pushes", "lost", "duplicates", "out_of_order",
-        "failures", "p50_ms", "p99_ms", "delivery_p50_ms", "msgs_per_s",
-        "server_cpu_us_per_msg", "server_cpu_us_per_send",
+        "load", "client", "members", "messages_posted", "pushes", "lost", "duplicates",
+        "out_of_order", "failures", "p50_ms", "p99_ms", "delivery_p50_ms", "msgs_per_s",
+        "server_cpu_us_per_msg", "client_cpu_us_per_msg", "server_cpu_us_per_send",
     ),
     "cluster": (
-        "load", "nodes", "connections", "sent", "delivered", "lost", "duplicates",
+        "load", "client", "nodes", "connections", "sent", "delivered", "lost", "duplicates",
         "out_of_order", "failures", "msgs_per_s", "p50_ms", "p99_ms", "server_cpu_us_per_msg",
-        "redis_cpu_us_per_msg", "node_cpu_s",
+        "client_cpu_us_per_msg", "redis_cpu_us_per_msg", "node_cpu_s",
     ),
 }  # fmt: skip
 SWEEP_COLUMNS = (
-    "offered_rate", "sent", "msgs_per_s", "p50_ms", "p95_ms", "p99_ms", "max_ms", "ack_p99_ms",
-    "server_cpu_us_per_msg", "redis_cpu_us_per_msg", "client_cpu_us_per_msg", "lost",
+    "offered_rate", "client", "sent", "msgs_per_s", "p50_ms", "p95_ms", "p99_ms", "max_ms",
+    "ack_p99_ms", "server_cpu_us_per_msg", "redis_cpu_us_per_msg", "client_cpu_us_per_msg", "lost",
     "duplicates", "out_of_order", "failures",
 )  # fmt: skip
 
@@ -157,8 +173,49 @@ def load_results(folder: Path) -> dict[str, dict[str, Any]]:
     """Every result by its file's name (``pairs``, ``pairs-rate-1000``, ...)."""
     results: dict[str, dict[str, Any]] = {}
     for path in sorted(folder.glob("*.json")):
-        results[path.stem] = json.loads(path.read_text())
+        result = json.loads(path.read_text())
+        if "client_cpu_us_per_msg" in result or "client_cpu_s" in result:
+            result.setdefault("client", OLD_CLIENT)
+        results[path.stem] = result
     return results
+
+
+def load_comparisons(folder: Path) -> dict[str, dict[str, Any]]:
+    """The A/B results saved in ``folder/compare``, by file name."""
+    return {
+        path.stem: json.loads(path.read_text())
+        for path in sorted((folder / COMPARISONS).glob("*.json"))
+    }
+
+
+def client_bound(result: dict[str, Any]) -> bool | None:
+    """Whether the load client used more than ``CLIENT_BOUND_SHARE`` of the server's CPU
+    per message (None: not measured)."""
+    client, server = result.get("client_cpu_us_per_msg"), result.get("server_cpu_us_per_msg")
+    if not isinstance(client, int | float) or not isinstance(server, int | float) or not server:
+        return None
+    return bool(client > server * CLIENT_BOUND_SHARE)
+
+
+def _client_table(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Per run: which client, its CPU per message beside the server's, client-bound or not."""
+    lines = [
+        "| run | client | client CPU per msg, us | server CPU per msg, us | client / server "
+        "| client-bound |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        bound = client_bound(result)
+        if bound is None:
+            continue
+        share = result["client_cpu_us_per_msg"] / result["server_cpu_us_per_msg"]
+        lines.append(
+            f"| {name} | {result.get('client', OLD_CLIENT)} "
+            f"| {_cell(result['client_cpu_us_per_msg'])} "
+            f"| {_cell(result['server_cpu_us_per_msg'])} | {share:.2f} "
+            f"| {'**yes**' if bound else 'no'} |"
+        )
+    return lines
 
 
 def sweep(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -340,7 +397,11 @@ def plot_rates(runs: list[dict[str, Any]], out: Path) -> bool:
 
 
 def render(
-    results: dict[str, dict[str, Any]], plotted: bool, findings: str, rate_plotted: bool = False
+    results: dict[str, dict[str, Any]],
+    plotted: bool,
+    findings: str,
+    rate_plotted: bool = False,
+    comparisons: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     lines = [
         "# Benchmarks",
@@ -365,6 +426,9 @@ def render(
         "make bench    # installs .[bench], runs the set below, rewrites this page",
         *[r["command"] for r in _in_order(results) if "command" in r],
         "python bench/report.py",
+        "# A/B: a scenario against the servers of two commits, alternating rounds, ratios",
+        "make bench-compare BASE=<commit> [HEAD=<commit or path>] SCENARIO=pairs "
+        'ARGS="--pairs 500 --duration 10"',
         "```",
         "",
         "## Scenarios",
@@ -375,7 +439,32 @@ def render(
         "",
         *_targets_table(results),
         "",
+        "## Load client",
+        "",
+        "The messaging scenarios (pairs, group, cluster) run their sessions in client "
+        "processes on the same 2 cores as the server and Redis, so what the client spends "
+        "per message is taken from the server. `--client picows` (the default: picows on "
+        "uvloop, `bench/picows_clients.py`) or `--client trio` (lean wsproto sessions on "
+        "trio, `bench/chat_clients.py`) says which; every result names its client (results "
+        f"without the field predate the option and came from the {OLD_CLIENT} client). A "
+        "figure is **client-bound** when the client's CPU per message is over "
+        f"{CLIENT_BOUND_SHARE:.2g} of the server's: then msgs/s and latency measure the "
+        "client as much as the server, and server CPU per message is the figure to trust.",
+        "",
+        *_client_table(results),
+        "",
     ]
+    for name, comparison in (comparisons or {}).items():
+        lines += [
+            f"### A/B: {name}",
+            "",
+            "```sh",
+            str(comparison.get("command", "")),
+            "```",
+            "",
+            *comparison_lines(comparison),
+            "",
+        ]
     if plotted:
         lines += ["## Latency", "", f"![latency percentiles by operation]({PLOT_NAME})", ""]
     runs = sweep(results)
@@ -426,10 +515,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     plotted = plot(results, args.out.parent / PLOT_NAME)
     if not plotted:
-        print("no plot: matplotlib is missing (it is in the bench extra, which make installs)", file=sys.stderr)
+        print(
+            "no plot: matplotlib is missing (it is in the bench extra, which make installs)",
+            file=sys.stderr,
+        )
     rate_plotted = plot_rates(sweep(results), args.out.parent / RATE_PLOT_NAME)
     findings = args.findings.read_text() if args.findings.exists() else ""
-    args.out.write_text(render(results, plotted, findings, rate_plotted))
+    comparisons = load_comparisons(args.results)
+    args.out.write_text(render(results, plotted, findings, rate_plotted, comparisons))
     plots = [n for n, done in ((PLOT_NAME, plotted), (RATE_PLOT_NAME, rate_plotted)) if done]
     print(f"wrote {args.out}" + "".join(f" and {n}" for n in plots), file=sys.stderr)
     return 0

@@ -3,6 +3,9 @@
 A started server runs ``python server.py serve --port 0 --data-dir <tmp>`` with its
 embedded Redis and the default (production) settings, apart from any ``--set``
 options. Its address and Redis URL are read from the "listening on" line it prints.
+It runs this checkout's server, or the one in ``tree`` (another checkout, e.g. a
+worktree of an older commit: ``bench/load.py compare``), always with this
+process's Python (the project's virtual environment).
 """
 
 from __future__ import annotations
@@ -148,16 +151,19 @@ def start_server(
     extra_env: dict[str, str] | None = None,
     redis_url: str | None = None,
     prefix: str | None = None,
+    tree: Path | None = None,
 ) -> Target:
     """Start ``server.py serve`` on a free port with a fresh embedded Redis, or on the
-    Redis at ``redis_url`` (a cluster node: ``--redis-url``, ``--prefix``).
+    Redis at ``redis_url`` (a cluster node: ``--redis-url``, ``--prefix``); the server
+    of the checkout at ``tree`` (default: this one).
 
     The server inherits this process's open-file limit: raise it first
     (:func:`raise_open_file_limit`, as ``bench/load.py`` does)."""
+    root = tree or REPO_ROOT
     data_dir = Path(tempfile.mkdtemp(prefix="parley-bench-"))
     log_path = data_dir / "server.log"
     command = [
-        sys.executable, str(REPO_ROOT / "server.py"), "serve",
+        sys.executable, str(root / "server.py"), "serve",
         "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir / "redis"),
     ]  # fmt: skip
     if redis_url:
@@ -170,7 +176,7 @@ def start_server(
     with log_path.open("w") as log_file:
         process = subprocess.Popen(
             command,
-            cwd=REPO_ROOT,
+            cwd=root,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -257,8 +263,11 @@ class Cluster:
         shutil.rmtree(self._data_dir, ignore_errors=True)
 
 
-def start_cluster(count: int, settings: Sequence[str] = (), prefix: str = "parley:") -> Cluster:
-    """Start a Redis (``storage.EmbeddedRedis``) and ``count`` nodes on it."""
+def start_cluster(
+    count: int, settings: Sequence[str] = (), prefix: str = "parley:", tree: Path | None = None
+) -> Cluster:
+    """Start a Redis (``storage.EmbeddedRedis``) and ``count`` nodes (of the checkout at
+    ``tree``) on it."""
     from storage import EmbeddedRedis
 
     data_dir = Path(tempfile.mkdtemp(prefix="parley-bench-redis-"))
@@ -270,7 +279,7 @@ def start_cluster(count: int, settings: Sequence[str] = (), prefix: str = "parle
     nodes: list[Target] = []
     try:
         for _ in range(count):
-            nodes.append(start_server(settings, redis_url=redis.url, prefix=prefix))
+            nodes.append(start_server(settings, redis_url=redis.url, prefix=prefix, tree=tree))
     except BaseException:
         for node in nodes:
             node.stop()

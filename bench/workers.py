@@ -1,4 +1,7 @@
-"""Client processes: each runs one trio loop driving many sessions.
+"""Client processes: each runs one event loop driving many sessions.
+
+The loop is trio, or asyncio on uvloop for the picows client (``Loop``); a job
+is an async function for that loop, and the link's waits work on either.
 
 The bench process starts the workers, waits until every one is ready, then
 signals ``go`` so they start together. Workers report progress counts, *marks*
@@ -9,6 +12,7 @@ and finally one result dict. The bench process can answer with further signals
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import multiprocessing.synchronize
 import queue
@@ -16,7 +20,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from multiprocessing.context import SpawnProcess
-from typing import Any
+from typing import Any, Literal
 
 import trio
 
@@ -29,6 +33,9 @@ POLL_S = 0.1
 JOIN_TIMEOUT_S = 10.0
 
 _context = multiprocessing.get_context("spawn")
+
+Loop = Literal["trio", "asyncio"]
+"""The event loop a job runs on: trio, or asyncio (on uvloop where it is installed)."""
 
 
 class WorkerFailed(RuntimeError):
@@ -43,8 +50,10 @@ class WorkerLink:
         worker_id: int,
         outbox: multiprocessing.Queue[tuple[Any, ...]],
         signals: dict[str, multiprocessing.synchronize.Event],
+        loop: Loop = "trio",
     ) -> None:
         self.worker_id = worker_id
+        self.loop = loop
         self._outbox = outbox
         self._signals = signals
         self._done = 0
@@ -65,11 +74,37 @@ class WorkerLink:
     async def wait_for(self, signal: str, timeout: float) -> bool:
         """Wait (in a thread) for the bench process's signal; False on timeout."""
         event = self._signals[signal]
+        if self.loop == "asyncio":
+            return await asyncio.get_running_loop().run_in_executor(None, event.wait, timeout)
         return await trio.to_thread.run_sync(event.wait, timeout, abandon_on_cancel=True)
 
 
 JobFunction = Callable[[Any, WorkerLink], Awaitable[dict[str, Any]]]
-"""A module-level async function (so it can be sent to a spawned process)."""
+"""A module-level async function (so it can be sent to a spawned process), for the
+pool's loop."""
+
+
+async def _run_job_asyncio(job: JobFunction, payload: Any, link: WorkerLink) -> dict[str, Any]:
+    async def flush_forever() -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_FLUSH_S)
+            link.flush_progress()
+
+    flusher = asyncio.create_task(flush_forever())
+    try:
+        result = await job(payload, link)
+    finally:
+        flusher.cancel()
+    link.flush_progress()
+    return result
+
+
+def _run_asyncio(job: JobFunction, payload: Any, link: WorkerLink) -> dict[str, Any]:
+    try:
+        import uvloop
+    except ImportError:  # the bench extra is not installed: plain asyncio
+        return asyncio.run(_run_job_asyncio(job, payload, link))
+    return uvloop.run(_run_job_asyncio(job, payload, link))
 
 
 async def _run_job(job: JobFunction, payload: Any, link: WorkerLink) -> dict[str, Any]:
@@ -92,24 +127,34 @@ def _process_main(
     payload: Any,
     outbox: multiprocessing.Queue[tuple[Any, ...]],
     signals: dict[str, multiprocessing.synchronize.Event],
+    loop: Loop,
 ) -> None:
     raise_open_file_limit()
-    link = WorkerLink(worker_id, outbox, signals)
+    link = WorkerLink(worker_id, outbox, signals, loop)
     try:
         outbox.put(("ready", worker_id))
-        result = trio.run(_run_job, job, payload, link)
+        if loop == "asyncio":
+            result = _run_asyncio(job, payload, link)
+        else:
+            result = trio.run(_run_job, job, payload, link)
         outbox.put(("result", worker_id, result))
     except BaseException:
         outbox.put(("error", worker_id, traceback.format_exc()))
 
 
 class WorkerPool:
-    """Start ``len(payloads)`` client processes running ``job``; use as a context manager."""
+    """Start ``len(payloads)`` client processes running ``job`` on ``loop``; use as a
+    context manager."""
 
     def __init__(
-        self, job: JobFunction, payloads: Sequence[Any], signals: Sequence[str] = ("go",)
+        self,
+        job: JobFunction,
+        payloads: Sequence[Any],
+        signals: Sequence[str] = ("go",),
+        loop: Loop = "trio",
     ) -> None:
         self._job = job
+        self._loop: Loop = loop
         self._payloads = list(payloads)
         self._outbox: multiprocessing.Queue[tuple[Any, ...]] = _context.Queue()
         self._signals = {name: _context.Event() for name in signals}
@@ -123,7 +168,7 @@ class WorkerPool:
         for worker_id, payload in enumerate(self._payloads):
             process = _context.Process(
                 target=_process_main,
-                args=(self._job, worker_id, payload, self._outbox, self._signals),
+                args=(self._job, worker_id, payload, self._outbox, self._signals, self._loop),
                 name=f"bench-worker-{worker_id}",
                 daemon=True,
             )

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bench.delivery import DeliveryLedger
 from bench.stats import latency_summary, percentile
 from bench.summary import COMMON_FIELDS
@@ -22,7 +24,7 @@ RUN_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 15
 
 
-def run_bench(*args: str) -> dict[str, Any]:
+def run_bench(*args: str, common_fields: bool = True) -> dict[str, Any]:
     """Run ``bench/load.py`` in a process group of its own, so that on a timeout the
     servers and client processes it started are stopped with it."""
     process = subprocess.Popen(
@@ -45,7 +47,8 @@ def run_bench(*args: str) -> dict[str, Any]:
         raise
     assert process.returncode == 0, stderr[-3000:]
     result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
-    assert all(name in result for name in COMMON_FIELDS)
+    if common_fields:
+        assert all(name in result for name in COMMON_FIELDS)
     return result
 
 
@@ -82,12 +85,15 @@ def assert_every_message_checked(result: dict[str, Any]) -> None:
         assert isinstance(result[name], int | float), name
 
 
-def test_pairs_scenario_closed_loop_checks_every_message() -> None:
+@pytest.mark.parametrize("client", ["picows", "trio"])
+def test_pairs_scenario_closed_loop_checks_every_message(client: str) -> None:
     result = run_bench(
         "pairs", "--pairs", "6", "--procs", "2", "--duration", "2", "--messages", "300",
-        "--window", "2",
+        "--window", "2", "--client", client,
     )  # fmt: skip
     assert result["scenario"] == "pairs"
+    assert result["client"] == client
+    assert result["client_cpu_us_per_msg"] > 0
     assert result["connections"] == 12
     assert result["load"] == "closed loop"
     assert result["sent"] == result["acked"] <= 300
@@ -101,12 +107,14 @@ def test_pairs_scenario_open_loop_sends_at_the_rate() -> None:
     assert_every_message_checked(result)
 
 
-def test_group_scenario_measures_fan_out_to_every_member() -> None:
+@pytest.mark.parametrize("client", ["picows", "trio"])
+def test_group_scenario_measures_fan_out_to_every_member(client: str) -> None:
     result = run_bench(
         "group", "--members", "12", "--senders", "3", "--procs", "2", "--duration", "2",
-        "--messages", "20", "--rate", "20",
+        "--messages", "20", "--rate", "20", "--client", client,
     )  # fmt: skip
     assert result["scenario"] == "group"
+    assert result["client"] == client
     assert result["connections"] == 12
     assert result["messages_posted"] == 20
     assert result["sent"] == 20 * 12  # every member's receipt of every seq
@@ -136,6 +144,55 @@ def test_cluster_scenario_refuses_a_given_server() -> None:
     )
     assert completed.returncode == 2
     assert "starts its own nodes" in completed.stderr
+
+
+def test_group_scenario_closed_loop_on_picows() -> None:
+    result = run_bench(
+        "group", "--members", "6", "--senders", "2", "--procs", "1", "--duration", "1",
+        "--messages", "30", "--window", "2",
+    )  # fmt: skip
+    assert result["client"] == "picows"
+    assert result["messages_posted"] == 30
+    assert_every_message_checked(result)
+
+
+def _worktrees() -> str:
+    return subprocess.run(
+        ["git", "worktree", "list"], cwd=REPO, capture_output=True, text=True, check=True,
+        timeout=30,
+    ).stdout  # fmt: skip
+
+
+def test_compare_mode_reports_ratios_against_a_base_commit() -> None:
+    """HEAD's server in a temporary worktree against this checkout's, one round each."""
+    result = run_bench(
+        "compare", "--base", "HEAD", "--rounds", "1",
+        "pairs", "--pairs", "4", "--procs", "1", "--duration", "1", "--messages", "200",
+        common_fields=False,
+    )  # fmt: skip
+    assert result["scenario"] == "compare"
+    assert result["compared"] == "pairs"
+    assert result["rounds"] == 1
+    assert result["lost"] == result["duplicates"] == result["out_of_order"] == 0
+    assert result["failures"] == 0
+    for figure in ("server_cpu_us_per_msg", "msgs_per_s", "p50_ms", "p99_ms",
+                   "rss_kb_per_connection", "client_cpu_us_per_msg"):  # fmt: skip
+        assert isinstance(result["ratios"][figure], float), figure
+        run = result["per_round"][0]
+        assert run["base"][figure] is not None and run["head"][figure] is not None, figure
+    assert result["sides"]["base"]["client"] == result["sides"]["head"]["client"] == "picows"
+    assert "parley-compare-" not in _worktrees()  # the base worktree is gone
+
+
+def test_compare_mode_refuses_a_given_server() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "load.py"), "compare", "--base", "HEAD",
+         "pairs", "--url", "ws://127.0.0.1:9"],
+        cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 2
+    assert "--url" in completed.stderr
+    assert "parley-compare-" not in _worktrees()
 
 
 def test_percentiles_interpolate_between_ranks() -> None:

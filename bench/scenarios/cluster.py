@@ -39,7 +39,7 @@ def run(args: argparse.Namespace, _target: Target) -> Result:
     if args.nodes < 2:
         raise targets.TargetError("cluster needs --nodes 2 or more")
     print(f"starting Redis and {args.nodes} nodes ...", file=sys.stderr, flush=True)
-    cluster = targets.start_cluster(args.nodes, args.server_settings, PREFIX)
+    cluster = targets.start_cluster(args.nodes, args.server_settings, PREFIX, args.server_tree)
     try:
         urls = [node.url for node in cluster.nodes]
         print(f"nodes: {', '.join(urls)}; redis {cluster.redis_url}", file=sys.stderr)

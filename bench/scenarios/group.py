@@ -32,7 +32,9 @@ from typing import Any
 
 import trio
 
-from bench.chat_clients import GroupJob, run_group, sign_in
+from bench.chat_book import GroupJob
+from bench.chat_clients import sign_in
+from bench.clients import load_client
 from bench.delivery import DeliveryLedger
 from bench.progress import ProgressBar
 from bench.scenarios.base import Scenario
@@ -150,7 +152,8 @@ def run(args: argparse.Namespace, target: Target) -> Result:
     meter = Meter(target.usage)
     meter.mark("start")
     expected = planned_messages(args)
-    with WorkerPool(run_group, jobs, ("go", "all_sent")) as pool:
+    client = load_client(args.client)
+    with WorkerPool(client.group, jobs, ("go", "all_sent"), client.loop) as pool:
         bar = ProgressBar("group: pushes", expected * (args.members - 1))
 
         def on_marked(mark: str) -> None:
@@ -225,7 +228,9 @@ def _figures(
         "server_cpu_us_per_send": per(cpu, len(acked)),
         "redis_cpu_us_per_send": per(meter.redis_cpu_s("go", "drained"), len(acked)),
         "server_cpu_s": round(cpu, 2) if cpu is not None else None,
+        "client": args.client,
         "client_cpu_s": round(sum(r["client_cpu_s"] for r in results), 2),
+        "client_cpu_us_per_msg": per(sum(r["client_cpu_s"] for r in results), pushes),
         "phase_s": round(receiving_s, 2) if receiving_s else None,
         "procs": len(results),
         "setup": "storage: accounts and tokens in Redis; the group made over the wire "

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench import seeding
+from bench.clients import add_client_argument
 from bench.target import Usage
 
 PASSWORD = "bench-password-1"
@@ -34,6 +35,7 @@ def add_load_arguments(parser: argparse.ArgumentParser, messages: int, window: i
         help=f"closed loop: messages in flight per sender (default {window})",
     )
     parser.add_argument("--size", type=int, default=100, help="message text length, characters")
+    add_client_argument(parser)
 
 
 def planned_messages(args: argparse.Namespace) -> int:

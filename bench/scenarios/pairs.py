@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-from bench.chat_clients import PairsJob, run_pairs
+from bench.chat_book import PairsJob
+from bench.clients import load_client
 from bench.delivery import DeliveryCounts
 from bench.progress import ProgressBar
 from bench.scenarios.base import Scenario
@@ -136,7 +137,8 @@ def measure(args: argparse.Namespace, deployment: Deployment, name: str) -> Resu
     meter = Meter(deployment.usage, deployment.usage_each)
     meter.mark("start")
     expected = planned_messages(args)
-    with WorkerPool(run_pairs, jobs, ("go",)) as pool:
+    client = load_client(args.client)
+    with WorkerPool(client.pairs, jobs, ("go",), client.loop) as pool:
         bar = ProgressBar(f"{name}: messages", expected)
 
         def on_marked(mark: str) -> None:
@@ -202,6 +204,7 @@ def figures(
         "redis_cpu_us_per_msg": per(meter.redis_cpu_s("go", "drained"), acked),
         "server_cpu_s": round(cpu, 2) if cpu is not None else None,
         "server_rss_start_mb": mb(rss_start),
+        "client": args.client,
         "client_cpu_us_per_msg": per(sum(r["client_cpu_s"] for r in results), acked),
         "phase_s": round(receiving_s, 2) if receiving_s else None,
         "nodes": nodes,
