@@ -196,12 +196,19 @@ class PipelinedRedis(CoreCommands):
         """Batches sent to the executor so far."""
         self.commands = 0
         """Commands sent so far."""
+        self.detached_failures = 0
+        """Commands of ``send_detached`` that failed."""
 
     # -- what callers use ----------------------------------------------------------
 
     def execute_command(self, *args: Any, **options: Any) -> Awaitable[Any]:
         """Queue one command; what redis-py's command methods call."""
         return self._submit(_Pending([(args, options)], transaction=False, single=True))
+
+    def send_detached(self, *args: Any, **options: Any) -> None:
+        """Queue one command that nobody waits for (a publish whose loss the protocol
+        tolerates); a failure is logged and counted in ``detached_failures``."""
+        self._enqueue(_Pending([(args, options)], transaction=False, single=True))
 
     def pipeline(self, transaction: bool = False) -> CommandGroup:
         """Commands that travel together; ``await group.execute()`` runs them."""
@@ -249,6 +256,9 @@ class PipelinedRedis(CoreCommands):
             if task is not None:
                 assert item.result is not None
                 trio.lowlevel.reschedule(task, item.result)
+            elif isinstance(item.result, outcome.Error):
+                self.detached_failures += 1
+                log.warning("%s failed: %s", item.commands[0][0][0], item.result.error)
         if self._queue:
             self._wake_flusher()
 

@@ -173,3 +173,16 @@ async def test_scripts_forgotten_by_redis_are_loaded_again(redis_url: str, prefi
     finally:
         await trio.to_thread.run_sync(ref.stop)
         client.close()
+
+
+async def test_detached_commands_run_and_their_failures_are_counted(
+    redis_url: str, prefix: str
+) -> None:
+    async with pipelined(redis_url) as r:
+        await r.set(f"{prefix}text", "x")
+        r.send_detached("SET", f"{prefix}detached", "1")
+        r.send_detached("HSET", f"{prefix}text", "field", "v")  # WRONGTYPE
+        with trio.fail_after(10):
+            while await r.get(f"{prefix}detached") is None or r.detached_failures == 0:
+                await trio.sleep(0.01)
+        assert r.detached_failures == 1
