@@ -20,7 +20,7 @@ import trio
 import settings as config
 from actors import group, user
 from actors.chat import SingleChatCommands
-from actors.cluster import ClusterLink
+from actors.cluster.link import ClusterLink
 from actors.connection import ConnectionContext
 from actors.conversations import ConversationCommands
 from actors.credentials import PasswordHasher, TokenSigner
@@ -29,7 +29,7 @@ from actors.group import GroupActor
 from actors.group_chat import GroupChatCommands
 from actors.hub import Hub
 from actors.services import NodeServices
-from actors.supervisor import ActorFactory, Supervisor
+from actors.runtime.supervisor import ActorFactory, Supervisor
 from actors.user import CommandGroup, UserActor
 from actors.user_groups import UserGroupCommands
 from settings import Settings
@@ -78,8 +78,7 @@ async def serve(
         await trio.to_thread.run_sync(embedded.start)
         redis_url = embedded.url
     storage: Storage | None = None
-    supervisor: Supervisor | None = None
-    node: RunningNode | None = None
+    stopped = trio.Event()
     try:
         storage = Storage(
             redis_url,
@@ -89,59 +88,87 @@ async def serve(
             settings.data.version_log_length,
             settings.data.notifications_kept,
         )
-        await trio.to_thread.run_sync(storage.ping)
-        if embedded is not None:
-            await trio.to_thread.run_sync(_forget_other_nodes, storage, node_id)
-        auth = settings.auth
-        secret = auth.secret or await trio.to_thread.run_sync(storage.token_secret)
-        hasher = await trio.to_thread.run_sync(
-            PasswordHasher, auth.argon2_time_cost, auth.argon2_memory_kib, auth.argon2_parallelism
-        )
-        signer = TokenSigner(secret, auth.token_ttl)
-        token = trio.lowlevel.current_trio_token()
-        cluster = ClusterLink(storage, node_id, token, settings.cluster.node_timeout)
-        hub = Hub(token, cluster)
-        services = NodeServices(settings, storage, hasher, signer, token, node_id, hub, cluster)
-        user_command_groups: list[type[CommandGroup]] = [SingleChatCommands, ConversationCommands]
-        user_command_groups.append(UserGroupCommands)
-        actor_factories: dict[str, ActorFactory] = {
-            user.KIND: UserActor.factory(services, user_command_groups),
-            group.KIND: GroupActor.factory(services, [GroupChatCommands]),
-        }
-        supervisor = Supervisor(token, actor_factories, settings.actors.idle_timeout)
-        cluster.attach_supervisor(supervisor)
-        context = ConnectionContext(settings.session, supervisor, hub, signer, token)
-        gateway = Gateway(context, node_id, settings.server.host, settings.server.port)
-        async with trio.open_nursery() as sessions:
-            async with trio.open_nursery() as background:
-                await background.start(cluster.run)
-                listener = await background.start(gateway.serve, sessions)
-                background.start_soon(supervisor.run_passivation)
-                host = settings.server.host
-                node = RunningNode(
-                    f"ws://{host}:{listener.port}",
-                    node_id,
-                    redis_url,
-                    gateway,
-                    supervisor,
-                    storage,
-                    cluster,
-                )
-                task_status.started(node)
-                await node._stop.wait()
-                background.cancel_scope.cancel()
-            await gateway.close_all(
-                timeout=min(settings.session.handshake_timeout, SHUTDOWN_GRACE_S)
-            )
-            sessions.cancel_scope.cancel()
+        async with trio.open_nursery() as infrastructure:
+            await infrastructure.start(storage.run)
+            await _run_node(settings, node_id, storage, embedded, redis_url, stopped, task_status)
+            infrastructure.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
-            await _shutdown(embedded, storage, supervisor)
-        if node is not None:
-            node.stopped.set()
+            if storage is not None:
+                storage.close()
+            if embedded is not None:
+                await trio.to_thread.run_sync(embedded.stop)
+        stopped.set()
 
 
-def _forget_other_nodes(storage: Storage, node_id: str) -> None:
+async def _run_node(
+    settings: Settings,
+    node_id: str,
+    storage: Storage,
+    embedded: EmbeddedRedis | None,
+    redis_url: str,
+    stopped: trio.Event,
+    task_status: trio.TaskStatus[RunningNode],
+) -> None:
+    """The node on a running storage: until ``request_stop()``, then a drained stop."""
+    await storage.ping()
+    if embedded is not None:
+        await _forget_other_nodes(storage, node_id)
+    auth = settings.auth
+    secret = auth.secret or await storage.token_secret()
+    hasher = await trio.to_thread.run_sync(
+        PasswordHasher, auth.argon2_time_cost, auth.argon2_memory_kib, auth.argon2_parallelism
+    )
+    signer = TokenSigner(secret, auth.token_ttl)
+    cluster = ClusterLink(storage, node_id, settings.cluster.node_timeout)
+    hub = Hub(cluster)
+    services = NodeServices(settings, storage, hasher, signer, node_id, hub, cluster)
+    user_command_groups: list[type[CommandGroup]] = [SingleChatCommands, ConversationCommands]
+    user_command_groups.append(UserGroupCommands)
+    actor_factories: dict[str, ActorFactory] = {
+        user.KIND: UserActor.factory(services, user_command_groups),
+        group.KIND: GroupActor.factory(services, [GroupChatCommands]),
+    }
+    supervisor = Supervisor(actor_factories, settings.actors.idle_timeout)
+    cluster.attach(hub, supervisor)
+    context = ConnectionContext(settings.session, supervisor, hub, signer)
+    gateway = Gateway(context, node_id, settings.server.host, settings.server.port)
+    async with trio.open_nursery() as actors:
+        await actors.start(supervisor.run)
+        try:
+            async with trio.open_nursery() as sessions:
+                async with trio.open_nursery() as background:
+                    await background.start(cluster.run)
+                    listener = await background.start(gateway.serve, sessions)
+                    host = settings.server.host
+                    node = RunningNode(
+                        f"ws://{host}:{listener.port}",
+                        node_id,
+                        redis_url,
+                        gateway,
+                        supervisor,
+                        storage,
+                        cluster,
+                    )
+                    node.stopped = stopped
+                    task_status.started(node)
+                    await node._stop.wait()
+                    background.cancel_scope.cancel()
+                await gateway.close_all(
+                    timeout=min(settings.session.handshake_timeout, SHUTDOWN_GRACE_S)
+                )
+                sessions.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(SHUTDOWN_GRACE_S * 4):
+                await supervisor.stop_all()
+                try:
+                    await storage.presence.node_gone()
+                except Exception as exc:
+                    log.warning("could not deregister node: %s", exc)
+            actors.cancel_scope.cancel()
+
+
+async def _forget_other_nodes(storage: Storage, node_id: str) -> None:
     """Deregister every other node found in this node's own embedded Redis.
 
     Only one node runs on an embedded Redis (its data directory is locked), so any
@@ -149,25 +176,10 @@ def _forget_other_nodes(storage: Storage, node_id: str) -> None:
     deregister. Its sessions would count as online, and its leases would keep its
     users and groups, with every command for them forwarded to a node that is gone,
     until the record expired (``cluster.node_timeout``)."""
-    for other in storage.presence.live_nodes():
+    for other in await storage.presence.live_nodes():
         if other != node_id:
-            removed = storage.presence.forget_node(other)
+            removed = await storage.presence.forget_node(other)
             log.info("forgot node %s of an earlier run (%d sessions)", other, removed)
-
-
-async def _shutdown(
-    embedded: EmbeddedRedis | None, storage: Storage | None, supervisor: Supervisor | None
-) -> None:
-    if supervisor is not None:
-        await supervisor.stop_all()
-    if storage is not None:
-        try:
-            await trio.to_thread.run_sync(storage.presence.node_gone)
-        except Exception as exc:
-            log.warning("could not deregister node: %s", exc)
-        storage.close()
-    if embedded is not None:
-        await trio.to_thread.run_sync(embedded.stop)
 
 
 async def _run_until_signalled(settings: Settings) -> None:

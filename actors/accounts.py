@@ -1,17 +1,19 @@
 """Account commands of the user actor: register, sign in, tokens, logout,
 password, profile, public profiles and online status.
 
-:class:`AccountCommands` runs in the user actor's thread. It keeps no copy of
-the account between commands: every command reads what it needs from Redis,
-so a change made through another node is never missed. Sessions are known
-from presence in Redis (all nodes), and sessions on other nodes are closed
-through the cluster link.
+:class:`AccountCommands` runs in the user actor's task on the node's event loop
+and awaits storage (the commands of every actor in one loop tick travel to Redis
+as one pipeline); password hashing runs in a worker thread, off the loop
+(``services.hasher``). It keeps no copy of the account between commands: every
+command reads what it needs from Redis, so a change made through another node is
+never missed. Sessions are known from presence in Redis (all nodes), and sessions
+on other nodes are closed through the cluster link.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from actors.credentials import IssuedToken
 from actors.messages import Command
@@ -46,7 +48,7 @@ class AccountCommands:
         self._storage = services.storage
         self._accounts = services.storage.accounts
 
-    def handlers(self) -> dict[type[m.Request], Callable[[Command], m.Reply | None]]:
+    def handlers(self) -> dict[type[m.Request], Callable[[Command], Awaitable[m.Reply | None]]]:
         return {
             m.Register: self.register,
             m.Login: self.login,
@@ -59,37 +61,37 @@ class AccountCommands:
             m.GetOnlineStatus: self.get_online_status,
         }
 
-    def _account(self) -> AccountRecord:
-        account = self._accounts.load(self.user_id)
+    async def _account(self) -> AccountRecord:
+        account = await self._accounts.load(self.user_id)
         if account is None:
             raise ProtocolError(ErrorCode.USER_NOT_FOUND, f"no user {self.user_id!r}")
         return account
 
     # -- registration and sign-in ------------------------------------------------
 
-    def register(self, command: Command) -> m.Reply:
+    async def register(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.Register)
         exists = ProtocolError(ErrorCode.USER_EXISTS, f"user {self.user_id!r} already exists")
-        if self._accounts.load(self.user_id) is not None:
+        if await self._accounts.load(self.user_id) is not None:
             raise exists
         record = AccountRecord(
             user_id=self.user_id,
-            password_hash=self._services.hasher.hash(request.password),
+            password_hash=await self._services.hasher.hash(request.password),
             nickname=request.nickname,
             face_url=request.face_url,
             ex=request.ex,
             created_at=now_ms(),
             version=1,
         )
-        if not self._accounts.create(record):
+        if not await self._accounts.create(record):
             raise exists
         return m.Registered(rid=request.rid, user_id=self.user_id)
 
-    def _check_password(self, command: Command, password: str) -> AccountRecord:
+    async def _check_password(self, command: Command, password: str) -> AccountRecord:
         auth = self._services.settings.auth
         address = command.session.address
-        by_user, by_address = self._accounts.login_failures(self.user_id, address)
+        by_user, by_address = await self._accounts.login_failures(self.user_id, address)
         if (auth.login_failures_per_user and by_user >= auth.login_failures_per_user) or (
             auth.login_failures_per_address and by_address >= auth.login_failures_per_address
         ):
@@ -97,22 +99,25 @@ class AccountCommands:
                 ErrorCode.RATE_LIMITED,
                 f"too many failed logins; try again within {auth.login_failure_window} s",
             )
-        account = self._accounts.load(self.user_id)
-        if not self._services.hasher.verify(account.password_hash if account else None, password):
-            self._accounts.count_login_failure(self.user_id, address, auth.login_failure_window)
+        account = await self._accounts.load(self.user_id)
+        password_hash = account.password_hash if account else None
+        if not await self._services.hasher.verify(password_hash, password):
+            await self._accounts.count_login_failure(
+                self.user_id, address, auth.login_failure_window
+            )
             raise ProtocolError(ErrorCode.BAD_CREDENTIALS, "wrong user id or password")
         assert account is not None
         return account
 
-    def login(self, command: Command) -> None:
+    async def login(self, command: Command) -> None:
         request = command.request
         assert isinstance(request, m.Login)
-        account = self._check_password(command, request.password)
-        self._accounts.clear_login_failures(self.user_id)
+        account = await self._check_password(command, request.password)
+        await self._accounts.clear_login_failures(self.user_id)
         issued = self._services.signer.issue(self.user_id, request.platform)
-        self._sign_in(command, account, issued, new_token=True)
+        await self._sign_in(command, account, issued, new_token=True)
 
-    def token_login(self, command: Command) -> None:
+    async def token_login(self, command: Command) -> None:
         request = command.request
         assert isinstance(request, m.TokenLogin)
         claims = self._services.signer.verify(request.token, request.rid)
@@ -120,10 +125,10 @@ class AccountCommands:
             raise ProtocolError(ErrorCode.TOKEN_INVALID, "token was routed to the wrong user")
         if claims.platform not in PLATFORM_IDS:
             raise ProtocolError(ErrorCode.TOKEN_INVALID, "token names an unknown platform")
-        account = self._accounts.load_for_token(self.user_id, claims.token_id)
+        account = await self._accounts.load_for_token(self.user_id, claims.token_id)
         if account is None:
             raise ProtocolError(ErrorCode.TOKEN_REVOKED, "token has been revoked")
-        self._sign_in(command, account, IssuedToken(request.token, claims), new_token=False)
+        await self._sign_in(command, account, IssuedToken(request.token, claims), new_token=False)
 
     def _displaced_platforms(self, platform: int) -> list[int] | None:
         """Platforms whose sessions a sign-in on ``platform`` ends (None: every one)."""
@@ -137,13 +142,13 @@ class AccountCommands:
         device_class = Platform(platform).device_class
         return [p.value for p in Platform if p.device_class == device_class]
 
-    def _sign_in(
+    async def _sign_in(
         self, command: Command, account: AccountRecord, issued: IssuedToken, new_token: bool
     ) -> None:
         claims = issued.claims
         session = command.session
         entry = f"{claims.platform}:{claims.expires_at_ms}" if new_token else None
-        displaced = self._storage.presence.sign_in(
+        displaced = await self._storage.presence.sign_in(
             self.user_id,
             session.session_id,
             claims.platform,
@@ -175,52 +180,54 @@ class AccountCommands:
             self.user_id, claims.platform, claims.token_id, encode_server_message(reply)
         )
 
-    def _close_others(self, sessions: list[PresenceEntry], code: CloseCode, reason: str) -> None:
+    async def _close_others(
+        self, sessions: list[PresenceEntry], code: CloseCode, reason: str
+    ) -> None:
         frame = encode_server_message(m.Kicked(close_code=code, reason=reason))
-        self._storage.presence.remove_sessions(self.user_id, sessions)
+        await self._storage.presence.remove_sessions(self.user_id, sessions)
         for other in sessions:
             self._services.cluster.close_session(
                 other.node_id, other.session_id, code, reason, frame
             )
 
-    def logout(self, command: Command) -> None:
+    async def logout(self, command: Command) -> None:
         session_id = command.session.session_id
-        mine = [
-            s for s in self._storage.presence.sessions(self.user_id) if s.session_id == session_id
-        ]
-        self._accounts.revoke_tokens(self.user_id, [s.token_id for s in mine])
-        self._storage.presence.remove_sessions(self.user_id, mine)
+        sessions = await self._storage.presence.sessions(self.user_id)
+        mine = [s for s in sessions if s.session_id == session_id]
+        await self._accounts.revoke_tokens(self.user_id, [s.token_id for s in mine])
+        await self._storage.presence.remove_sessions(self.user_id, mine)
         done = encode_server_message(m.Ok(rid=command.request.rid))
         command.session.outbox.close(CloseCode.LOGGED_OUT, "logged out", done)
 
-    def change_password(self, command: Command) -> m.Reply:
+    async def change_password(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.ChangePassword)
-        self._check_password(command, request.old_password)
-        new_hash = self._services.hasher.hash(request.new_password)
-        if self._accounts.change_password(self.user_id, new_hash) < 0:
+        await self._check_password(command, request.old_password)
+        new_hash = await self._services.hasher.hash(request.new_password)
+        if await self._accounts.change_password(self.user_id, new_hash) < 0:
             raise ProtocolError(ErrorCode.USER_NOT_FOUND, f"no user {self.user_id!r}")
         platform = command.platform or Platform.LINUX
         issued = self._services.signer.issue(self.user_id, platform)
         claims = issued.claims
-        self._accounts.add_token(
+        await self._accounts.add_token(
             self.user_id, claims.token_id, platform, claims.expires_at_ms, now_ms()
         )
         session_id = command.session.session_id
         node = self._services.cluster.node_of(command.session)
-        self._storage.presence.set_token(self.user_id, session_id, platform, claims.token_id, node)
-        others = [
-            s for s in self._storage.presence.sessions(self.user_id) if s.session_id != session_id
-        ]
-        self._close_others(others, CloseCode.TOKEN_REVOKED, "password changed")
+        await self._storage.presence.set_token(
+            self.user_id, session_id, platform, claims.token_id, node
+        )
+        sessions = await self._storage.presence.sessions(self.user_id)
+        others = [s for s in sessions if s.session_id != session_id]
+        await self._close_others(others, CloseCode.TOKEN_REVOKED, "password changed")
         return m.TokenIssued(rid=request.rid, token=issued.token, expires_at=claims.expires_at_ms)
 
     # -- profile ---------------------------------------------------------------------
 
-    def get_self(self, command: Command) -> m.Reply:
-        return m.Profile(rid=command.request.rid, profile=profile_of(self._account()))
+    async def get_self(self, command: Command) -> m.Reply:
+        return m.Profile(rid=command.request.rid, profile=profile_of(await self._account()))
 
-    def set_profile(self, command: Command) -> m.Reply:
+    async def set_profile(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.SetProfile)
         changes = {
@@ -228,9 +235,9 @@ class AccountCommands:
             for name in ("nickname", "face_url", "ex")
             if (value := getattr(request, name)) is not None
         }
-        if self._accounts.update_profile(self.user_id, changes) < 0:
+        if await self._accounts.update_profile(self.user_id, changes) < 0:
             raise ProtocolError(ErrorCode.USER_NOT_FOUND, f"no user {self.user_id!r}")
-        profile = profile_of(self._account())
+        profile = profile_of(await self._account())
         pushed = encode_server_message(m.SelfUpdated(profile=profile))
         self._services.hub.push_soon([self.user_id], pushed, command.session.session_id)
         public = m.PublicUser(
@@ -239,14 +246,14 @@ class AccountCommands:
             face_url=profile.face_url,
             ex=profile.ex,
         )
-        notify_followers(self._services, self.user_id, public)
+        await notify_followers(self._services, self.user_id, public)
         return m.Profile(rid=request.rid, profile=profile)
 
-    def get_users(self, command: Command) -> m.Reply:
+    async def get_users(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.GetUsers)
         wanted = list(dict.fromkeys(request.user_ids))
-        found = self._accounts.public_profiles(wanted)
+        found = await self._accounts.public_profiles(wanted)
         return m.Users(
             rid=request.rid,
             users=[
@@ -257,11 +264,11 @@ class AccountCommands:
             not_found=[uid for uid in wanted if uid not in found],
         )
 
-    def get_online_status(self, command: Command) -> m.Reply:
+    async def get_online_status(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.GetOnlineStatus)
         wanted = list(dict.fromkeys(request.user_ids))
-        online = self._storage.presence.online_platforms(wanted)
+        online = await self._storage.presence.online_platforms(wanted)
         return m.OnlineStatus(
             rid=request.rid,
             statuses=[m.UserOnline(user_id=uid, platforms=online[uid]) for uid in wanted],

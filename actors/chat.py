@@ -2,13 +2,15 @@
 
 Both are routed to the user actor of the conversation's *owner*, the lower of
 the two user ids, whichever of them sends: one actor then serializes every
-send of the conversation on this node, so seqs are pushed in order. Methods
-run in that actor's thread; the sender is ``command.user_id``.
+send of the conversation on this node (it handles one command at a time, and
+awaiting storage inside a handler does not let it start the next), so seqs are
+pushed in order. Methods run in that actor's task on the node's event loop and
+await storage; the sender is ``command.user_id``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from actors import messaging
 from actors.messages import Command
@@ -31,10 +33,10 @@ class SingleChatCommands:
         self._services = services
         self._storage = services.storage
 
-    def handlers(self) -> dict[type[m.Request], Callable[[Command], m.Reply | None]]:
+    def handlers(self) -> dict[type[m.Request], Callable[[Command], Awaitable[m.Reply | None]]]:
         return {m.SendMessage: self.send, m.RevokeMessage: self.revoke}
 
-    def send(self, command: Command) -> m.Reply:
+    async def send(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.SendMessage)
         sender = command.user_id or ""
@@ -45,15 +47,15 @@ class SingleChatCommands:
         conversation_id = single_conversation_id(sender, peer)
         recipients = [sender, peer]
         if isinstance(request.content, m.TypingContent):
-            self._check_may_send(sender, peer)
-            return messaging.push_typing(self._services, command, conversation_id, recipients)
-        messaging.check_quote(self._services, conversation_id, request)
+            await self._check_may_send(sender, peer)
+            return await messaging.push_typing(self._services, command, conversation_id, recipients)
+        await messaging.check_quote(self._services, conversation_id, request)
         entries = {
             sender: ConversationRecord(conversation_id, SINGLE_CHAT, peer, ""),
             peer: ConversationRecord(conversation_id, SINGLE_CHAT, sender, ""),
         }
         friends_only = self._services.settings.messaging.friends_only and sender != peer
-        return messaging.store_and_push(
+        return await messaging.store_and_push(
             self._services,
             command,
             conversation_id,
@@ -64,23 +66,23 @@ class SingleChatCommands:
             "friends" if friends_only else "peer",
         )
 
-    def _check_may_send(self, sender: str, peer: str) -> None:
+    async def _check_may_send(self, sender: str, peer: str) -> None:
         """The rules of a stored send, for typing (which stores nothing)."""
         relations = self._storage.relations
-        if sender != peer and not self._storage.accounts.public_profiles([peer]):
+        if sender != peer and not await self._storage.accounts.public_profiles([peer]):
             raise ProtocolError(ErrorCode.USER_NOT_FOUND, f"no user {peer!r}")
-        if relations.is_blocked(peer, sender):
+        if await relations.is_blocked(peer, sender):
             raise ProtocolError(ErrorCode.BLOCKED_BY_PEER, "this user has blocked you")
-        if relations.is_blocked(sender, peer):
+        if await relations.is_blocked(sender, peer):
             raise ProtocolError(
                 ErrorCode.PEER_BLOCKED, "you have blocked this user; unblock them first"
             )
         if self._services.settings.messaging.friends_only and sender != peer:
-            mine, theirs = relations.friendship(sender, peer)
+            mine, theirs = await relations.friendship(sender, peer)
             if not (mine and theirs):
                 raise ProtocolError(ErrorCode.NOT_FRIENDS, "single chat is for friends only here")
 
-    def revoke(self, command: Command) -> m.Reply:
+    async def revoke(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.RevokeMessage)
         requester = command.user_id or ""
@@ -89,12 +91,14 @@ class SingleChatCommands:
             raise ProtocolError(ErrorCode.NO_SUCH_CONVERSATION, "not a conversation of yours")
         # The stored message is the check: only a message this user sent in this
         # conversation (which has them in it) may be revoked.
-        _, message = messaging.load_for_revoke(self._services, request.conversation_id, request.seq)
+        _, message = await messaging.load_for_revoke(
+            self._services, request.conversation_id, request.seq
+        )
         if message.send_id != requester:
             raise ProtocolError(
                 ErrorCode.REVOKE_NOT_ALLOWED, "in single chat only the sender may revoke"
             )
         messaging.check_revoke_time(self._services, message)
-        return messaging.revoke_and_push(
+        return await messaging.revoke_and_push(
             self._services, command, request.conversation_id, request.seq, [requester, peer]
         )

@@ -2,8 +2,9 @@
 
 A reader decodes frames and routes commands, a writer drains a bounded
 outbound channel, and timers enforce heartbeats and the sign-in deadline.
-Everything here runs in the trio thread. Actors reach a connection only
-through its :class:`actors.bridge.SessionOutbox`.
+Everything here runs on the node's event loop. A connection is the ``Outbox``
+(``actors.messages``) of its session: actors queue replies, pushes and closes
+to it directly.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from actors import routing, user
-from actors.bridge import SessionOutbox
 from actors.credentials import TokenSigner
 from actors.hub import Hub
 from actors.messages import Command, SessionClosed, SessionRef
 from actors.replies import error_frame
-from actors.supervisor import Supervisor
+from actors.runtime.supervisor import Supervisor
 from protocol import messages as m
 from protocol.codec import ServerCodec
 from protocol.errors import CloseCode, ErrorCode, ProtocolError
@@ -53,11 +53,10 @@ class ConnectionContext:
     supervisor: Supervisor
     hub: Hub
     signer: TokenSigner
-    trio_token: trio.lowlevel.TrioToken
 
 
 class Connection:
-    """One session. Every method runs in the trio thread."""
+    """One session, and its outbox. Every method runs on the node's event loop."""
 
     def __init__(
         self, ws: WebSocketConnection, context: ConnectionContext, session_id: str, address: str
@@ -87,9 +86,7 @@ class Connection:
         self._close_started = False
         self._finished = False
         self._nursery: trio.Nursery | None = None
-        self._ref = SessionRef(
-            session_id, address, SessionOutbox(session_id, context.trio_token, self)
-        )
+        self._ref = SessionRef(session_id, address, self)
 
     # -- lifetime --------------------------------------------------------------
 
@@ -121,7 +118,7 @@ class Connection:
 
     def close_soon(self, code: int, reason: str) -> None:
         """Close after the frames already queued have been sent (e.g. server shutdown)."""
-        self.deliver_close(code, reason, None)
+        self.close(code, reason, None)
 
     def _abort(self, code: int, reason: str) -> None:
         """Close now, dropping whatever is still queued."""
@@ -267,7 +264,7 @@ class Connection:
             del awaiting[rid]
             self._enqueue(error_frame(rid, ErrorCode.UNAVAILABLE, NO_ANSWER_IN_TIME))
 
-    # -- outbound (called through SessionOutbox, in the trio thread) ------------------
+    # -- outbound: the session's Outbox -------------------------------------------------
 
     def _enqueue(self, item: bytes | _Close) -> None:
         if self._finished or self._closing:
@@ -281,7 +278,7 @@ class Connection:
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass
 
-    def deliver_reply(self, rid: int, frame: bytes, ends_sign_in: bool) -> None:
+    def reply(self, rid: int, frame: bytes, ends_sign_in: bool = False) -> None:
         if ends_sign_in:
             self._sign_ins_awaited = max(0, self._sign_ins_awaited - 1)
             self._login_started = None
@@ -289,10 +286,10 @@ class Connection:
             return  # already answered UNAVAILABLE: no answer came in time
         self._enqueue(frame)
 
-    def deliver_push(self, frame: bytes) -> None:
+    def push(self, frame: bytes) -> None:
         self._enqueue(frame)
 
-    def deliver_signed_in(self, user_id: str, platform: int, token_id: str, frame: bytes) -> None:
+    def signed_in(self, user_id: str, platform: int, token_id: str, frame: bytes) -> None:
         # Signed in: a sign-in sent again after this one was lost keeps no slot.
         self._sign_ins_awaited = 0
         self._login_started = None
@@ -309,7 +306,7 @@ class Connection:
         self._context.hub.add(user_id, self)
         self._enqueue(frame)
 
-    def deliver_close(self, code: int, reason: str, last_frame: bytes | None) -> None:
+    def close(self, code: int, reason: str, last_frame: bytes | None = None) -> None:
         if last_frame is not None:
             self._enqueue(last_frame)
         if self._closing or self._finished:

@@ -2,12 +2,13 @@
 read state, deleting and clearing for themselves, and the conversation list
 with its settings and incremental sync.
 
-:class:`ConversationCommands` runs in the user's own actor thread.
+:class:`ConversationCommands` runs in the user's own actor task on the node's event
+loop and awaits storage.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
 from msgspec.structs import replace
@@ -53,7 +54,7 @@ class ConversationCommands:
         self._messages = services.storage.messages
         self._conversations = services.storage.conversations
 
-    def handlers(self) -> dict[type[m.Request], Callable[[Command], m.Reply | None]]:
+    def handlers(self) -> dict[type[m.Request], Callable[[Command], Awaitable[m.Reply | None]]]:
         return {
             m.GetMaxSeqs: self.max_seqs,
             m.PullMessages: self.pull,
@@ -69,7 +70,7 @@ class ConversationCommands:
 
     # -- access -------------------------------------------------------------------
 
-    def _default_record(self, conversation_id: str) -> ConversationRecord:
+    async def _default_record(self, conversation_id: str) -> ConversationRecord:
         """The entry a conversation of this user starts with, after checking that it is
         theirs against what is stored; every conversation-scoped command asks this first.
 
@@ -83,21 +84,21 @@ class ConversationCommands:
         if isinstance(chat, SingleChat):
             peer = chat.peer_of(self.user_id)
             if peer is not None:
-                if peer != self.user_id and not self._services.storage.accounts.exists(peer):
+                if peer != self.user_id and not await self._services.storage.accounts.exists(peer):
                     raise ProtocolError(ErrorCode.USER_NOT_FOUND, f"no user {peer!r}")
                 return ConversationRecord(conversation_id, SINGLE_CHAT, peer, "")
-        elif isinstance(chat, GroupChat) and self._services.storage.is_group_member(
+        elif isinstance(chat, GroupChat) and await self._services.storage.is_group_member(
             chat.group_id, self.user_id
         ):
             return ConversationRecord(conversation_id, GROUP_CHAT, "", chat.group_id)
         raise ProtocolError(ErrorCode.NO_SUCH_CONVERSATION, f"{conversation_id} is not yours")
 
-    def _my_conversations(self) -> dict[str, tuple[bytes | None, ConversationRecord]]:
+    async def _my_conversations(self) -> dict[str, tuple[bytes | None, ConversationRecord]]:
         """Every conversation of this user: list entries, plus groups joined without one."""
         found: dict[str, tuple[bytes | None, ConversationRecord]] = dict(
-            self._conversations.entries(self.user_id)
+            await self._conversations.entries(self.user_id)
         )
-        for group_id in self._joined():
+        for group_id in await self._joined():
             conversation_id = group_conversation_id(group_id)
             if conversation_id not in found:
                 found[conversation_id] = (
@@ -106,16 +107,16 @@ class ConversationCommands:
                 )
         return found
 
-    def _joined(self) -> set[str]:
-        return set(self._services.storage.joined_group_ids(self.user_id))
+    async def _joined(self) -> set[str]:
+        return set(await self._services.storage.joined_group_ids(self.user_id))
 
-    def _max_seqs(
+    async def _max_seqs(
         self, mine: dict[str, tuple[bytes | None, ConversationRecord]], ids: Sequence[str]
     ) -> list[int]:
         """Max seq of each conversation as this user may see it: a group the user has
         left shows nothing sent after they left (those messages are not theirs)."""
-        highest = self._messages.max_seqs(ids)
-        joined = self._joined()
+        highest = await self._messages.max_seqs(ids)
+        joined = await self._joined()
         left = [
             cid
             for cid in ids
@@ -124,7 +125,7 @@ class ConversationCommands:
         left_at = dict(
             zip(
                 left,
-                self._services.storage.left_group_seqs(
+                await self._services.storage.left_group_seqs(
                     self.user_id, [mine[cid][1].group_id for cid in left]
                 ),
                 strict=True,
@@ -137,11 +138,11 @@ class ConversationCommands:
 
     # -- seqs and messages ----------------------------------------------------------------
 
-    def max_seqs(self, command: Command) -> m.Reply:
-        mine = self._my_conversations()
+    async def max_seqs(self, command: Command) -> m.Reply:
+        mine = await self._my_conversations()
         ids = sorted(mine)
-        highest = self._max_seqs(mine, ids)
-        states = self._conversations.read_state(self.user_id, ids)
+        highest = await self._max_seqs(mine, ids)
+        states = await self._conversations.read_state(self.user_id, ids)
         return m.MaxSeqs(
             rid=command.request.rid,
             conversations=[
@@ -152,20 +153,21 @@ class ConversationCommands:
             ],
         )
 
-    def _visible(self, conversation_id: str, seqs: Sequence[int]) -> list[m.ChatMessage]:
-        [(_, cleared)] = self._conversations.read_state(self.user_id, [conversation_id])
+    async def _visible(self, conversation_id: str, seqs: Sequence[int]) -> list[m.ChatMessage]:
+        [(_, cleared)] = await self._conversations.read_state(self.user_id, [conversation_id])
         wanted = [s for s in seqs if s > cleared]
-        deleted = self._conversations.deleted(self.user_id, conversation_id, wanted)
+        deleted = await self._conversations.deleted(self.user_id, conversation_id, wanted)
         wanted = [s for s in wanted if s not in deleted]
         return [
-            decode_message(s, raw) for s, raw in self._messages.get_many(conversation_id, wanted)
+            decode_message(s, raw)
+            for s, raw in await self._messages.get_many(conversation_id, wanted)
         ]
 
-    def pull(self, command: Command) -> m.Reply:
+    async def pull(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.PullMessages)
-        self._default_record(request.conversation_id)
-        [top] = self._messages.max_seqs([request.conversation_id])
+        await self._default_record(request.conversation_id)
+        [top] = await self._messages.max_seqs([request.conversation_id])
         last = min(request.to_seq or top, top)
         if request.from_seq > last:
             return m.Messages(rid=request.rid, items=[], is_end=True)
@@ -178,38 +180,44 @@ class ConversationCommands:
             )
             is_end = seqs[-1] >= last
         return m.Messages(
-            rid=request.rid, items=self._visible(request.conversation_id, seqs), is_end=is_end
+            rid=request.rid, items=await self._visible(request.conversation_id, seqs), is_end=is_end
         )
 
-    def history(self, command: Command) -> m.Reply:
+    async def history(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.GetHistory)
         conversation_id = request.conversation_id
-        self._default_record(conversation_id)
-        [top] = self._messages.max_seqs([conversation_id])
+        await self._default_record(conversation_id)
+        [top] = await self._messages.max_seqs([conversation_id])
         start = top if not request.before_seq else min(request.before_seq - 1, top)
         if request.before_time:
-            start = min(start, self._messages.last_seq_before(conversation_id, request.before_time))
-        [(_, cleared)] = self._conversations.read_state(self.user_id, [conversation_id])
+            start = min(
+                start, await self._messages.last_seq_before(conversation_id, request.before_time)
+            )
+        [(_, cleared)] = await self._conversations.read_state(self.user_id, [conversation_id])
         floor = cleared + 1
         seqs = list(range(start, max(floor, start - request.limit + 1) - 1, -1))
         is_end = not seqs or seqs[-1] <= floor
         return m.Messages(
-            rid=request.rid, items=self._visible(conversation_id, seqs), is_end=is_end
+            rid=request.rid, items=await self._visible(conversation_id, seqs), is_end=is_end
         )
 
     # -- read state -----------------------------------------------------------------------
 
-    def mark_read(self, command: Command) -> m.Reply:
+    async def mark_read(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.MarkRead)
-        record = self._default_record(request.conversation_id)
-        marked = self._conversations.mark_read(self.user_id, request.conversation_id, request.seq)
+        record = await self._default_record(request.conversation_id)
+        marked = await self._conversations.mark_read(
+            self.user_id, request.conversation_id, request.seq
+        )
         if not marked.advanced:
             # Nothing changed (the seq was at or below the has-read seq): nothing to tell,
             # so a client repeating mark_read cannot make the peer's devices busy.
             return m.Ok(rid=request.rid)
-        [(_, cleared)] = self._conversations.read_state(self.user_id, [request.conversation_id])
+        [(_, cleared)] = await self._conversations.read_state(
+            self.user_id, [request.conversation_id]
+        )
         self._push_read_state(command, request.conversation_id, marked.has_read_seq, cleared)
         if record.session_type == SINGLE_CHAT:
             receipt = _encoder.encode(
@@ -230,39 +238,41 @@ class ConversationCommands:
         )
         self._services.hub.push_soon([self.user_id], frame, command.session.session_id)
 
-    def delete_messages(self, command: Command) -> m.Reply:
+    async def delete_messages(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.DeleteMessages)
-        self._default_record(request.conversation_id)
-        self._conversations.delete_for_user(self.user_id, request.conversation_id, request.seqs)
+        await self._default_record(request.conversation_id)
+        await self._conversations.delete_for_user(
+            self.user_id, request.conversation_id, request.seqs
+        )
         return m.Ok(rid=request.rid)
 
-    def clear(self, command: Command) -> m.Reply:
+    async def clear(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.ClearConversation)
-        self._default_record(request.conversation_id)
-        cleared = self._conversations.clear(self.user_id, request.conversation_id)
-        [(read, _)] = self._conversations.read_state(self.user_id, [request.conversation_id])
+        await self._default_record(request.conversation_id)
+        cleared = await self._conversations.clear(self.user_id, request.conversation_id)
+        [(read, _)] = await self._conversations.read_state(self.user_id, [request.conversation_id])
         self._push_read_state(command, request.conversation_id, read, cleared)
         return m.Ok(rid=request.rid)
 
     # -- the conversation list ------------------------------------------------------------
 
-    def conversations(self, command: Command) -> m.Reply:
+    async def conversations(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.GetConversations)
-        mine = self._my_conversations()
+        mine = await self._my_conversations()
         ids = list(mine)
-        highest = self._max_seqs(mine, ids)
-        states = self._conversations.read_state(self.user_id, ids)
+        highest = await self._max_seqs(mine, ids)
+        states = await self._conversations.read_state(self.user_id, ids)
         views: list[m.ConversationView] = []
         for cid, top, (read, cleared) in zip(ids, highest, states, strict=True):
             record = mine[cid][1]
             if record.hidden and top <= record.hidden_at_seq:
                 continue
             seen = max(read, cleared)
-            unread = max(0, top - seen - self._messages.uncounted(cid, seen, top))
-            latest = self._visible(cid, [top]) if top else []
+            unread = max(0, top - seen - await self._messages.uncounted(cid, seen, top))
+            latest = await self._visible(cid, [top]) if top else []
             views.append(
                 m.ConversationView(
                     info=conversation_info(record),
@@ -277,22 +287,22 @@ class ConversationCommands:
         page = views[request.offset : request.offset + request.limit]
         return m.Conversations(rid=request.rid, items=page, total=len(views))
 
-    def _change(
+    async def _change(
         self,
         command: Command,
         ids: Sequence[str],
         change: Callable[[ConversationRecord], ConversationRecord],
     ) -> list[ConversationRecord]:
         for _ in range(CAS_ATTEMPTS):
-            current = self._conversations.entries(self.user_id)
+            current = await self._conversations.entries(self.user_id)
             changes: list[tuple[bytes | None, ConversationRecord]] = []
             for cid in dict.fromkeys(ids):
                 read, record = current.get(cid, (None, None))
                 if record is None:
-                    record = self._default_record(cid)
+                    record = await self._default_record(cid)
                 changes.append((read, change(record)))
             try:
-                self._conversations.write(self.user_id, changes)
+                await self._conversations.write(self.user_id, changes)
             except StaleRead:
                 continue
             updated = [record for _, record in changes]
@@ -303,7 +313,7 @@ class ConversationCommands:
             return updated
         raise ProtocolError(ErrorCode.UNAVAILABLE, "the conversations kept changing; try again")
 
-    def set_conversations(self, command: Command) -> m.Reply:
+    async def set_conversations(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.SetConversations)
         now = now_ms()
@@ -319,24 +329,24 @@ class ConversationCommands:
                 record = replace(record, ex=request.ex)
             return record
 
-        self._change(command, request.conversation_ids, change)
+        await self._change(command, request.conversation_ids, change)
         return m.Ok(rid=request.rid)
 
-    def hide(self, command: Command) -> m.Reply:
+    async def hide(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.HideConversation)
-        [top] = self._messages.max_seqs([request.conversation_id])
-        self._change(
+        [top] = await self._messages.max_seqs([request.conversation_id])
+        await self._change(
             command,
             [request.conversation_id],
             lambda record: replace(record, hidden=True, hidden_at_seq=top),
         )
         return m.Ok(rid=request.rid)
 
-    def sync(self, command: Command) -> m.Reply:
+    async def sync(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.SyncConversations)
-        changes = self._conversations.sync(self.user_id, request.version_id, request.version)
+        changes = await self._conversations.sync(self.user_id, request.version_id, request.version)
         records = sorted(
             (decode_record(raw) for raw in changes.upserts.values()),
             key=lambda r: r.conversation_id,

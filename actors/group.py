@@ -1,8 +1,8 @@
-"""The group actor: one pykka thread per active group, owning the group's info,
+"""The group actor: one actor task per active group, owning the group's info,
 members, roles, mutes and member-list version.
 
 Every command about one group is routed here (see :data:`ROUTED`), so the
-group's commands are serialized. Each command runs in the actor's thread:
+group's commands are serialized. Each command runs in the actor's task:
 
 1. :meth:`GroupActor.refresh` compares the stored revision with the one held
    and reloads the state if another node changed the group (or on first use);
@@ -21,7 +21,7 @@ group messages) are passed in with ``command_groups``.
 A command that finds the group does not exist (a made-up id, or a refused
 ``create_group``) leaves no actor behind: once it is answered, the actor asks
 the supervisor to stop it, so made-up ids cannot make the node hold thousands
-of threads until the idle timeout. The state loaded for the command says so;
+of actors until the idle timeout. The state loaded for the command says so;
 no further Redis read is needed.
 """
 
@@ -33,9 +33,6 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any, Protocol
 
-import pykka
-
-from actors.bridge import one_crossing
 from actors.entity import EntityActor
 from actors.group_admin import GroupAdminCommands
 from actors.group_joins import GroupJoinCommands
@@ -44,8 +41,8 @@ from actors.group_state import ACTIVE, Change, GroupState
 from actors.messages import Command
 from actors.notify import push_stored
 from actors.replies import Handler, answer
+from actors.runtime.supervisor import ActorFactory, SupervisorLink
 from actors.services import NodeServices
-from actors.supervisor import SupervisorLink
 from protocol import messages as m
 from protocol.errors import ErrorCode, ProtocolError
 from storage.groups import GroupRefused, StaleGroup, StepResult
@@ -103,7 +100,7 @@ class GroupCommandGroup(Protocol):
 
 
 class GroupActor(EntityActor):
-    """Owns one group. Created by the supervisor; all methods run in this actor's thread.
+    """Owns one group. Created by the supervisor; all methods run in this actor's task.
 
     With several nodes, the node holding the group's lease runs its commands (so the
     group's messages are pushed in seq order); actors elsewhere forward them there."""
@@ -134,56 +131,50 @@ class GroupActor(EntityActor):
     @classmethod
     def factory(
         cls, services: NodeServices, command_groups: Sequence[type[GroupCommandGroup]] = ()
-    ) -> Any:
-        """Starts the actor of a group id (called by the supervisor, in the trio thread);
+    ) -> ActorFactory:
+        """Makes the actor of a group id (called by the supervisor);
         ``command_groups`` add further commands."""
 
-        def start(group_id: str, supervisor: SupervisorLink) -> pykka.ActorRef[Any]:
-            return cls.start(group_id, services, supervisor, command_groups)
+        def make(group_id: str, supervisor: SupervisorLink) -> GroupActor:
+            return cls(group_id, services, supervisor, command_groups)
 
-        return start
+        return make
 
-    # -- pykka hooks (actor thread) ------------------------------------------
-
-    def on_receive(self, message: Any) -> Any:
+    async def receive(self, message: Any) -> None:
         if isinstance(message, Command):
-            with one_crossing():  # the reply and the pushes of a command cross together
-                self._ownership.run_or_forward(message, self._handle_command)
+            await self._ownership.run_or_forward(message, self._handle_command)
         else:
             log.error("group actor %s: unexpected message %r", self.group_id, message)
-        return None
 
-    # -- dispatch (actor thread) -----------------------------------------------
-
-    def _handle_command(self, command: Command) -> None:
+    async def _handle_command(self, command: Command) -> None:
         handler = self._handlers.get(type(command.request))
-        answer(command, handler and partial(self._run, handler), self._forget_state)
+        await answer(command, handler and partial(self._run, handler), self._forget_state)
         if self._loaded and self.state is None:
             # Loaded for this command and not there: no such group (a dismissed one
             # keeps its state). Commands already queued are still answered first.
-            self._supervisor.entity_missing(self.actor_urn)
+            self._supervisor.entity_missing()
 
     def _forget_state(self) -> None:
         """Restart from the stored state: drop the copy, reload on next use."""
         self._loaded = False
         self.state = None
 
-    def _run(self, handler: Handler, command: Command) -> m.Reply | None:
+    async def _run(self, handler: Handler, command: Command) -> m.Reply | None:
         for _ in range(ATTEMPTS):
-            self.refresh()
+            await self.refresh()
             try:
-                return handler(command)
+                return await handler(command)
             except StaleGroup:
                 self._loaded = False
         raise ProtocolError(ErrorCode.UNAVAILABLE, "the group kept changing; try again")
 
-    def refresh(self) -> None:
+    async def refresh(self) -> None:
         """Load the state on first use, and again whenever the stored revision differs
         from the one held (another node changed the group)."""
         held = self.state.rev if self.state is not None else 0
-        if self._loaded and self._store.revision(self.group_id) == held:
+        if self._loaded and await self._store.revision(self.group_id) == held:
             return
-        loaded = self._store.load(self.group_id)
+        loaded = await self._store.load(self.group_id)
         self.state = (
             None
             if loaded is None
@@ -200,11 +191,11 @@ class GroupActor(EntityActor):
             raise ProtocolError(ErrorCode.GROUP_DISMISSED, "this group has been dismissed")
         return state
 
-    def commit(self, change: Change, command: Command) -> StepResult:
+    async def commit(self, change: Change, command: Command) -> StepResult:
         """Store ``change``, then update the state and push its notifications."""
         step = change.step
         try:
-            result = self._store.run(step)
+            result = await self._store.run(step)
         except GroupRefused as exc:
             if exc.reason == "USER_NOT_FOUND":
                 raise ProtocolError(ErrorCode.USER_NOT_FOUND, f"no user {exc.user_id!r}") from None

@@ -1,9 +1,10 @@
 """Group life cycle and settings: create, set info, dismiss, mute-all, transfer
-ownership, set roles. Every method runs in the group actor's thread."""
+ownership, set roles. Every method runs in the group actor's task on the node's
+event loop; a change is committed through the actor (awaited)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from msgspec.structs import replace
 
@@ -31,7 +32,7 @@ _INFO_FIELDS = ("name", "face_url", "intro", "notification", "ex", "join_policy"
 
 
 class GroupAdminCommands(GroupCommands):
-    def handlers(self) -> dict[type[m.Request], Callable[[Command], m.Reply | None]]:
+    def handlers(self) -> dict[type[m.Request], Callable[[Command], Awaitable[m.Reply | None]]]:
         return {
             m.CreateGroup: self.create,
             m.SetGroupInfo: self.set_info,
@@ -42,7 +43,7 @@ class GroupAdminCommands(GroupCommands):
             m.SetGroupMemberRole: self.set_role,
         }
 
-    def create(self, command: Command) -> m.Reply:
+    async def create(self, command: Command) -> m.Reply:
         request = request_as(command, m.CreateGroup)
         if self._actor.state is not None:
             raise ProtocolError(ErrorCode.GROUP_EXISTS, f"group {self.group_id!r} exists")
@@ -78,10 +79,10 @@ class GroupAdminCommands(GroupCommands):
             change.step.put_joined(record, insert=True)
         group = group_info(info, len(everyone))
         change.notify(N.GROUP_CREATED, m.GroupDetail(group=group, op_user_id=creator), everyone)
-        self._commit(change, command)
+        await self._commit(change, command)
         return m.Groups(rid=request.rid, items=[group])
 
-    def set_info(self, command: Command) -> m.Reply:
+    async def set_info(self, command: Command) -> m.Reply:
         request = request_as(command, m.SetGroupInfo)
         state = self._state()
         actor = sender(command)
@@ -108,10 +109,10 @@ class GroupAdminCommands(GroupCommands):
             change.notify(N.GROUP_NAME_SET, detail, members)
         elif others:
             change.notify(N.GROUP_INFO_SET, detail, members)
-        self._commit(change, command)
+        await self._commit(change, command)
         return m.Groups(rid=request.rid, items=[group])
 
-    def dismiss(self, command: Command) -> m.Reply:
+    async def dismiss(self, command: Command) -> m.Reply:
         state = self._state()
         actor = sender(command)
         state.require_role(actor, OWNER)
@@ -124,10 +125,10 @@ class GroupAdminCommands(GroupCommands):
             change.step.delete_joined(user_id)
         detail = m.GroupDetail(group=group_info(info, 0), op_user_id=actor)
         change.notify(N.GROUP_DISMISSED, detail, members)
-        self._commit(change, command)
+        await self._commit(change, command)
         return m.Ok(rid=command.request.rid)
 
-    def mute_all(self, command: Command) -> m.Reply:
+    async def mute_all(self, command: Command) -> m.Reply:
         """``mute_group`` and ``unmute_group``."""
         state = self._state()
         actor = sender(command)
@@ -142,10 +143,10 @@ class GroupAdminCommands(GroupCommands):
         change.step.touch_joined(members)
         detail = m.GroupDetail(group=group_info(info, len(members)), op_user_id=actor)
         change.notify(N.GROUP_MUTED if mute else N.GROUP_UNMUTED, detail, members)
-        self._commit(change, command)
+        await self._commit(change, command)
         return m.Ok(rid=command.request.rid)
 
-    def transfer(self, command: Command) -> m.Reply:
+    async def transfer(self, command: Command) -> m.Reply:
         request = request_as(command, m.TransferGroupOwner)
         state = self._state()
         actor = sender(command)
@@ -170,10 +171,10 @@ class GroupAdminCommands(GroupCommands):
             new_owner=member_info(self.group_id, new_owner),
         )
         change.notify(N.GROUP_OWNER_TRANSFERRED, detail, members)
-        self._commit(change, command)
+        await self._commit(change, command)
         return m.Ok(rid=request.rid)
 
-    def set_role(self, command: Command) -> m.Reply:
+    async def set_role(self, command: Command) -> m.Reply:
         request = request_as(command, m.SetGroupMemberRole)
         state = self._state()
         actor = sender(command)
@@ -197,5 +198,5 @@ class GroupAdminCommands(GroupCommands):
         )
         kind = N.GROUP_MEMBER_SET_ADMIN if updated.role == ADMIN else N.GROUP_MEMBER_SET_ORDINARY
         change.notify(kind, detail, members)
-        self._commit(change, command)
+        await self._commit(change, command)
         return m.Ok(rid=request.rid)

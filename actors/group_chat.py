@@ -1,16 +1,17 @@
 """Group chat: sending to a group and revoking in a group conversation.
 
 A command group of the group actor (constructed with the actor), so every
-send of one group is serialized in that actor's thread and pushed in seq
-order; the permission rules read the group's live state. Pushes leave out
-members who set recv_opt 1 for the group's conversation: the storing step
-returns them (``messaging.store_and_push``), so the actor caches nothing about
-them and reads no member's conversation entry.
+send of one group is serialized by that actor's task (one command at a time:
+awaiting storage inside a handler does not let the actor start its next
+command) and pushed in seq order; the permission rules read the group's live
+state. Pushes leave out members who set recv_opt 1 for the group's
+conversation: the storing step returns them (``messaging.store_and_push``), so
+the actor caches nothing about them and reads no member's conversation entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from actors import messaging
@@ -38,7 +39,7 @@ class GroupChatCommands:
         self._services = services
         self._actor = actor
 
-    def handlers(self) -> dict[type[m.Request], Callable[[Command], m.Reply | None]]:
+    def handlers(self) -> dict[type[m.Request], Callable[[Command], Awaitable[m.Reply | None]]]:
         return {m.SendMessage: self.send, m.RevokeMessage: self.revoke}
 
     def _state(self) -> Any:
@@ -47,8 +48,8 @@ class GroupChatCommands:
             raise ProtocolError(ErrorCode.GROUP_NOT_FOUND, _REFUSALS[ErrorCode.GROUP_NOT_FOUND])
         return state
 
-    def send(self, command: Command) -> m.Reply:
-        """Runs in the group actor's thread."""
+    async def send(self, command: Command) -> m.Reply:
+        """Runs in the group actor's task."""
         request = command.request
         assert isinstance(request, m.SendMessage)
         sender = command.user_id or ""
@@ -56,7 +57,7 @@ class GroupChatCommands:
             raise ProtocolError(ErrorCode.BAD_RECIPIENT, "give exactly one of to_user_id, group_id")
         conversation_id = group_conversation_id(self.group_id)
         if not isinstance(request.content, m.TypingContent):
-            earlier = messaging.previous_send(self._services, conversation_id, request)
+            earlier = await messaging.previous_send(self._services, conversation_id, request)
             if earlier is not None:
                 return earlier
         state = self._state()
@@ -75,16 +76,16 @@ class GroupChatCommands:
             )
         members = state.member_ids()
         if isinstance(content, m.TypingContent):
-            return messaging.push_typing(self._services, command, conversation_id, members)
-        messaging.check_quote(self._services, conversation_id, request)
+            return await messaging.push_typing(self._services, command, conversation_id, members)
+        await messaging.check_quote(self._services, conversation_id, request)
         entries = {sender: ConversationRecord(conversation_id, GROUP_CHAT, "", self.group_id)}
-        return messaging.store_and_push(
+        return await messaging.store_and_push(
             self._services, command, conversation_id, GROUP_CHAT, self.group_id, members, entries
         )
 
-    def revoke(self, command: Command) -> m.Reply:
+    async def revoke(self, command: Command) -> m.Reply:
         """The sender within the time limit; the owner any message; an admin the messages
-        of ordinary members. Runs in the group actor's thread."""
+        of ordinary members. Runs in the group actor's task."""
         request = command.request
         assert isinstance(request, m.RevokeMessage)
         requester = command.user_id or ""
@@ -98,7 +99,9 @@ class GroupChatCommands:
             raise ProtocolError(
                 ErrorCode.NO_SUCH_CONVERSATION, "you are not a member of this group"
             )
-        _, message = messaging.load_for_revoke(self._services, request.conversation_id, request.seq)
+        _, message = await messaging.load_for_revoke(
+            self._services, request.conversation_id, request.seq
+        )
         sender_role = state.role_of(message.send_id) or MEMBER
         if role >= OWNER or (role >= ADMIN and sender_role < ADMIN):
             pass
@@ -109,6 +112,6 @@ class GroupChatCommands:
                 ErrorCode.REVOKE_NOT_ALLOWED,
                 "only the sender, the owner, or an admin (for ordinary members) may revoke",
             )
-        return messaging.revoke_and_push(
+        return await messaging.revoke_and_push(
             self._services, command, request.conversation_id, request.seq, state.member_ids()
         )

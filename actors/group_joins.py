@@ -1,5 +1,6 @@
 """Joining and leaving a group: apply, answer applications, invite, kick, quit.
-Every method runs in the group actor's thread.
+Every method runs in the group actor's task on the node's event loop and awaits
+storage; a change is committed through the actor.
 
 Join policies: ``direct`` -- applying or any member's invite joins at once;
 ``approval`` -- an application waits for the owner or an admin, and so does an
@@ -9,7 +10,7 @@ at once); ``invite_only`` -- as ``approval``, but applying is refused.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from msgspec.structs import replace
 
@@ -38,7 +39,7 @@ from storage import GroupApplicationRecord, MemberRecord
 
 
 class GroupJoinCommands(GroupCommands):
-    def handlers(self) -> dict[type[m.Request], Callable[[Command], m.Reply | None]]:
+    def handlers(self) -> dict[type[m.Request], Callable[[Command], Awaitable[m.Reply | None]]]:
         return {
             m.ApplyJoinGroup: self.apply,
             m.RespondGroupApplication: self.respond,
@@ -54,7 +55,7 @@ class GroupJoinCommands(GroupCommands):
         if len(state.members) + joining > limit:
             raise ProtocolError(ErrorCode.GROUP_FULL, f"the group is full ({limit} members)")
 
-    def _join(
+    async def _join(
         self,
         change: Change,
         state: GroupState,
@@ -65,7 +66,7 @@ class GroupJoinCommands(GroupCommands):
     ) -> list[MemberRecord]:
         """Add ordinary members; their pending applications count as accepted."""
         self._check_room(state, len(user_ids))
-        for application in self._store.pending_applications(self.group_id, user_ids):
+        for application in await self._store.pending_applications(self.group_id, user_ids):
             change.step.put_application(
                 replace(application, state=ACCEPTED, handler_user_id=op_user_id,
                         handled_at=change.now)
@@ -100,7 +101,7 @@ class GroupJoinCommands(GroupCommands):
 
     # -- commands -----------------------------------------------------------------------
 
-    def apply(self, command: Command) -> m.Reply:
+    async def apply(self, command: Command) -> m.Reply:
         request = request_as(command, m.ApplyJoinGroup)
         state = self._state()
         applicant = sender(command)
@@ -112,11 +113,13 @@ class GroupJoinCommands(GroupCommands):
         self._check_room(state, 1)
         change = Change(self.group_id, state)
         if policy == "direct":
-            records = self._join(change, state, [applicant], JOINED_BY_APPLICATION, "", applicant)
+            records = await self._join(
+                change, state, [applicant], JOINED_BY_APPLICATION, "", applicant
+            )
             everyone = [*state.member_ids(), applicant]
             detail = self._members_detail(state, len(everyone), applicant, records)
             change.notify(N.MEMBER_ENTERED, detail, everyone)
-            self._commit(change, command)
+            await self._commit(change, command)
             return m.JoinGroupResult(rid=request.rid, joined=True)
         record = GroupApplicationRecord(
             self.group_id, applicant, "", request.message, PENDING, "", "", change.now, 0
@@ -127,15 +130,15 @@ class GroupJoinCommands(GroupCommands):
             self._application_detail(state, record),
             [*state.managers(), applicant],
         )
-        self._commit(change, command)
+        await self._commit(change, command)
         return m.JoinGroupResult(rid=request.rid, joined=False)
 
-    def respond(self, command: Command) -> m.Reply:
+    async def respond(self, command: Command) -> m.Reply:
         request = request_as(command, m.RespondGroupApplication)
         state = self._state()
         actor = sender(command)
         state.require_role(actor, ADMIN)
-        application = self._store.application(self.group_id, request.user_id)
+        application = await self._store.application(self.group_id, request.user_id)
         if application is None:
             raise ProtocolError(
                 ErrorCode.GROUP_APPLICATION_NOT_FOUND, f"no application from {request.user_id!r}"
@@ -162,10 +165,10 @@ class GroupJoinCommands(GroupCommands):
             change.notify(
                 N.GROUP_APPLICATION_REJECTED, self._application_detail(state, handled), concerned
             )
-            self._commit(change, command)
+            await self._commit(change, command)
             return m.Ok(rid=request.rid)
         source = JOINED_BY_INVITATION if handled.inviter_user_id else JOINED_BY_APPLICATION
-        records = self._join(
+        records = await self._join(
             change, state, [handled.user_id], source, handled.inviter_user_id, actor
         )
         change.step.put_application(handled)
@@ -175,10 +178,10 @@ class GroupJoinCommands(GroupCommands):
         everyone = [*state.member_ids(), handled.user_id]
         detail = self._members_detail(state, len(everyone), actor, records)
         change.notify(N.MEMBER_ENTERED, detail, everyone)
-        self._commit(change, command)
+        await self._commit(change, command)
         return m.Ok(rid=request.rid)
 
-    def invite(self, command: Command) -> m.Reply:
+    async def invite(self, command: Command) -> m.Reply:
         request = request_as(command, m.InviteToGroup)
         state = self._state()
         actor = sender(command)
@@ -191,11 +194,11 @@ class GroupJoinCommands(GroupCommands):
         for user_id in invitees:
             change.step.require_account(user_id)
         if state.info.join_policy == "direct" or inviter.role >= ADMIN:
-            records = self._join(change, state, invitees, JOINED_BY_INVITATION, actor, actor)
+            records = await self._join(change, state, invitees, JOINED_BY_INVITATION, actor, actor)
             everyone = [*state.member_ids(), *invitees]
             detail = self._members_detail(state, len(everyone), actor, records)
             change.notify(N.MEMBER_INVITED, detail, everyone)
-            self._commit(change, command)
+            await self._commit(change, command)
             return m.InviteResult(rid=request.rid, joined=invitees, applied=[])
         self._check_room(state, 1)
         managers = state.managers()
@@ -209,10 +212,10 @@ class GroupJoinCommands(GroupCommands):
                 self._application_detail(state, record),
                 [*managers, user_id, actor],
             )
-        self._commit(change, command)
+        await self._commit(change, command)
         return m.InviteResult(rid=request.rid, joined=[], applied=invitees)
 
-    def kick(self, command: Command) -> m.Reply:
+    async def kick(self, command: Command) -> m.Reply:
         request = request_as(command, m.KickGroupMembers)
         state = self._state()
         actor = sender(command)
@@ -227,10 +230,10 @@ class GroupJoinCommands(GroupCommands):
         everyone = state.member_ids()
         detail = self._members_detail(state, len(everyone) - len(targets), actor, targets)
         change.notify(N.MEMBER_KICKED, detail, everyone)
-        self._commit(change, command)
+        await self._commit(change, command)
         return m.Ok(rid=request.rid)
 
-    def quit(self, command: Command) -> m.Reply:
+    async def quit(self, command: Command) -> m.Reply:
         state = self._state()
         actor = sender(command)
         member = state.require_member(actor)
@@ -244,5 +247,5 @@ class GroupJoinCommands(GroupCommands):
         everyone = state.member_ids()
         detail = self._members_detail(state, len(everyone) - 1, actor, [member])
         change.notify(N.MEMBER_QUIT, detail, everyone)
-        self._commit(change, command)
+        await self._commit(change, command)
         return m.Ok(rid=command.request.rid)

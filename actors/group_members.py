@@ -1,10 +1,10 @@
 """A group's members: their group nickname and ex, mutes, and reading the member
 list (pages, by id, all ids, incremental sync). Every method runs in the group
-actor's thread."""
+actor's task on the node's event loop and awaits storage."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from msgspec.structs import replace
 
@@ -36,7 +36,7 @@ def member_changes(group_id: str, changes: Changes) -> tuple[list[m.GroupMember]
 
 
 class GroupMemberCommands(GroupCommands):
-    def handlers(self) -> dict[type[m.Request], Callable[[Command], m.Reply | None]]:
+    def handlers(self) -> dict[type[m.Request], Callable[[Command], Awaitable[m.Reply | None]]]:
         return {
             m.SetGroupMemberInfo: self.set_member_info,
             m.MuteGroupMember: self.mute,
@@ -47,7 +47,7 @@ class GroupMemberCommands(GroupCommands):
             m.SyncGroupMembers: self.sync,
         }
 
-    def set_member_info(self, command: Command) -> m.Reply:
+    async def set_member_info(self, command: Command) -> m.Reply:
         request = request_as(command, m.SetGroupMemberInfo)
         state = self._state()
         actor = sender(command)
@@ -72,10 +72,10 @@ class GroupMemberCommands(GroupCommands):
                 members=[member_info(self.group_id, updated)],
             )
             change.notify(N.GROUP_MEMBER_INFO_SET, detail, state.member_ids())
-            self._commit(change, command)
+            await self._commit(change, command)
         return m.GroupMembers(rid=request.rid, items=[member_info(self.group_id, updated)], total=1)
 
-    def mute(self, command: Command) -> m.Reply:
+    async def mute(self, command: Command) -> m.Reply:
         """``mute_group_member`` and ``unmute_group_member``."""
         request = command.request
         assert isinstance(request, m.MuteGroupMember | m.UnmuteGroupMember)
@@ -97,12 +97,12 @@ class GroupMemberCommands(GroupCommands):
             members=[member_info(self.group_id, updated)],
         )
         change.notify(kind, detail, state.member_ids())
-        self._commit(change, command)
+        await self._commit(change, command)
         return m.Ok(rid=request.rid)
 
     # -- reading ------------------------------------------------------------------------
 
-    def members(self, command: Command) -> m.Reply:
+    async def members(self, command: Command) -> m.Reply:
         request = request_as(command, m.GetGroupMembers)
         state = self._state()
         state.require_member(sender(command))
@@ -118,7 +118,7 @@ class GroupMemberCommands(GroupCommands):
             total=len(chosen),
         )
 
-    def members_by_id(self, command: Command) -> m.Reply:
+    async def members_by_id(self, command: Command) -> m.Reply:
         request = request_as(command, m.GetGroupMembersById)
         state = self._state()
         state.require_member(sender(command))
@@ -129,11 +129,11 @@ class GroupMemberCommands(GroupCommands):
         ]
         return m.GroupMembers(rid=request.rid, items=found, total=len(found))
 
-    def member_ids(self, command: Command) -> m.Reply:
+    async def member_ids(self, command: Command) -> m.Reply:
         request = request_as(command, m.GetGroupMemberIds)
         state = self._state()
         state.require_member(sender(command))
-        raw, version_id, version = self._store.members_with_version(self.group_id)
+        raw, version_id, version = await self._store.members_with_version(self.group_id)
         records = sorted((decode_member(r) for r in raw), key=join_order)
         return m.GroupMemberIds(
             rid=request.rid,
@@ -143,11 +143,11 @@ class GroupMemberCommands(GroupCommands):
             version=version,
         )
 
-    def sync(self, command: Command) -> m.Reply:
+    async def sync(self, command: Command) -> m.Reply:
         request = request_as(command, m.SyncGroupMembers)
         state = self._state()
         state.require_member(sender(command))
-        changes = self._store.sync_members(self.group_id, request.version_id, request.version)
+        changes = await self._store.sync_members(self.group_id, request.version_id, request.version)
         inserts, updates = member_changes(self.group_id, changes)
         return m.GroupMemberSync(
             rid=request.rid,

@@ -1,8 +1,9 @@
 """A group's live state as its actor holds it, the permission rules, and the
 conversion of stored records to protocol records.
 
-Nothing here does I/O; the state is owned by one group actor and read and
-replaced only in that actor's thread.
+Nothing here does I/O except :meth:`GroupCommands._commit` (which awaits the
+actor's commit); the state is owned by one group actor and read and replaced only
+in that actor's task, one command at a time.
 """
 
 from __future__ import annotations
@@ -201,7 +202,8 @@ def application_info(record: GroupApplicationRecord) -> m.GroupApplication:
 
 
 class GroupCommands:
-    """Base of the group actor's built-in command groups; runs in the actor's thread."""
+    """Base of the group actor's built-in command groups; their handlers run in the
+    actor's task on the node's event loop and await storage."""
 
     def __init__(self, group_id: str, services: NodeServices, actor: GroupActor) -> None:
         self.group_id = group_id
@@ -212,8 +214,8 @@ class GroupCommands:
     def _state(self) -> GroupState:
         return self._actor.require_state()
 
-    def _commit(self, change: Change, command: Command) -> None:
-        self._actor.commit(change, command)
+    async def _commit(self, change: Change, command: Command) -> None:
+        await self._actor.commit(change, command)
 
 
 T = TypeVar("T")

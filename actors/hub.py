@@ -1,11 +1,11 @@
 """The node's table of live sessions, by user and by session id, for pushing to
 users' devices and closing sessions.
 
-It lives in the trio thread: connections add and remove themselves there, and
-actors reach it only through :meth:`Hub.push_soon` (``run_sync_soon``), so a
-push from an actor thread costs one hop into trio and no more. One encoded
-frame is queued to every session it goes to. Sessions held by other nodes are
-reached through the :class:`actors.cluster.ClusterLink`.
+It lives on the node's event loop with the connections and the actors:
+connections add and remove themselves, and actors push with
+:meth:`Hub.push_soon`, which queues one encoded frame to every local session it
+goes to and returns. Sessions held by other nodes are reached through the
+:class:`actors.cluster.link.ClusterLink`.
 """
 
 from __future__ import annotations
@@ -13,40 +13,23 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Protocol
 
-import trio
-
-from actors.bridge import call_in_trio
-from actors.cluster import ClusterLink
+from actors.cluster.link import ClusterLink
+from actors.messages import Outbox
 
 
-class PushTarget(Protocol):
-    """A session as the hub sees it (a ``Connection``); every method runs in trio."""
+class PushTarget(Outbox, Protocol):
+    """A local session as the hub sees it (a ``Connection``): its outbox and who it is."""
 
-    session_id: str
     user_id: str | None
     platform: int | None
     token_id: str
 
-    def deliver_reply(self, rid: int, frame: bytes, ends_sign_in: bool) -> None: ...
-
-    def deliver_push(self, frame: bytes) -> None: ...
-
-    def deliver_signed_in(
-        self, user_id: str, platform: int, token_id: str, frame: bytes
-    ) -> None: ...
-
-    def deliver_close(self, code: int, reason: str, last_frame: bytes | None) -> None: ...
-
 
 class Hub:
-    def __init__(self, trio_token: trio.lowlevel.TrioToken, cluster: ClusterLink) -> None:
-        self._token = trio_token
+    def __init__(self, cluster: ClusterLink) -> None:
         self._cluster = cluster
         self._by_user: dict[str, dict[str, PushTarget]] = {}
         self._by_session: dict[str, PushTarget] = {}
-        cluster.attach(self)
-
-    # -- trio thread -----------------------------------------------------------
 
     def open_session(self, target: PushTarget) -> None:
         """A session was accepted (replies from other nodes can now reach it)."""
@@ -74,26 +57,26 @@ class Hub:
     def session_reply(self, session_id: str, rid: int, frame: bytes, ends_sign_in: bool) -> None:
         target = self._by_session.get(session_id)
         if target is not None:
-            target.deliver_reply(rid, frame, ends_sign_in)
+            target.reply(rid, frame, ends_sign_in)
 
     def session_push(self, session_id: str, frame: bytes) -> None:
         target = self._by_session.get(session_id)
         if target is not None:
-            target.deliver_push(frame)
+            target.push(frame)
 
     def session_signed_in(
         self, session_id: str, user_id: str, platform: int, token_id: str, frame: bytes
     ) -> None:
         target = self._by_session.get(session_id)
         if target is not None:
-            target.deliver_signed_in(user_id, platform, token_id, frame)
+            target.signed_in(user_id, platform, token_id, frame)
 
     def push(self, user_ids: Sequence[str], frame: bytes, exclude_session: str | None) -> None:
         """Queue ``frame`` to every local session of ``user_ids`` but ``exclude_session``."""
         for user_id in dict.fromkeys(user_ids):
             for session_id, target in list(self._by_user.get(user_id, {}).items()):
                 if session_id != exclude_session:
-                    target.deliver_push(frame)
+                    target.push(frame)
 
     def close_session(
         self, session_id: str, code: int, reason: str, last_frame: bytes | None
@@ -101,7 +84,7 @@ class Hub:
         """Send ``last_frame`` (if any) and close a local session; no-op if it is gone."""
         target = self._by_session.get(session_id)
         if target is not None:
-            target.deliver_close(code, reason, last_frame)
+            target.close(code, reason, last_frame)
 
     def session_count(self, user_id: str) -> int:
         return len(self._by_user.get(user_id, ()))
@@ -115,8 +98,6 @@ class Hub:
             if t.platform is not None
         ]
 
-    # -- any thread ------------------------------------------------------------
-
     def push_soon(
         self,
         user_ids: Sequence[str],
@@ -125,8 +106,8 @@ class Hub:
         holding: Collection[str] | None = None,
     ) -> None:
         """Push ``frame`` to every session of ``user_ids`` but ``exclude_session``, on
-        this node and the others. Call it from an actor thread (it may publish).
-        ``holding``: the nodes holding sessions of these users, if the caller knows."""
+        this node and the others, without waiting. ``holding``: the nodes holding
+        sessions of these users, if the caller knows."""
         users = tuple(dict.fromkeys(user_ids))
-        call_in_trio(self._token, self.push, users, frame, exclude_session)
+        self.push(users, frame, exclude_session)
         self._cluster.relay(users, frame, exclude_session, holding)

@@ -1,7 +1,11 @@
 """What single chat and group chat share: content checks, storing a message with
 its seq, pushing it, and revoking. Called from the actor that owns the
 conversation (a user actor for single chat, the group actor for group chat),
-in that actor's thread; one owner per conversation keeps pushes in seq order.
+in that actor's task on the node's event loop; the functions that read or write
+Redis are awaited (the commands of every actor in one loop tick travel to Redis as
+one pipeline). One owner per conversation, handling one command at a time
+(a handler awaiting storage does not let its actor start the next command),
+keeps pushes in seq order.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ _message = msgspec.msgpack.Decoder(ChatMessage)
 CAS_ATTEMPTS = 8
 _ids = random.Random()
 """Seeded once from the OS. ``uuid.uuid4()`` reads ``os.urandom`` on every call: a
-system call that lets the GIL go in the middle of a send, after which the actor
-thread waits for the GIL behind the event loop (hundreds of microseconds under load)."""
+system call that lets the GIL go in the middle of a send, after which the event loop
+may wait for the GIL behind the Redis executor thread (hundreds of microseconds under
+load)."""
 
 _SEND_REFUSALS = {
     "USER_NOT_FOUND": "no such user",
@@ -70,10 +75,10 @@ def check_content(services: NodeServices, request: m.SendMessage) -> None:
         )
 
 
-def check_quote(services: NodeServices, conversation_id: str, request: m.SendMessage) -> None:
+async def check_quote(services: NodeServices, conversation_id: str, request: m.SendMessage) -> None:
     content = request.content
     if isinstance(content, m.QuoteContent) and (
-        services.storage.messages.get(conversation_id, content.quoted_seq) is None
+        await services.storage.messages.get(conversation_id, content.quoted_seq) is None
     ):
         raise ProtocolError(
             ErrorCode.NO_SUCH_MESSAGE, f"no message {content.quoted_seq} to quote here"
@@ -92,7 +97,7 @@ def receiving(
     return [user for user in recipients if user == sender or user not in not_receiving]
 
 
-def push_typing(
+async def push_typing(
     services: NodeServices, command: Command, conversation_id: str, recipients: Sequence[str]
 ) -> m.Reply:
     """Push a typing indication (stored nowhere) to ``recipients`` but those who do
@@ -100,7 +105,7 @@ def push_typing(
     request = command.request
     assert isinstance(request, m.SendMessage) and isinstance(request.content, m.TypingContent)
     sender = command.user_id or ""
-    not_receiving = services.storage.messages.not_receiving(conversation_id)
+    not_receiving = await services.storage.messages.not_receiving(conversation_id)
     frame = _encoder.encode(
         m.Typing(
             conversation_id=conversation_id,
@@ -132,21 +137,21 @@ def sent_reply(rid: int, message: ChatMessage) -> m.MessageSent:
     )
 
 
-def previous_send(
+async def previous_send(
     services: NodeServices, conversation_id: str, request: m.SendMessage
 ) -> m.Reply | None:
     """The first result of a send retried with the same client msg id, if there was one:
     a retry gets it even if the sender may no longer send (muted since, ...)."""
-    seq = services.storage.messages.seq_of(conversation_id, request.client_msg_id)
+    seq = await services.storage.messages.seq_of(conversation_id, request.client_msg_id)
     if seq is None:
         return None
-    first = services.storage.messages.get(conversation_id, seq)
+    first = await services.storage.messages.get(conversation_id, seq)
     if first is None:
         return None
     return sent_reply(request.rid, decode_message(seq, first))
 
 
-def store_and_push(
+async def store_and_push(
     services: NodeServices,
     command: Command,
     conversation_id: str,
@@ -179,7 +184,7 @@ def store_and_push(
         ex=request.ex,
     )
     try:
-        stored = services.storage.messages.send(
+        stored = await services.storage.messages.send(
             conversation_id,
             request.client_msg_id,
             _encoder.encode(message),
@@ -194,7 +199,7 @@ def store_and_push(
     except RelationRefused as exc:
         raise ProtocolError(ErrorCode[exc.reason], _SEND_REFUSALS[exc.reason]) from None
     if stored.duplicate:
-        first = services.storage.messages.get(conversation_id, stored.seq)
+        first = await services.storage.messages.get(conversation_id, stored.seq)
         if first is None:
             raise ProtocolError(ErrorCode.INTERNAL, "the first send of this message is gone")
         message = decode_message(stored.seq, first)
@@ -210,10 +215,10 @@ def store_and_push(
     return sent_reply(request.rid, message)
 
 
-def load_for_revoke(
+async def load_for_revoke(
     services: NodeServices, conversation_id: str, seq: int
 ) -> tuple[bytes, ChatMessage]:
-    raw = services.storage.messages.get(conversation_id, seq)
+    raw = await services.storage.messages.get(conversation_id, seq)
     if raw is None:
         raise ProtocolError(ErrorCode.NO_SUCH_MESSAGE, f"no message {seq} in {conversation_id}")
     message = decode_message(seq, raw)
@@ -231,7 +236,7 @@ def check_revoke_time(services: NodeServices, message: ChatMessage) -> None:
         )
 
 
-def revoke_and_push(
+async def revoke_and_push(
     services: NodeServices,
     command: Command,
     conversation_id: str,
@@ -246,7 +251,7 @@ def revoke_and_push(
     request = command.request
     revoker = command.user_id or ""
     for _ in range(CAS_ATTEMPTS):
-        raw, original = load_for_revoke(services, conversation_id, seq)
+        raw, original = await load_for_revoke(services, conversation_id, seq)
         now = now_ms()
         content = RevokedContent(
             revoked_seq=seq,
@@ -267,7 +272,7 @@ def revoke_and_push(
             content=content,
         )
         try:
-            stored = services.storage.messages.revoke(
+            stored = await services.storage.messages.revoke(
                 conversation_id,
                 seq,
                 raw,

@@ -1,15 +1,16 @@
 """Friend, application, blacklist and notification commands of the user actor.
 
 :class:`RelationCommands` belongs to one user actor; every method runs in that
-actor's thread. Each change is one atomic storage step that also stores the
-notifications; the notifications are then pushed to every local device of the
-users concerned, except the session that sent the command (it has the reply).
+actor's task on the node's event loop and awaits storage. Each change is one
+atomic storage step that also stores the notifications; the notifications are
+then pushed to every device of the users concerned, the session that sent the
+command included, so each device sees its notification seqs without gaps.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from msgspec.structs import replace
@@ -92,14 +93,14 @@ def friend_sync_reply(rid: int, changes: Changes) -> m.FriendSync:
     )
 
 
-def notify_followers(services: NodeServices, user_id: str, profile: m.PublicUser) -> None:
+async def notify_followers(services: NodeServices, user_id: str, profile: m.PublicUser) -> None:
     """Tell everyone who has ``user_id`` as a friend that the profile changed (1209)."""
-    followers = services.storage.relations.followers(user_id)
+    followers = await services.storage.relations.followers(user_id)
     if not followers:
         return
     now = _now()
     detail = m.UserInfoDetail(user=profile)
-    seqs = services.storage.notifications.append(
+    seqs = await services.storage.notifications.append(
         followers, stored_form(N.FRIEND_INFO_UPDATED, detail, now)
     )
     recipients = zip(followers, seqs, strict=True)
@@ -113,7 +114,7 @@ class RelationCommands:
         self._store = services.storage.relations
         self._hub = services.hub
 
-    def handlers(self) -> dict[type[m.Request], Callable[[Command], m.Reply | None]]:
+    def handlers(self) -> dict[type[m.Request], Callable[[Command], Awaitable[m.Reply | None]]]:
         return {
             m.ApplyFriend: self.apply_friend,
             m.RespondFriendApplication: self.respond,
@@ -146,7 +147,7 @@ class RelationCommands:
 
     # -- applications ---------------------------------------------------------------
 
-    def apply_friend(self, command: Command) -> m.Reply:
+    async def apply_friend(self, command: Command) -> m.Reply:
         request = _as(command, m.ApplyFriend)
         target = request.to_user_id
         if target == self.user_id:
@@ -155,7 +156,7 @@ class RelationCommands:
         application = ApplicationRecord(self.user_id, target, request.message, PENDING, "", now, 0)
         detail = m.FriendApplicationDetail(application=application_info(application))
         try:
-            seq_target, seq_self = self._store.apply(
+            seq_target, seq_self = await self._store.apply(
                 application, stored_form(N.FRIEND_APPLICATION, detail, now)
             )
         except RelationRefused as exc:
@@ -166,11 +167,11 @@ class RelationCommands:
         )  # fmt: skip
         return m.Ok(rid=request.rid)
 
-    def respond(self, command: Command) -> m.Reply:
+    async def respond(self, command: Command) -> m.Reply:
         request = _as(command, m.RespondFriendApplication)
         applicant = request.from_user_id
         for _ in range(CAS_ATTEMPTS):
-            found = self._store.received_application(self.user_id, applicant)
+            found = await self._store.received_application(self.user_id, applicant)
             if found is None:
                 raise ProtocolError(ErrorCode.NO_SUCH_APPLICATION, _REFUSALS["NO_SUCH_APPLICATION"])
             read, application = found
@@ -194,7 +195,7 @@ class RelationCommands:
             added_mine = m.FriendDetail(owner_user_id=self.user_id, friend=friend_info(mine))
             added_theirs = m.FriendDetail(owner_user_id=applicant, friend=friend_info(theirs))
             try:
-                seqs = self._store.respond(
+                seqs = await self._store.respond(
                     read, handled, now, mine, theirs,
                     stored_form(result_kind, result, now),
                     stored_form(N.FRIEND_ADDED, added_mine, now),
@@ -218,27 +219,27 @@ class RelationCommands:
             return m.Ok(rid=request.rid)
         raise ProtocolError(ErrorCode.UNAVAILABLE, "the application kept changing; try again")
 
-    def applications(self, command: Command) -> m.Reply:
+    async def applications(self, command: Command) -> m.Reply:
         request = _as(command, m.GetFriendApplications)
-        records, total = self._store.applications(
+        records, total = await self._store.applications(
             self.user_id, request.direction, request.offset, request.limit
         )
         items = [application_info(r) for r in records]
         return m.FriendApplications(rid=request.rid, items=items, total=total)
 
-    def count_unhandled(self, command: Command) -> m.Reply:
-        return m.Count(rid=command.request.rid, count=self._store.count_pending(self.user_id))
+    async def count_unhandled(self, command: Command) -> m.Reply:
+        return m.Count(rid=command.request.rid, count=await self._store.count_pending(self.user_id))
 
     # -- friends -------------------------------------------------------------------------
 
-    def delete_friend(self, command: Command) -> m.Reply:
+    async def delete_friend(self, command: Command) -> m.Reply:
         request = _as(command, m.DeleteFriend)
         friend = request.friend_id
         now = _now()
         mine = m.FriendDeletedDetail(owner_user_id=self.user_id, friend_user_id=friend)
         theirs = m.FriendDeletedDetail(owner_user_id=friend, friend_user_id=self.user_id)
         try:
-            seq_mine, seq_theirs = self._store.delete_friend(
+            seq_mine, seq_theirs = await self._store.delete_friend(
                 self.user_id, friend, request.both_sides,
                 stored_form(N.FRIEND_DELETED, mine, now),
                 stored_form(N.FRIEND_DELETED, theirs, now),
@@ -249,10 +250,10 @@ class RelationCommands:
         self._push(command, N.FRIEND_DELETED, theirs, now, [(friend, seq_theirs)])
         return m.Ok(rid=request.rid)
 
-    def update_friend(self, command: Command) -> m.Reply:
+    async def update_friend(self, command: Command) -> m.Reply:
         request = _as(command, m.UpdateFriend)
         for _ in range(CAS_ATTEMPTS):
-            found = self._store.friend_entry(self.user_id, request.friend_id)
+            found = await self._store.friend_entry(self.user_id, request.friend_id)
             if found is None:
                 raise ProtocolError(ErrorCode.NOT_FRIENDS, _REFUSALS["NOT_FRIENDS"])
             read, entry = found
@@ -264,7 +265,7 @@ class RelationCommands:
             now = _now()
             detail = m.FriendDetail(owner_user_id=self.user_id, friend=friend_info(updated))
             try:
-                seq = self._store.update_friend(
+                seq = await self._store.update_friend(
                     self.user_id, read, updated, stored_form(N.FRIEND_REMARK_SET, detail, now)
                 )
             except StaleRead:
@@ -275,38 +276,40 @@ class RelationCommands:
             return m.Friends(rid=request.rid, items=[friend_info(updated)], total=1)
         raise ProtocolError(ErrorCode.UNAVAILABLE, "the friend entry kept changing; try again")
 
-    def friends(self, command: Command) -> m.Reply:
+    async def friends(self, command: Command) -> m.Reply:
         request = _as(command, m.GetFriends)
-        records, total = self._store.friends(self.user_id, request.offset, request.limit)
+        records, total = await self._store.friends(self.user_id, request.offset, request.limit)
         return m.Friends(rid=request.rid, items=[friend_info(r) for r in records], total=total)
 
-    def friends_by_id(self, command: Command) -> m.Reply:
+    async def friends_by_id(self, command: Command) -> m.Reply:
         request = _as(command, m.GetFriendsById)
-        records = self._store.friends_by_id(self.user_id, list(dict.fromkeys(request.user_ids)))
+        records = await self._store.friends_by_id(
+            self.user_id, list(dict.fromkeys(request.user_ids))
+        )
         items = [friend_info(r) for r in records]
         return m.Friends(rid=request.rid, items=items, total=len(items))
 
-    def check_friend(self, command: Command) -> m.Reply:
+    async def check_friend(self, command: Command) -> m.Reply:
         request = _as(command, m.CheckFriend)
-        mine, theirs = self._store.friendship(self.user_id, request.user_id)
+        mine, theirs = await self._store.friendship(self.user_id, request.user_id)
         return m.FriendStatus(
             rid=request.rid, user_id=request.user_id, in_my_list=mine, in_their_list=theirs
         )
 
-    def sync_friends(self, command: Command) -> m.Reply:
+    async def sync_friends(self, command: Command) -> m.Reply:
         request = _as(command, m.SyncFriends)
-        changes = self._store.sync_friends(self.user_id, request.version_id, request.version)
+        changes = await self._store.sync_friends(self.user_id, request.version_id, request.version)
         return friend_sync_reply(request.rid, changes)
 
-    def friend_ids(self, command: Command) -> m.Reply:
-        ids, version_id, version = self._store.friend_ids(self.user_id)
+    async def friend_ids(self, command: Command) -> m.Reply:
+        ids, version_id, version = await self._store.friend_ids(self.user_id)
         return m.FriendIds(
             rid=command.request.rid, user_ids=ids, version_id=version_id, version=version
         )
 
     # -- blacklist -------------------------------------------------------------------------
 
-    def add_black(self, command: Command) -> m.Reply:
+    async def add_black(self, command: Command) -> m.Reply:
         request = _as(command, m.AddBlack)
         if request.user_id == self.user_id:
             raise ProtocolError(ErrorCode.INVALID_FIELD, "you cannot block yourself")
@@ -314,7 +317,7 @@ class RelationCommands:
         entry = BlackRecord(request.user_id, request.ex, now)
         detail = m.BlackDetail(owner_user_id=self.user_id, black=black_info(entry))
         try:
-            seq = self._store.add_black(
+            seq = await self._store.add_black(
                 self.user_id, entry, stored_form(N.BLACK_ADDED, detail, now)
             )
         except RelationRefused as exc:
@@ -322,12 +325,12 @@ class RelationCommands:
         self._push(command, N.BLACK_ADDED, detail, now, [(self.user_id, seq)])
         return m.Ok(rid=request.rid)
 
-    def remove_black(self, command: Command) -> m.Reply:
+    async def remove_black(self, command: Command) -> m.Reply:
         request = _as(command, m.RemoveBlack)
         now = _now()
         detail = m.BlackDeletedDetail(owner_user_id=self.user_id, user_id=request.user_id)
         try:
-            seq = self._store.remove_black(
+            seq = await self._store.remove_black(
                 self.user_id, request.user_id, stored_form(N.BLACK_DELETED, detail, now)
             )
         except RelationRefused as exc:
@@ -335,16 +338,16 @@ class RelationCommands:
         self._push(command, N.BLACK_DELETED, detail, now, [(self.user_id, seq)])
         return m.Ok(rid=request.rid)
 
-    def blacks(self, command: Command) -> m.Reply:
+    async def blacks(self, command: Command) -> m.Reply:
         request = _as(command, m.GetBlacks)
-        records, total = self._store.blacks(self.user_id, request.offset, request.limit)
+        records, total = await self._store.blacks(self.user_id, request.offset, request.limit)
         return m.Blacks(rid=request.rid, items=[black_info(r) for r in records], total=total)
 
     # -- notifications -------------------------------------------------------------------
 
-    def pull_notifications(self, command: Command) -> m.Reply:
+    async def pull_notifications(self, command: Command) -> m.Reply:
         request = _as(command, m.PullNotifications)
-        page = self._services.storage.notifications.pull(
+        page = await self._services.storage.notifications.pull(
             self.user_id, request.after_seq, request.limit
         )
         items = [from_stored(seq, payload) for seq, payload in page.items]

@@ -1,10 +1,10 @@
 """Answering a command: its reply, or its typed error. Shared by every actor kind;
-every function runs in the calling actor's thread."""
+every function runs in the calling actor's task."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import redis
 
@@ -15,7 +15,7 @@ from protocol.errors import ErrorCode, ProtocolError
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Command], m.Reply | None]
+Handler = Callable[[Command], Awaitable[m.Reply | None]]
 
 
 def error_frame(rid: int, code: ErrorCode, message: str) -> bytes:
@@ -33,7 +33,7 @@ def refuse(command: Command, code: ErrorCode, message: str) -> None:
     command.session.outbox.reply(request.rid, frame, is_sign_in(request))
 
 
-def answer(
+async def answer(
     command: Command,
     handler: Handler | None,
     on_failure: Callable[[], None] | None = None,
@@ -48,7 +48,7 @@ def answer(
             raise ProtocolError(
                 ErrorCode.UNKNOWN_COMMAND, f"{type(request).__name__} is not handled here"
             )
-        reply = handler(command)
+        reply = await handler(command)
     except ProtocolError as exc:
         refuse(command, exc.code, exc.message)
     except (redis.ConnectionError, redis.TimeoutError) as exc:

@@ -1,12 +1,11 @@
-"""What every actor of a node is given: storage, settings, credentials, the trio token."""
+"""What every actor of a node is given: storage, settings, credentials, the hub and
+the cluster link."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import trio
-
-from actors.cluster import ClusterLink
+from actors.cluster.link import ClusterLink
 from actors.credentials import PasswordHasher, TokenSigner
 from actors.hub import Hub
 from settings import Settings
@@ -19,7 +18,6 @@ class NodeServices:
     storage: Storage
     hasher: PasswordHasher
     signer: TokenSigner
-    trio_token: trio.lowlevel.TrioToken
     node_id: str
     hub: Hub
     cluster: ClusterLink

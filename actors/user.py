@@ -1,34 +1,32 @@
-"""The user actor: one pykka thread per active user. Every command about the
+"""The user actor: one actor task per active user. Every command about the
 user (account, sign-in, profile, friends, conversations, and the single chats
 it owns) runs here, one at a time.
 
 Commands can name user ids that have no account (a sign-in with a wrong id, a
 message to a made-up user whose id sorts first). Such an actor asks the
 supervisor to stop it as soon as it has answered, so made-up ids cannot make
-the node hold thousands of threads until the idle timeout.
+the node hold thousands of actors until the idle timeout.
 
-Every method runs in the actor's own thread. Redis calls block that thread
-only. Replies go back to sessions through their ``SessionOutbox``; pushes go
+Every method runs in the actor's task and awaits storage; while it waits, other
+actors run. Replies go back to sessions through their ``Outbox``; pushes go
 through the hub.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
-import pykka
 import redis
 
 from actors.accounts import AccountCommands
-from actors.bridge import one_crossing
 from actors.entity import EntityActor
 from actors.messages import Command, SessionClosed
 from actors.relations import RelationCommands
-from actors.replies import answer, is_sign_in
+from actors.replies import Handler, answer, is_sign_in
+from actors.runtime.supervisor import ActorFactory, SupervisorLink
 from actors.services import NodeServices
-from actors.supervisor import SupervisorLink
 from protocol import messages as m
 
 log = logging.getLogger(__name__)
@@ -41,11 +39,11 @@ class CommandGroup(Protocol):
 
     def __init__(self, user_id: str, services: NodeServices) -> None: ...
 
-    def handlers(self) -> dict[type[m.Request], Callable[[Command], m.Reply | None]]: ...
+    def handlers(self) -> dict[type[m.Request], Handler]: ...
 
 
 class UserActor(EntityActor):
-    """Owns one user. Created by the supervisor; all methods run in this actor's thread.
+    """Owns one user. Created by the supervisor; all methods run in this actor's task.
 
     It keeps no copy of stored state between commands (each command reads what it
     needs), so a failing command cannot leave bad state behind. With several nodes,
@@ -64,7 +62,7 @@ class UserActor(EntityActor):
         self._account_known = False
         """Whether this actor has seen that the user's account exists; until then a
         refused command makes it check (accounts are never deleted)."""
-        self._handlers: dict[type[m.Request], Callable[[Command], m.Reply | None]] = {}
+        self._handlers: dict[type[m.Request], Handler] = {}
         groups: list[type[CommandGroup]] = [AccountCommands, RelationCommands, *command_groups]
         for command_group in groups:
             self._handlers.update(command_group(user_id, services).handlers())
@@ -72,23 +70,23 @@ class UserActor(EntityActor):
     @classmethod
     def factory(
         cls, services: NodeServices, command_groups: Sequence[type[CommandGroup]] = ()
-    ) -> Any:
-        """Starts the actor of a user id; ``command_groups`` add further commands."""
+    ) -> ActorFactory:
+        """Makes the actor of a user id; ``command_groups`` add further commands."""
 
-        def start(user_id: str, supervisor: SupervisorLink) -> pykka.ActorRef[Any]:
-            return cls.start(user_id, services, supervisor, command_groups)
+        def make(user_id: str, supervisor: SupervisorLink) -> UserActor:
+            return cls(user_id, services, supervisor, command_groups)
 
-        return start
+        return make
 
-    def _answer(self, command: Command) -> None:
+    async def _answer(self, command: Command) -> None:
         request = command.request
-        succeeded = answer(command, self._handlers.get(type(request)))
+        succeeded = await answer(command, self._handlers.get(type(request)))
         if not succeeded:
-            self._stop_if_no_account()
+            await self._stop_if_no_account()
         elif is_sign_in(request) or isinstance(request, m.Register):
             self._account_known = True
 
-    def _stop_if_no_account(self) -> None:
+    async def _stop_if_no_account(self) -> None:
         """After a refused command or a closed session: if the user has no account,
         ask the supervisor to stop this actor now (it stops it only if no session
         depends on it). One Redis read, made only until the account is known to
@@ -96,26 +94,26 @@ class UserActor(EntityActor):
         if self._account_known:
             return
         try:
-            exists = self._services.storage.accounts.exists(self.user_id)
+            exists = await self._services.storage.accounts.exists(self.user_id)
         except redis.RedisError as exc:
             log.warning("could not check that user %s exists: %s", self.user_id, exc)
             return  # the idle timeout stops the actor if it is not needed
         if exists:
             self._account_known = True
         else:
-            self._supervisor.entity_missing(self.actor_urn)
+            self._supervisor.entity_missing()
 
-    def on_receive(self, message: Any) -> Any:
+    async def receive(self, message: Any) -> None:
         if isinstance(message, Command):
-            with one_crossing():  # the reply and the pushes of a command cross together
-                self._ownership.run_or_forward(message, self._answer)
+            await self._ownership.run_or_forward(message, self._answer)
         elif isinstance(message, SessionClosed):
             try:
-                self._services.storage.presence.session_offline(self.user_id, message.session_id)
+                await self._services.storage.presence.session_offline(
+                    self.user_id, message.session_id
+                )
             except redis.RedisError as exc:
                 log.warning("could not mark session %s offline: %s", message.session_id, exc)
             # A session that tried to sign in as a made-up id tells it when it closes.
-            self._stop_if_no_account()
+            await self._stop_if_no_account()
         else:
             log.error("user actor %s: unexpected message %r", self.user_id, message)
-        return None

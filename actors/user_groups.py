@@ -3,13 +3,14 @@
 info of several groups, my applications and those to the groups I manage.
 
 :class:`UserGroupCommands` belongs to one user actor; every method runs in that
-actor's thread. These commands only read; every change to a group goes through
-the group's own actor (``actors.group``), ``create_group`` included.
+actor's task on the node's event loop and awaits storage. These commands only
+read; every change to a group goes through the group's own actor
+(``actors.group``), ``create_group`` included.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from actors.group_members import member_changes
 from actors.group_state import application_info, group_info
@@ -25,7 +26,7 @@ class UserGroupCommands:
         self.user_id = user_id
         self._store = services.storage.groups
 
-    def handlers(self) -> dict[type[m.Request], Callable[[Command], m.Reply | None]]:
+    def handlers(self) -> dict[type[m.Request], Callable[[Command], Awaitable[m.Reply | None]]]:
         return {
             m.GetGroupsInfo: self.groups_info,
             m.GetJoinedGroups: self.joined_groups,
@@ -36,9 +37,9 @@ class UserGroupCommands:
             m.GetGroupApplications: self.managed_applications,
         }
 
-    def _joined(self, records: list[JoinedRecord]) -> list[m.JoinedGroup]:
+    async def _joined(self, records: list[JoinedRecord]) -> list[m.JoinedGroup]:
         """The entries with the current info of each group (in the given order)."""
-        infos = self._store.infos([r.group_id for r in records])
+        infos = await self._store.infos([r.group_id for r in records])
         return [
             m.JoinedGroup(
                 group=group_info(*infos[r.group_id]), role_level=r.role, joined_at=r.joined_at
@@ -47,34 +48,34 @@ class UserGroupCommands:
             if r.group_id in infos
         ]
 
-    def groups_info(self, command: Command) -> m.Reply:
+    async def groups_info(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.GetGroupsInfo)
         wanted = list(dict.fromkeys(request.group_ids))
-        infos = self._store.infos(wanted)
+        infos = await self._store.infos(wanted)
         return m.Groups(
             rid=request.rid,
             items=[group_info(*infos[g]) for g in wanted if g in infos],
             not_found=[g for g in wanted if g not in infos],
         )
 
-    def joined_groups(self, command: Command) -> m.Reply:
+    async def joined_groups(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.GetJoinedGroups)
-        records, total = self._store.joined(self.user_id, request.offset, request.limit)
-        return m.JoinedGroups(rid=request.rid, items=self._joined(records), total=total)
+        records, total = await self._store.joined(self.user_id, request.offset, request.limit)
+        return m.JoinedGroups(rid=request.rid, items=await self._joined(records), total=total)
 
-    def sync_joined(self, command: Command) -> m.Reply:
+    async def sync_joined(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.SyncJoinedGroups)
-        changes: Changes = self._store.sync_joined(
+        changes: Changes = await self._store.sync_joined(
             self.user_id, request.version_id, request.version
         )
         records = sorted(
             (decode_joined(raw) for raw in changes.upserts.values()),
             key=lambda r: (r.joined_at, r.group_id),
         )
-        entries = self._joined(records)
+        entries = await self._joined(records)
         return m.JoinedGroupSync(
             rid=request.rid,
             kind=changes.kind,
@@ -85,20 +86,20 @@ class UserGroupCommands:
             deletes=changes.deletes,
         )
 
-    def joined_ids(self, command: Command) -> m.Reply:
-        ids, version_id, version = self._store.joined_ids(self.user_id)
+    async def joined_ids(self, command: Command) -> m.Reply:
+        ids, version_id, version = await self._store.joined_ids(self.user_id)
         return m.JoinedGroupIds(
             rid=command.request.rid, group_ids=ids, version_id=version_id, version=version
         )
 
-    def sync_members_batch(self, command: Command) -> m.Reply:
+    async def sync_members_batch(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.SyncGroupMembersBatch)
         wanted = list({g.group_id: g for g in request.groups}.values())
-        member_of = self._store.membership([g.group_id for g in wanted], self.user_id)
+        member_of = await self._store.membership([g.group_id for g in wanted], self.user_id)
         items: list[m.GroupMemberChanges] = []
         for copy in (g for g, member in zip(wanted, member_of, strict=True) if member):
-            changes = self._store.sync_members(copy.group_id, copy.version_id, copy.version)
+            changes = await self._store.sync_members(copy.group_id, copy.version_id, copy.version)
             inserts, updates = member_changes(copy.group_id, changes)
             items.append(
                 m.GroupMemberChanges(
@@ -114,17 +115,19 @@ class UserGroupCommands:
         not_member = [g.group_id for g, member in zip(wanted, member_of, strict=True) if not member]
         return m.GroupMemberSyncs(rid=request.rid, items=items, not_member=not_member)
 
-    def my_applications(self, command: Command) -> m.Reply:
+    async def my_applications(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.GetMyGroupApplications)
-        records, total = self._store.my_applications(self.user_id, request.offset, request.limit)
+        records, total = await self._store.my_applications(
+            self.user_id, request.offset, request.limit
+        )
         items = [application_info(r) for r in records]
         return m.GroupApplications(rid=request.rid, items=items, total=total)
 
-    def managed_applications(self, command: Command) -> m.Reply:
+    async def managed_applications(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.GetGroupApplications)
-        records, total = self._store.managed_applications(
+        records, total = await self._store.managed_applications(
             self.user_id, request.offset, request.limit
         )
         items = [application_info(r) for r in records]

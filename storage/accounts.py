@@ -1,7 +1,7 @@
-"""User accounts, tokens, presence and login-failure counters in Redis.
+"""User accounts, tokens and login-failure counters in Redis.
 
-Every method is synchronous and blocking: call it from an actor thread, never
-from a trio task.
+Every method that touches Redis is awaited on the node's trio loop; its commands
+travel in the loop tick's pipeline (``storage.pipelined``).
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-import redis
-
 from storage.keys import Keys
+from storage.pipelined import PipelinedRedis
 from storage.scripts import Scripts
 
 PROFILE_FIELDS = ("nickname", "face_url", "ex")
@@ -63,31 +62,31 @@ def _account(user_id: str, raw: dict[bytes, bytes]) -> AccountRecord | None:
 
 
 class AccountStore:
-    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts) -> None:
+    def __init__(self, client: PipelinedRedis, keys: Keys, scripts: Scripts) -> None:
         self._redis = client
         self._keys = keys
         self._scripts = scripts
 
     # -- accounts ---------------------------------------------------------
 
-    def load(self, user_id: str) -> AccountRecord | None:
-        raw = cast(dict[bytes, bytes], self._redis.hgetall(self._keys.account(user_id)))
+    async def load(self, user_id: str) -> AccountRecord | None:
+        raw = cast(dict[bytes, bytes], await self._redis.hgetall(self._keys.account(user_id)))
         return _account(user_id, raw)
 
-    def load_for_token(self, user_id: str, token_id: str) -> AccountRecord | None:
+    async def load_for_token(self, user_id: str, token_id: str) -> AccountRecord | None:
         """The account, if the token ``token_id`` is still valid for it (not revoked by
         logout, kick or password change); one round trip for both."""
         pipe = self._redis.pipeline(transaction=False)
         pipe.hgetall(self._keys.account(user_id))
         pipe.hexists(self._keys.tokens(user_id), token_id)
-        raw, valid = pipe.execute()
+        raw, valid = await pipe.execute()
         return _account(user_id, raw) if valid else None
 
-    def exists(self, user_id: str) -> bool:
+    async def exists(self, user_id: str) -> bool:
         """Whether the user has an account (one ``EXISTS``; accounts are never deleted)."""
-        return bool(self._redis.exists(self._keys.account(user_id)))
+        return bool(await self._redis.exists(self._keys.account(user_id)))
 
-    def create(self, record: AccountRecord) -> bool:
+    async def create(self, record: AccountRecord) -> bool:
         """Store a new account; False when the user id is taken."""
         fields = [
             "password_hash", record.password_hash,
@@ -97,30 +96,32 @@ class AccountStore:
             "created_at", record.created_at,
             "version", record.version,
         ]  # fmt: skip
-        created = self._scripts.run("create_account", [self._keys.account(record.user_id)], fields)
+        created = await self._scripts.run(
+            "create_account", [self._keys.account(record.user_id)], fields
+        )
         return bool(created)
 
-    def update_profile(self, user_id: str, changes: dict[str, str]) -> int:
+    async def update_profile(self, user_id: str, changes: dict[str, str]) -> int:
         """Apply profile changes; returns the new version (-1: no such account)."""
         args: list[str] = []
         for name, value in changes.items():
             if name not in PROFILE_FIELDS:
                 raise ValueError(f"not a profile field: {name}")
             args += [name, value]
-        return int(self._scripts.run("update_profile", [self._keys.account(user_id)], args))
+        return int(await self._scripts.run("update_profile", [self._keys.account(user_id)], args))
 
-    def change_password(self, user_id: str, password_hash: str) -> int:
+    async def change_password(self, user_id: str, password_hash: str) -> int:
         """Replace the password and revoke all tokens atomically; returns the new version."""
         keys = [self._keys.account(user_id), self._keys.tokens(user_id)]
-        return int(self._scripts.run("change_password", keys, [password_hash]))
+        return int(await self._scripts.run("change_password", keys, [password_hash]))
 
-    def public_profiles(self, user_ids: Sequence[str]) -> dict[str, PublicProfile]:
+    async def public_profiles(self, user_ids: Sequence[str]) -> dict[str, PublicProfile]:
         pipe = self._redis.pipeline(transaction=False)
         for user_id in user_ids:
             pipe.hmget(self._keys.account(user_id), "created_at", *PROFILE_FIELDS)
         found: dict[str, PublicProfile] = {}
         for user_id, (created, nickname, face_url, ex) in zip(
-            user_ids, pipe.execute(), strict=True
+            user_ids, await pipe.execute(), strict=True
         ):
             if created is not None:
                 found[user_id] = PublicProfile(user_id, _text(nickname), _text(face_url), _text(ex))
@@ -128,7 +129,7 @@ class AccountStore:
 
     # -- tokens -----------------------------------------------------------
 
-    def add_token(
+    async def add_token(
         self,
         user_id: str,
         token_id: str,
@@ -139,33 +140,33 @@ class AccountStore:
     ) -> None:
         """Record a token (dropping expired ones) and revoke others, in one step."""
         args = [token_id, f"{platform}:{expires_at_ms}", now_ms, *revoke]
-        self._scripts.run("add_token", [self._keys.tokens(user_id)], args)
+        await self._scripts.run("add_token", [self._keys.tokens(user_id)], args)
 
-    def revoke_tokens(self, user_id: str, token_ids: Iterable[str]) -> None:
+    async def revoke_tokens(self, user_id: str, token_ids: Iterable[str]) -> None:
         ids = list(token_ids)
         if ids:
-            self._redis.hdel(self._keys.tokens(user_id), *ids)
+            await self._redis.hdel(self._keys.tokens(user_id), *ids)
 
-    def revoke_all_tokens(self, user_id: str) -> None:
-        self._redis.delete(self._keys.tokens(user_id))
+    async def revoke_all_tokens(self, user_id: str) -> None:
+        await self._redis.delete(self._keys.tokens(user_id))
 
     # -- login failures ---------------------------------------------------
 
-    def login_failures(self, user_id: str, address: str) -> tuple[int, int]:
+    async def login_failures(self, user_id: str, address: str) -> tuple[int, int]:
         """Failed logins in the current window: (for this user id, from this address)."""
-        by_user, by_address = self._redis.mget(
+        by_user, by_address = await self._redis.mget(
             self._keys.login_failures_user(user_id), self._keys.login_failures_address(address)
         )
         return int(by_user or 0), int(by_address or 0)
 
-    def count_login_failure(self, user_id: str, address: str, window_s: int) -> None:
+    async def count_login_failure(self, user_id: str, address: str, window_s: int) -> None:
         pipe = self._redis.pipeline(transaction=False)
         for key in (
             self._keys.login_failures_user(user_id),
             self._keys.login_failures_address(address),
         ):
-            self._scripts.run("count_failure", [key], [window_s], client=pipe)
-        pipe.execute()
+            self._scripts.add(pipe, "count_failure", [key], [window_s])
+        await pipe.execute()
 
-    def clear_login_failures(self, user_id: str) -> None:
-        self._redis.delete(self._keys.login_failures_user(user_id))
+    async def clear_login_failures(self, user_id: str) -> None:
+        await self._redis.delete(self._keys.login_failures_user(user_id))

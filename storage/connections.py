@@ -1,12 +1,13 @@
-"""Redis connections that cost two system calls per command instead of seven.
+"""Redis connections that cost two system calls per round trip instead of seven.
 
-With redis-py's defaults, every command made from an actor thread took seven
-system calls: the pool's "is there unread data?" check (two ``ioctl`` calls
-to switch the socket to non-blocking and back, and a ``recv`` that finds
-nothing), then a ``poll`` before the ``send`` and another before the ``recv``,
-because a Python socket with a timeout waits with ``poll`` first. Each of them
-lets the GIL go; with hundreds of actor threads and the event loop wanting it,
-every release is a hand-off between threads (bench/FINDINGS.md).
+The blocking client behind the node's Redis executor thread (``storage.pipelined``)
+and the cluster's pub/sub listener uses these. With redis-py's defaults, every
+round trip took seven system calls: the pool's "is there unread data?" check (two
+``ioctl`` calls to switch the socket to non-blocking and back, and a ``recv`` that
+finds nothing), then a ``poll`` before the ``send`` and another before the
+``recv``, because a Python socket with a timeout waits with ``poll`` first. Each
+of them lets the GIL go, and every release is a hand-off to the event loop's
+thread (bench/FINDINGS.md measured it when each actor had a thread).
 
 Here the socket is in blocking mode and the kernel enforces the timeout
 (``SO_RCVTIMEO``/``SO_SNDTIMEO``): a Redis server that stops answering still

@@ -5,7 +5,7 @@ Per user (hash tag ``{u:<id>}``): ``:conv`` (conversation id -> entry, synced
 through the version log ``:vlog:convs``), ``:reads`` (has-read seq),
 ``:cleared`` (the seq the user's view starts after) and
 ``:deleted:<conversation id>`` (seqs deleted for this user only).
-All methods block: call them from actor threads.
+Methods are awaited on the node's trio loop.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import cast
 
 import msgspec
-import redis
 
 from storage.keys import Keys
+from storage.pipelined import PipelinedRedis
 from storage.relations import StaleRead
 from storage.scripts import Scripts
 from storage.versionlog import Changes, new_version_id, read_changes
@@ -62,7 +62,9 @@ def decode_record(raw: bytes) -> ConversationRecord:
 
 
 class ConversationStore:
-    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts, log_length: int) -> None:
+    def __init__(
+        self, client: PipelinedRedis, keys: Keys, scripts: Scripts, log_length: int
+    ) -> None:
         self._redis = client
         self._keys = keys
         self._scripts = scripts
@@ -71,15 +73,19 @@ class ConversationStore:
     def _base(self, user_id: str) -> str:
         return self._keys.user_tag(user_id)
 
-    def entries(self, user_id: str) -> dict[str, tuple[bytes, ConversationRecord]]:
-        raw = cast(dict[bytes, bytes], self._redis.hgetall(f"{self._base(user_id)}:conv"))
+    async def entries(self, user_id: str) -> dict[str, tuple[bytes, ConversationRecord]]:
+        raw = cast(dict[bytes, bytes], await self._redis.hgetall(f"{self._base(user_id)}:conv"))
         return {k.decode(): (v, _decode_record(v)) for k, v in raw.items()}
 
-    def entry(self, user_id: str, conversation_id: str) -> tuple[bytes, ConversationRecord] | None:
-        raw = cast(bytes | None, self._redis.hget(f"{self._base(user_id)}:conv", conversation_id))
+    async def entry(
+        self, user_id: str, conversation_id: str
+    ) -> tuple[bytes, ConversationRecord] | None:
+        raw = cast(
+            bytes | None, await self._redis.hget(f"{self._base(user_id)}:conv", conversation_id)
+        )
         return None if raw is None else (raw, _decode_record(raw))
 
-    def write(
+    async def write(
         self, user_id: str, changes: Sequence[tuple[bytes | None, ConversationRecord]]
     ) -> None:
         """Write entries, each only if it is still what was read (None: absent).
@@ -99,12 +105,14 @@ class ConversationStore:
                 encode_record(record),
                 "1" if record.recv_opt == DO_NOT_RECEIVE else "0",
             ]
-        reply = self._scripts.run("conversation_set", keys, args)
+        reply = await self._scripts.run("conversation_set", keys, args)
         status = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         if status == "RETRY":
             raise StaleRead()
 
-    def read_state(self, user_id: str, conversation_ids: Sequence[str]) -> list[tuple[int, int]]:
+    async def read_state(
+        self, user_id: str, conversation_ids: Sequence[str]
+    ) -> list[tuple[int, int]]:
         """(has-read seq, cleared-up-to seq) of each conversation."""
         if not conversation_ids:
             return []
@@ -112,35 +120,39 @@ class ConversationStore:
         pipe = self._redis.pipeline(transaction=False)
         pipe.hmget(f"{base}:reads", list(conversation_ids))
         pipe.hmget(f"{base}:cleared", list(conversation_ids))
-        reads, cleared = pipe.execute()
+        reads, cleared = await pipe.execute()
         return [(int(r or 0), int(c or 0)) for r, c in zip(reads, cleared, strict=True)]
 
-    def mark_read(self, user_id: str, conversation_id: str, seq: int) -> ReadMark:
+    async def mark_read(self, user_id: str, conversation_id: str, seq: int) -> ReadMark:
         """Raise the has-read seq to ``seq`` (0: the max seq), never lowering it."""
         keys = [self._base(user_id), self._keys.conversation_tag(conversation_id)]
-        read, highest, advanced = self._scripts.run(
+        read, highest, advanced = await self._scripts.run(
             "conversation_mark_read", keys, [conversation_id, seq]
         )
         return ReadMark(int(read), int(highest), bool(advanced))
 
-    def clear(self, user_id: str, conversation_id: str) -> int:
+    async def clear(self, user_id: str, conversation_id: str) -> int:
         keys = [self._base(user_id), self._keys.conversation_tag(conversation_id)]
-        return int(self._scripts.run("conversation_clear", keys, [conversation_id]))
+        return int(await self._scripts.run("conversation_clear", keys, [conversation_id]))
 
-    def delete_for_user(self, user_id: str, conversation_id: str, seqs: Sequence[int]) -> None:
-        self._redis.sadd(f"{self._base(user_id)}:deleted:{conversation_id}", *seqs)
+    async def delete_for_user(
+        self, user_id: str, conversation_id: str, seqs: Sequence[int]
+    ) -> None:
+        await self._redis.sadd(f"{self._base(user_id)}:deleted:{conversation_id}", *seqs)
 
-    def deleted(self, user_id: str, conversation_id: str, seqs: Sequence[int]) -> set[int]:
+    async def deleted(self, user_id: str, conversation_id: str, seqs: Sequence[int]) -> set[int]:
         if not seqs:
             return set()
         flags = cast(
             list[int],
-            self._redis.smismember(f"{self._base(user_id)}:deleted:{conversation_id}", list(seqs)),
+            await self._redis.smismember(
+                f"{self._base(user_id)}:deleted:{conversation_id}", list(seqs)
+            ),
         )
         return {s for s, flag in zip(seqs, flags, strict=True) if flag}
 
-    def sync(self, user_id: str, version_id: str, version: int) -> Changes:
+    async def sync(self, user_id: str, version_id: str, version: int) -> Changes:
         base = self._base(user_id)
-        return read_changes(
+        return await read_changes(
             self._scripts, f"{base}:vlog:convs", f"{base}:conv", version_id, version
         )

@@ -23,7 +23,7 @@ checks the revision the group's actor read (compare-and-set, so a second node's
 actor with an older copy gets :class:`StaleGroup` and reloads), then makes the
 writes, the version-log entries and the notifications together.
 
-All methods block: call them from actor threads.
+Methods of :class:`GroupStore` are awaited on the node's trio loop.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import msgspec
-import redis
 
 from protocol.conversation_ids import group_conversation_id
 from storage.conversations import ConversationRecord, encode_record
 from storage.keys import Keys
+from storage.pipelined import PipelinedRedis
 from storage.scripts import Scripts
 from storage.versionlog import Changes, new_version_id, read_changes
 
@@ -231,7 +231,7 @@ class StepResult:
 
 class GroupStore:
     def __init__(
-        self, client: redis.Redis, keys: Keys, scripts: Scripts, log_length: int, keep: int
+        self, client: PipelinedRedis, keys: Keys, scripts: Scripts, log_length: int, keep: int
     ) -> None:
         self._redis = client
         self._keys = keys
@@ -247,24 +247,24 @@ class GroupStore:
 
     # -- the group's actor ------------------------------------------------------------
 
-    def revision(self, group_id: str) -> int:
-        return int(cast(bytes | None, self._redis.get(f"{self.base(group_id)}:rev")) or 0)
+    async def revision(self, group_id: str) -> int:
+        return int(cast(bytes | None, await self._redis.get(f"{self.base(group_id)}:rev")) or 0)
 
-    def load(self, group_id: str) -> LoadedGroup | None:
+    async def load(self, group_id: str) -> LoadedGroup | None:
         """The group's info, members and revision, read together; ``None`` if it never existed."""
         base = self.base(group_id)
         pipe = self._redis.pipeline(transaction=True)
         pipe.get(f"{base}:info")
         pipe.hgetall(f"{base}:members")
         pipe.get(f"{base}:rev")
-        info, members, rev = pipe.execute()
+        info, members, rev = await pipe.execute()
         if info is None:
             return None
         decoded = (_member.decode(raw) for raw in members.values())
         ordered = sorted(decoded, key=join_order)
         return LoadedGroup(_group.decode(info), {r.user_id: r for r in ordered}, int(rev or 0))
 
-    def run(self, step: GroupStep) -> StepResult:
+    async def run(self, step: GroupStep) -> StepResult:
         """Make the step's writes; raises :class:`StaleGroup` or :class:`GroupRefused`."""
         keys = [self.base(step.group_id), *(self._user(u) for u in step.users)]
         expected = "new" if step.expected_rev is None else str(step.expected_rev)
@@ -272,7 +272,7 @@ class GroupStore:
             expected, step.group_id, new_version_id(), self.log_length,
             self.notifications_kept, *step.checks, *step.ops,
         ]  # fmt: skip
-        reply = self._scripts.run("group_step", keys, args)
+        reply = await self._scripts.run("group_step", keys, args)
         status = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         if status == "RETRY":
             raise StaleGroup()
@@ -284,44 +284,46 @@ class GroupStore:
         seqs = [[(user, next(flat)) for user in users] for users in step.recipients]
         return StepResult(int(reply[1]), seqs)
 
-    def application(self, group_id: str, user_id: str) -> GroupApplicationRecord | None:
-        raw = cast(bytes | None, self._redis.hget(f"{self.base(group_id)}:apps", user_id))
+    async def application(self, group_id: str, user_id: str) -> GroupApplicationRecord | None:
+        raw = cast(bytes | None, await self._redis.hget(f"{self.base(group_id)}:apps", user_id))
         return None if raw is None else _application.decode(raw)
 
-    def pending_applications(
+    async def pending_applications(
         self, group_id: str, user_ids: Sequence[str]
     ) -> list[GroupApplicationRecord]:
         """The pending applications of these users (to mark them handled when they join)."""
         if not user_ids:
             return []
-        raw = cast(list[bytes | None], self._redis.hmget(f"{self.base(group_id)}:apps", user_ids))
+        raw = cast(
+            list[bytes | None], await self._redis.hmget(f"{self.base(group_id)}:apps", user_ids)
+        )
         found = (_application.decode(r) for r in raw if r is not None)
         return [a for a in found if a.state == 0]
 
-    def members_with_version(self, group_id: str) -> tuple[list[bytes], str, int]:
+    async def members_with_version(self, group_id: str) -> tuple[list[bytes], str, int]:
         """Every member record with the member list's version, read together."""
         base = self.base(group_id)
         pipe = self._redis.pipeline(transaction=True)
         pipe.hvals(f"{base}:members")
         pipe.hmget(f"{base}:vlog:members", "id", "ver")
-        records, (version_id, version) = pipe.execute()
+        records, (version_id, version) = await pipe.execute()
         return list(records), _text(version_id), int(version or 0)
 
-    def sync_members(self, group_id: str, version_id: str, version: int) -> Changes:
+    async def sync_members(self, group_id: str, version_id: str, version: int) -> Changes:
         base = self.base(group_id)
-        return read_changes(
+        return await read_changes(
             self._scripts, f"{base}:vlog:members", f"{base}:members", version_id, version
         )
 
     # -- readers on the user's side --------------------------------------------------
 
-    def infos(self, group_ids: Sequence[str]) -> dict[str, tuple[GroupRecord, int]]:
+    async def infos(self, group_ids: Sequence[str]) -> dict[str, tuple[GroupRecord, int]]:
         """Info and member count of each group that exists."""
         pipe = self._redis.pipeline(transaction=False)
         for group_id in group_ids:
             pipe.get(f"{self.base(group_id)}:info")
             pipe.hlen(f"{self.base(group_id)}:members")
-        replies = pipe.execute()
+        replies = await pipe.execute()
         found: dict[str, tuple[GroupRecord, int]] = {}
         for n, group_id in enumerate(group_ids):
             raw, count = replies[2 * n], replies[2 * n + 1]
@@ -329,39 +331,39 @@ class GroupStore:
                 found[group_id] = (_group.decode(raw), int(count))
         return found
 
-    def membership(self, group_ids: Sequence[str], user_id: str) -> list[bool]:
+    async def membership(self, group_ids: Sequence[str], user_id: str) -> list[bool]:
         pipe = self._redis.pipeline(transaction=False)
         for group_id in group_ids:
             pipe.hexists(f"{self.base(group_id)}:members", user_id)
-        return [bool(x) for x in pipe.execute()]
+        return [bool(x) for x in await pipe.execute()]
 
-    def joined(self, user_id: str, offset: int, limit: int) -> tuple[list[JoinedRecord], int]:
+    async def joined(self, user_id: str, offset: int, limit: int) -> tuple[list[JoinedRecord], int]:
         """A page of the joined-group list in the order joined, and its length."""
         base = self._user(user_id)
         pipe = self._redis.pipeline(transaction=True)
         pipe.zrange(f"{base}:groups", offset, offset + limit - 1)
         pipe.zcard(f"{base}:groups")
-        ids, total = pipe.execute()
+        ids, total = await pipe.execute()
         if not ids:
             return [], int(total)
-        raw = cast(list[bytes | None], self._redis.hmget(f"{base}:groups:records", ids))
+        raw = cast(list[bytes | None], await self._redis.hmget(f"{base}:groups:records", ids))
         return [_joined.decode(r) for r in raw if r is not None], int(total)
 
-    def joined_ids(self, user_id: str) -> tuple[list[str], str, int]:
+    async def joined_ids(self, user_id: str) -> tuple[list[str], str, int]:
         base = self._user(user_id)
         pipe = self._redis.pipeline(transaction=True)
         pipe.zrange(f"{base}:groups", 0, -1)
         pipe.hmget(f"{base}:vlog:groups", "id", "ver")
-        ids, (version_id, version) = pipe.execute()
+        ids, (version_id, version) = await pipe.execute()
         return [i.decode() for i in ids], _text(version_id), int(version or 0)
 
-    def sync_joined(self, user_id: str, version_id: str, version: int) -> Changes:
+    async def sync_joined(self, user_id: str, version_id: str, version: int) -> Changes:
         base = self._user(user_id)
-        return read_changes(
+        return await read_changes(
             self._scripts, f"{base}:vlog:groups", f"{base}:groups:records", version_id, version
         )
 
-    def my_applications(
+    async def my_applications(
         self, user_id: str, offset: int, limit: int
     ) -> tuple[list[GroupApplicationRecord], int]:
         """Applications about the user, newest first, and how many there are."""
@@ -369,19 +371,21 @@ class GroupStore:
         pipe = self._redis.pipeline(transaction=True)
         pipe.zrevrange(f"{base}:ga:order", offset, offset + limit - 1)
         pipe.zcard(f"{base}:ga:order")
-        ids, total = pipe.execute()
+        ids, total = await pipe.execute()
         if not ids:
             return [], int(total)
-        raw = cast(list[bytes | None], self._redis.hmget(f"{base}:ga", ids))
+        raw = cast(list[bytes | None], await self._redis.hmget(f"{base}:ga", ids))
         return [_application.decode(r) for r in raw if r is not None], int(total)
 
-    def managed_applications(
+    async def managed_applications(
         self, user_id: str, offset: int, limit: int
     ) -> tuple[list[GroupApplicationRecord], int]:
         """Applications to every group the user owns or administers, newest first."""
         managed = sorted(
             m.decode()
-            for m in cast(set[bytes], self._redis.smembers(f"{self._user(user_id)}:groups:managed"))
+            for m in cast(
+                set[bytes], await self._redis.smembers(f"{self._user(user_id)}:groups:managed")
+            )
         )
         if not managed:
             return [], 0
@@ -389,7 +393,7 @@ class GroupStore:
         for group_id in managed:
             pipe.zrevrange(f"{self.base(group_id)}:apps:order", 0, offset + limit - 1, True)
             pipe.zcard(f"{self.base(group_id)}:apps:order")
-        replies = pipe.execute()
+        replies = await pipe.execute()
         entries: list[tuple[float, str, str]] = []
         total = 0
         for n, group_id in enumerate(managed):
@@ -400,7 +404,7 @@ class GroupStore:
         pipe = self._redis.pipeline(transaction=False)
         for _, group_id, applicant in page:
             pipe.hget(f"{self.base(group_id)}:apps", applicant)
-        raw = pipe.execute() if page else []
+        raw = await pipe.execute() if page else []
         return [_application.decode(r) for r in raw if r is not None], total
 
 

@@ -4,19 +4,18 @@ With several nodes, commands for an entity can arrive anywhere; the node that
 holds the entity's lease runs them, and the others forward them there. The
 lease key is ``<entity base>:owner`` (e.g. ``{u:alice}:owner``) with a time
 limit; the owner renews it while it uses it, and any node may take over a lease
-whose holder stopped heartbeating. All methods block.
+whose holder stopped heartbeating. Methods are awaited on the node's trio loop.
 """
 
 from __future__ import annotations
 
-import redis
-
 from storage.keys import Keys
+from storage.pipelined import PipelinedRedis
 from storage.scripts import Scripts
 
 
 class LeaseStore:
-    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts, node_id: str) -> None:
+    def __init__(self, client: PipelinedRedis, keys: Keys, scripts: Scripts, node_id: str) -> None:
         self._redis = client
         self._keys = keys
         self._scripts = scripts
@@ -28,12 +27,12 @@ class LeaseStore:
         )
         return f"{base}:owner"
 
-    def claim(self, kind: str, entity_id: str, lease_ms: int) -> str:
+    async def claim(self, kind: str, entity_id: str, lease_ms: int) -> str:
         """Take, renew or take over the lease if possible; the owner's node id after."""
-        owner = self._scripts.run(
+        owner = await self._scripts.run(
             "lease_claim", [self.key(kind, entity_id)], [self.node_id, lease_ms, self._keys.prefix]
         )
         return owner.decode() if isinstance(owner, bytes) else str(owner)
 
-    def release(self, kind: str, entity_id: str) -> None:
-        self._scripts.run("lease_release", [self.key(kind, entity_id)], [self.node_id])
+    async def release(self, kind: str, entity_id: str) -> None:
+        await self._scripts.run("lease_release", [self.key(kind, entity_id)], [self.node_id])

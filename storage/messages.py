@@ -9,7 +9,7 @@ receive": written with the entry by ``ConversationStore.write``, read by the
 steps that store a message or a revoke notice, so leaving them out of the push
 costs no extra round trip).
 The stored message is opaque bytes here; its seq is the key it is stored
-under. All methods block: call them from actor threads.
+under. Methods are awaited on the node's trio loop.
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-import redis
-
 from storage.keys import Keys
+from storage.pipelined import PipelinedRedis
 from storage.relations import RelationRefused, StaleRead
 from storage.scripts import Scripts
 from storage.versionlog import new_version_id
@@ -56,7 +55,9 @@ def _decoded(raw: Iterable[bytes | str]) -> frozenset[str]:
 
 
 class MessageStore:
-    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts, log_length: int) -> None:
+    def __init__(
+        self, client: PipelinedRedis, keys: Keys, scripts: Scripts, log_length: int
+    ) -> None:
         self._redis = client
         self._keys = keys
         self._scripts = scripts
@@ -65,7 +66,7 @@ class MessageStore:
     def _base(self, conversation_id: str) -> str:
         return self._keys.conversation_tag(conversation_id)
 
-    def send(
+    async def send(
         self,
         conversation_id: str,
         client_msg_id: str,
@@ -94,7 +95,7 @@ class MessageStore:
             peer_checks, sender, peer, "1" if locate else "0",
         ]  # fmt: skip
         args += [entries.get(u, b"") for u in users]
-        reply = self._scripts.run("message_send", keys, args)
+        reply = await self._scripts.run("message_send", keys, args)
         status = _status(reply)
         if status not in ("OK", "DUP"):
             raise RelationRefused(status)
@@ -103,48 +104,51 @@ class MessageStore:
         nodes = _decoded(reply[3]) if locate else None
         return Stored(int(reply[1]), False, _decoded(reply[2]), nodes)
 
-    def seq_of(self, conversation_id: str, client_msg_id: str) -> int | None:
+    async def seq_of(self, conversation_id: str, client_msg_id: str) -> int | None:
         """The seq a client msg id was stored under, if it was."""
         raw = cast(
-            bytes | None, self._redis.hget(f"{self._base(conversation_id)}:cmid", client_msg_id)
+            bytes | None,
+            await self._redis.hget(f"{self._base(conversation_id)}:cmid", client_msg_id),
         )
         return None if raw is None else int(raw)
 
-    def get(self, conversation_id: str, seq: int) -> bytes | None:
-        return cast(bytes | None, self._redis.hget(f"{self._base(conversation_id)}:msgs", seq))
+    async def get(self, conversation_id: str, seq: int) -> bytes | None:
+        return cast(
+            bytes | None, await self._redis.hget(f"{self._base(conversation_id)}:msgs", seq)
+        )
 
-    def get_many(self, conversation_id: str, seqs: Sequence[int]) -> list[tuple[int, bytes]]:
+    async def get_many(self, conversation_id: str, seqs: Sequence[int]) -> list[tuple[int, bytes]]:
         if not seqs:
             return []
         raw = cast(
-            list[bytes | None], self._redis.hmget(f"{self._base(conversation_id)}:msgs", seqs)
+            list[bytes | None], await self._redis.hmget(f"{self._base(conversation_id)}:msgs", seqs)
         )
         return [(s, r) for s, r in zip(seqs, raw, strict=True) if r is not None]
 
-    def max_seqs(self, conversation_ids: Sequence[str]) -> list[int]:
+    async def max_seqs(self, conversation_ids: Sequence[str]) -> list[int]:
         pipe = self._redis.pipeline(transaction=False)
         for conversation_id in conversation_ids:
             pipe.hget(f"{self._base(conversation_id)}:meta", "seq")
-        return [int(v or 0) for v in pipe.execute()]
+        return [int(v or 0) for v in await pipe.execute()]
 
-    def last_seq_before(self, conversation_id: str, before_time_ms: int) -> int:
+    async def last_seq_before(self, conversation_id: str, before_time_ms: int) -> int:
         """The newest seq sent before ``before_time_ms``, or 0."""
         found = cast(
             list[bytes],
-            self._redis.zrevrangebyscore(
+            await self._redis.zrevrangebyscore(
                 f"{self._base(conversation_id)}:times", f"({before_time_ms}", "-inf", 0, 1
             ),
         )
         return int(found[0]) if found else 0
 
-    def uncounted(self, conversation_id: str, after_seq: int, up_to_seq: int) -> int:
+    async def uncounted(self, conversation_id: str, after_seq: int, up_to_seq: int) -> int:
         """How many seqs in (after, up_to] never count as unread."""
         if up_to_seq <= after_seq:
             return 0
         key = f"{self._base(conversation_id)}:uncounted"
-        return int(self._redis.zcount(key, f"({after_seq}", up_to_seq))
+        return int(await self._redis.zcount(key, f"({after_seq}", up_to_seq))
 
-    def revoke(
+    async def revoke(
         self,
         conversation_id: str,
         seq: int,
@@ -155,7 +159,7 @@ class MessageStore:
         now_ms: int,
     ) -> StoredNotice:
         """Replace message ``seq`` (if still ``read``) and append the notice."""
-        reply = self._scripts.run(
+        reply = await self._scripts.run(
             "message_revoke",
             [self._base(conversation_id)],
             [seq, read, revoked, notice_client_msg_id, notice, now_ms],
@@ -167,9 +171,12 @@ class MessageStore:
             raise RelationRefused(status)
         return StoredNotice(int(reply[1]), _decoded(reply[2]))
 
-    def not_receiving(self, conversation_id: str) -> frozenset[str]:
+    async def not_receiving(self, conversation_id: str) -> frozenset[str]:
         """Users who set recv_opt 1 for the conversation (one read; for typing, which
         is pushed without a storing step)."""
         return _decoded(
-            cast(set[bytes], self._redis.smembers(f"{self._base(conversation_id)}:not_receiving"))
+            cast(
+                set[bytes],
+                await self._redis.smembers(f"{self._base(conversation_id)}:not_receiving"),
+            )
         )

@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -43,6 +43,7 @@ from redis.exceptions import NoScriptError
 log = logging.getLogger(__name__)
 
 _Command = tuple[tuple[Any, ...], dict[str, Any]]
+_STOPPED = "the pipelined Redis client is not running"
 
 
 @dataclass(eq=False, slots=True)
@@ -54,6 +55,8 @@ class _Pending:
     single: bool
     task: trio.lowlevel.Task | None = None
     result: outcome.Outcome[Any] | None = None
+    on_error: Callable[[Exception], None] | None = None
+    """For a detached command: what to tell of its failure."""
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -179,17 +182,22 @@ def _outcome_of(results: list[Any], single: bool) -> outcome.Outcome[Any]:
 class PipelinedRedis(CoreCommands):
     """redis-py's commands as awaitables, auto-pipelined. Used on the trio loop only.
 
-    ``run`` must be running (in the node's nursery) for any command to be sent.
+    ``run`` must be running (in the node's nursery) for any command to be sent:
+    commands awaited before it starts wait for it; once it has ended, queued and
+    later commands fail with ``redis.ConnectionError`` instead of waiting forever.
+    The executor is given here or to ``run`` (``storage.Storage`` builds its stores
+    before the loop runs and starts the executor in its own ``run``).
     """
 
     _event_dispatcher: Any = None
     _is_async_client: Literal[True] = True
     """Selects redis-py's awaitable overloads of each command for type checking."""
 
-    def __init__(self, executor: pykka.ActorRef[RedisExecutor]) -> None:
+    def __init__(self, executor: pykka.ActorRef[RedisExecutor] | None = None) -> None:
         self._executor = executor
         self._queue: list[_Pending] = []
         self._in_flight = False
+        self._stopped = False
         self._flusher: trio.lowlevel.Task | None = None
         self._flusher_parked = False
         self.batches = 0
@@ -205,10 +213,13 @@ class PipelinedRedis(CoreCommands):
         """Queue one command; what redis-py's command methods call."""
         return self._submit(_Pending([(args, options)], transaction=False, single=True))
 
-    def send_detached(self, *args: Any, **options: Any) -> None:
+    def send_detached(
+        self, *args: Any, on_error: Callable[[Exception], None] | None = None
+    ) -> None:
         """Queue one command that nobody waits for (a publish whose loss the protocol
-        tolerates); a failure is logged and counted in ``detached_failures``."""
-        self._enqueue(_Pending([(args, options)], transaction=False, single=True))
+        tolerates). A failure is counted in ``detached_failures`` and given to
+        ``on_error`` (on the loop), or else logged."""
+        self._enqueue(_Pending([(args, {})], transaction=False, single=True, on_error=on_error))
 
     def pipeline(self, transaction: bool = False) -> CommandGroup:
         """Commands that travel together; ``await group.execute()`` runs them."""
@@ -216,8 +227,19 @@ class PipelinedRedis(CoreCommands):
 
     # -- the loop side -------------------------------------------------------------
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Send queued commands to the executor, a batch per tick; runs until cancelled."""
+    async def run(
+        self,
+        executor: pykka.ActorRef[RedisExecutor] | None = None,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Send queued commands to the executor (``executor``, else the constructor's),
+        a batch per tick; runs until cancelled."""
+        if executor is not None:
+            self._executor = executor
+        if self._executor is None:
+            raise ValueError("PipelinedRedis.run needs an executor")
+        self._stopped = False
         self._flusher = trio.lowlevel.current_task()
         task_status.started()
         try:
@@ -236,13 +258,32 @@ class PipelinedRedis(CoreCommands):
         finally:
             self._flusher = None
             self._flusher_parked = False
+            self._stopped = True
+            items, self._queue = self._queue, []
+            for item in items:
+                self._fail(item, redis.ConnectionError(_STOPPED))
 
     def _submit(self, item: _Pending) -> Awaitable[Any]:
         return _Wait(self, item)
 
     def _enqueue(self, item: _Pending) -> None:
+        if self._stopped:  # only a detached command gets here: a waiter checked first
+            self._fail(item, redis.ConnectionError(_STOPPED))
+            return
         self._queue.append(item)
         self._wake_flusher()
+
+    def _fail(self, item: _Pending, error: Exception) -> None:
+        """Fail an item that will never be sent (``run`` has ended)."""
+        task, item.task = item.task, None
+        if task is not None:
+            trio.lowlevel.reschedule(task, outcome.Error(error))
+            return
+        self.detached_failures += 1
+        if item.on_error is not None:
+            item.on_error(error)
+        else:
+            log.warning("%s failed: %s", item.commands[0][0][0], error)
 
     def _wake_flusher(self) -> None:
         if self._flusher_parked and self._flusher is not None:
@@ -258,7 +299,11 @@ class PipelinedRedis(CoreCommands):
                 trio.lowlevel.reschedule(task, item.result)
             elif isinstance(item.result, outcome.Error):
                 self.detached_failures += 1
-                log.warning("%s failed: %s", item.commands[0][0][0], item.result.error)
+                error = item.result.error
+                if item.on_error is not None and isinstance(error, Exception):
+                    item.on_error(error)
+                else:
+                    log.warning("%s failed: %s", item.commands[0][0][0], error)
         if self._queue:
             self._wake_flusher()
 
@@ -281,6 +326,9 @@ class _Wait:
 
     async def _wait(self) -> Any:
         item = self.item
+        if self.redis._stopped:
+            await trio.lowlevel.checkpoint()
+            raise redis.ConnectionError(_STOPPED)
         item.task = trio.lowlevel.current_task()
         self.redis._enqueue(item)
 

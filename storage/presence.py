@@ -7,7 +7,8 @@ lists the sessions it holds in ``node:<id>:sessions``, so that when a node
 stops heartbeating any other node can remove its sessions from presence, and
 so that each node can find, at its heartbeat, the sessions it holds that were
 ended elsewhere.
-Readers count only sessions on live nodes. All methods block.
+Readers count only sessions on live nodes. Methods are awaited on the node's trio
+loop; the heartbeat's reads and writes are one ``MULTI`` transaction.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-import redis
-
 from storage.keys import Keys
+from storage.pipelined import PipelinedRedis
 from storage.scripts import Scripts
 
 
@@ -49,7 +49,7 @@ def _entry(session_id: bytes | str, value: bytes) -> PresenceEntry:
 
 
 class PresenceStore:
-    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts, node_id: str) -> None:
+    def __init__(self, client: PipelinedRedis, keys: Keys, scripts: Scripts, node_id: str) -> None:
         self._redis = client
         self._keys = keys
         self._scripts = scripts
@@ -63,7 +63,7 @@ class PresenceStore:
     def _nodes(self) -> str:
         return f"{self._keys.prefix}nodes"
 
-    def heartbeat(self, ttl_s: int, now_ms: int) -> NodeBeat:
+    async def heartbeat(self, ttl_s: int, now_ms: int) -> NodeBeat:
         """Mark this node alive for ``ttl_s`` seconds and read the sessions it is listed
         as holding, in one transaction. A node that gives this one up deletes its key
         and its session set with one ``DEL``, so a list read while the key still
@@ -72,34 +72,40 @@ class PresenceStore:
         pipe.set(self._keys.node(self.node_id), "1", ex=ttl_s, get=True)
         pipe.zadd(self._nodes(), {self.node_id: now_ms})
         pipe.smembers(self._node_sessions(self.node_id))
-        previous, _, listed = pipe.execute()
+        previous, _, listed = await pipe.execute()
         pairs = (item.decode().partition("\t") for item in cast(set[bytes], listed))
         return NodeBeat(
             previous is not None,
             frozenset((user_id, session_id) for user_id, _, session_id in pairs),
         )
 
-    def node_gone(self) -> None:
+    async def node_gone(self) -> None:
         """Deregister this node (clean shutdown)."""
-        self.forget_node(self.node_id)
+        await self.forget_node(self.node_id)
 
-    def live_nodes(self) -> list[str]:
-        nodes = [n.decode() for n in cast(list[bytes], self._redis.zrange(self._nodes(), 0, -1))]
+    async def live_nodes(self) -> list[str]:
+        nodes = [
+            n.decode() for n in cast(list[bytes], await self._redis.zrange(self._nodes(), 0, -1))
+        ]
         if not nodes:
             return []
-        flags = cast(list[bytes | None], self._redis.mget([self._keys.node(n) for n in nodes]))
+        flags = cast(
+            list[bytes | None], await self._redis.mget([self._keys.node(n) for n in nodes])
+        )
         return [n for n, flag in zip(nodes, flags, strict=True) if flag is not None]
 
-    def dead_nodes(self) -> list[str]:
-        nodes = [n.decode() for n in cast(list[bytes], self._redis.zrange(self._nodes(), 0, -1))]
-        live = set(self.live_nodes())
+    async def dead_nodes(self) -> list[str]:
+        nodes = [
+            n.decode() for n in cast(list[bytes], await self._redis.zrange(self._nodes(), 0, -1))
+        ]
+        live = set(await self.live_nodes())
         return [n for n in nodes if n not in live]
 
-    def forget_node(self, node_id: str) -> int:
+    async def forget_node(self, node_id: str) -> int:
         """Remove a gone node and every presence entry of its sessions; how many."""
-        if not self._redis.set(f"{self._keys.node(node_id)}:cleanup", "1", nx=True, ex=60):
+        if not await self._redis.set(f"{self._keys.node(node_id)}:cleanup", "1", nx=True, ex=60):
             return 0  # another node is cleaning up
-        listed = cast(set[bytes], self._redis.smembers(self._node_sessions(node_id)))
+        listed = cast(set[bytes], await self._redis.smembers(self._node_sessions(node_id)))
         pipe = self._redis.pipeline(transaction=False)
         for item in listed:
             user_id, _, session_id = item.decode().partition("\t")
@@ -107,12 +113,12 @@ class PresenceStore:
         pipe.delete(self._node_sessions(node_id), self._keys.node(node_id))
         pipe.zrem(self._nodes(), node_id)
         pipe.delete(f"{self._keys.node(node_id)}:cleanup")
-        pipe.execute()
+        await pipe.execute()
         return len(listed)
 
     # -- sessions -----------------------------------------------------------------
 
-    def sign_in(
+    async def sign_in(
         self,
         user_id: str,
         session_id: str,
@@ -126,7 +132,7 @@ class PresenceStore:
         """Register a session held by ``node_id``; end those the policy displaces (None:
         all of them). Returns (session id, node id) of each displaced session."""
         displace = "*" if displaced_platforms is None else ",".join(map(str, displaced_platforms))
-        reply = self._scripts.run(
+        reply = await self._scripts.run(
             "session_sign_in",
             [self._keys.user_tag(user_id)],
             [session_id, platform, node_id, token_id, "1" if new_token_entry else "0",
@@ -138,10 +144,10 @@ class PresenceStore:
         pipe.sadd(self._node_sessions(node_id), f"{user_id}\t{session_id}")
         for other_session, node in displaced:
             pipe.srem(self._node_sessions(node), f"{user_id}\t{other_session}")
-        pipe.execute()
+        await pipe.execute()
         return displaced
 
-    def restore(self, sessions: Sequence[tuple[str, str, int, str]]) -> None:
+    async def restore(self, sessions: Sequence[tuple[str, str, int, str]]) -> None:
         """Write presence again for (user, session, platform, token) held by this node,
         after the node was given up while Redis was out of reach."""
         pipe = self._redis.pipeline(transaction=False)
@@ -149,47 +155,49 @@ class PresenceStore:
             value = f"{platform}:{self.node_id}:{token_id}"
             pipe.hset(self._keys.presence(user_id), session_id, value)
             pipe.sadd(self._node_sessions(self.node_id), f"{user_id}\t{session_id}")
-        pipe.execute()
+        await pipe.execute()
 
-    def session_offline(self, user_id: str, session_id: str) -> None:
+    async def session_offline(self, user_id: str, session_id: str) -> None:
         pipe = self._redis.pipeline(transaction=False)
         pipe.hdel(self._keys.presence(user_id), session_id)
         pipe.srem(self._node_sessions(self.node_id), f"{user_id}\t{session_id}")
-        pipe.execute()
+        await pipe.execute()
 
-    def sessions(self, user_id: str) -> list[PresenceEntry]:
-        raw = cast(dict[bytes, bytes], self._redis.hgetall(self._keys.presence(user_id)))
+    async def sessions(self, user_id: str) -> list[PresenceEntry]:
+        raw = cast(dict[bytes, bytes], await self._redis.hgetall(self._keys.presence(user_id)))
         return [_entry(k, v) for k, v in raw.items()]
 
-    def set_token(
+    async def set_token(
         self, user_id: str, session_id: str, platform: int, token_id: str, node_id: str
     ) -> None:
         value = f"{platform}:{node_id}:{token_id}"
-        self._redis.hset(self._keys.presence(user_id), session_id, value)
+        await self._redis.hset(self._keys.presence(user_id), session_id, value)
 
-    def remove_sessions(self, user_id: str, sessions: Sequence[PresenceEntry]) -> None:
+    async def remove_sessions(self, user_id: str, sessions: Sequence[PresenceEntry]) -> None:
         if not sessions:
             return
         pipe = self._redis.pipeline(transaction=False)
         pipe.hdel(self._keys.presence(user_id), *(s.session_id for s in sessions))
         for s in sessions:
             pipe.srem(self._node_sessions(s.node_id), f"{user_id}\t{s.session_id}")
-        pipe.execute()
+        await pipe.execute()
 
-    def nodes_of(self, user_ids: Sequence[str]) -> set[str]:
+    async def nodes_of(self, user_ids: Sequence[str]) -> set[str]:
         """The nodes holding at least one session of these users."""
         pipe = self._redis.pipeline(transaction=False)
         for user_id in user_ids:
             pipe.hvals(self._keys.presence(user_id))
-        return {value.decode().split(":", 2)[1] for values in pipe.execute() for value in values}
+        return {
+            value.decode().split(":", 2)[1] for values in await pipe.execute() for value in values
+        }
 
-    def online_platforms(self, user_ids: Sequence[str]) -> dict[str, list[int]]:
+    async def online_platforms(self, user_ids: Sequence[str]) -> dict[str, list[int]]:
         """Sorted online platforms of each user, counting only sessions on live nodes."""
         pipe = self._redis.pipeline(transaction=False)
         for user_id in user_ids:
             pipe.hgetall(self._keys.presence(user_id))
-        entries: list[dict[bytes, bytes]] = pipe.execute()
-        live = set(self.live_nodes())
+        entries: list[dict[bytes, bytes]] = await pipe.execute()
+        live = set(await self.live_nodes())
         return {
             user_id: sorted(
                 {

@@ -7,7 +7,7 @@ stored together or not at all. Steps that rewrite a record read it first and
 pass it back as the expected value (compare-and-set); a step that finds it
 changed answers ``RETRY``.
 
-All methods block: call them from actor threads.
+Methods are awaited on the node's trio loop.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import msgspec
-import redis
 
 from storage.keys import Keys
+from storage.pipelined import PipelinedRedis
 from storage.scripts import Scripts
 from storage.versionlog import Changes, new_version_id, read_changes
 
@@ -83,7 +83,7 @@ def _outcome(reply: list[Any]) -> list[int]:
 
 class RelationStore:
     def __init__(
-        self, client: redis.Redis, keys: Keys, scripts: Scripts, log_length: int, keep: int
+        self, client: PipelinedRedis, keys: Keys, scripts: Scripts, log_length: int, keep: int
     ) -> None:
         self._redis = client
         self._keys = keys
@@ -94,16 +94,16 @@ class RelationStore:
     def _base(self, user_id: str) -> str:
         return self._keys.user_tag(user_id)
 
-    def _run(self, script: str, users: list[str], args: list[Any]) -> list[int]:
+    async def _run(self, script: str, users: list[str], args: list[Any]) -> list[int]:
         keys = [self._base(u) for u in users]
-        return _outcome(self._scripts.run(script, keys, args))
+        return _outcome(await self._scripts.run(script, keys, args))
 
     # -- applications -------------------------------------------------------------
 
-    def apply(self, application: ApplicationRecord, notification: bytes) -> tuple[int, int]:
+    async def apply(self, application: ApplicationRecord, notification: bytes) -> tuple[int, int]:
         """Store (or renew) an application; returns the notification seqs (target, applicant)."""
         a, b = application.from_user_id, application.to_user_id
-        seqs = self._run(
+        seqs = await self._run(
             "friend_apply",
             [a, b],
             [a, b, _encode(application), application.created_at, notification,
@@ -111,13 +111,13 @@ class RelationStore:
         )  # fmt: skip
         return seqs[0], seqs[1]
 
-    def received_application(
+    async def received_application(
         self, owner: str, from_user_id: str
     ) -> tuple[bytes, ApplicationRecord] | None:
-        raw = cast(bytes | None, self._redis.hget(f"{self._base(owner)}:fa:in", from_user_id))
+        raw = cast(bytes | None, await self._redis.hget(f"{self._base(owner)}:fa:in", from_user_id))
         return None if raw is None else (raw, _application.decode(raw))
 
-    def respond(
+    async def respond(
         self,
         read: bytes,
         handled: ApplicationRecord,
@@ -129,7 +129,7 @@ class RelationStore:
         applicant_added: bytes,
     ) -> ResponseSeqs:
         responder, applicant = handled.to_user_id, handled.from_user_id
-        seqs = self._run(
+        seqs = await self._run(
             "friend_respond",
             [responder, applicant],
             [
@@ -141,7 +141,7 @@ class RelationStore:
         )  # fmt: skip
         return ResponseSeqs(*seqs)
 
-    def _page(
+    async def _page(
         self, order_key: str, records_key: str, offset: int, limit: int, newest_first: bool
     ) -> tuple[list[bytes], int]:
         """Records in the order of a sorted set, one page of them, and how many there are."""
@@ -151,29 +151,29 @@ class RelationStore:
         else:
             pipe.zrange(order_key, offset, offset + limit - 1)
         pipe.zcard(order_key)
-        ids, total = pipe.execute()
+        ids, total = await pipe.execute()
         if not ids:
             return [], int(total)
-        raw = cast(list[bytes | None], self._redis.hmget(records_key, ids))
+        raw = cast(list[bytes | None], await self._redis.hmget(records_key, ids))
         return [r for r in raw if r is not None], int(total)
 
-    def applications(
+    async def applications(
         self, owner: str, direction: Literal["received", "sent"], offset: int, limit: int
     ) -> tuple[list[ApplicationRecord], int]:
         """A page of applications, newest first, and how many there are."""
         base = f"{self._base(owner)}:fa:{'in' if direction == 'received' else 'out'}"
-        raw, total = self._page(f"{base}:order", base, offset, limit, newest_first=True)
+        raw, total = await self._page(f"{base}:order", base, offset, limit, newest_first=True)
         return [_application.decode(r) for r in raw], total
 
-    def count_pending(self, owner: str) -> int:
-        return int(self._redis.scard(f"{self._base(owner)}:fa:in:pending"))
+    async def count_pending(self, owner: str) -> int:
+        return int(await self._redis.scard(f"{self._base(owner)}:fa:in:pending"))
 
     # -- friends -------------------------------------------------------------------
 
-    def delete_friend(
+    async def delete_friend(
         self, owner: str, friend: str, both_sides: bool, owner_note: bytes, friend_note: bytes
     ) -> tuple[int, int]:
-        seqs = self._run(
+        seqs = await self._run(
             "friend_delete",
             [owner, friend],
             [owner, friend, "1" if both_sides else "0", new_version_id(), new_version_id(),
@@ -181,14 +181,14 @@ class RelationStore:
         )  # fmt: skip
         return seqs[0], seqs[1]
 
-    def friend_entry(self, owner: str, friend: str) -> tuple[bytes, FriendRecord] | None:
-        raw = cast(bytes | None, self._redis.hget(f"{self._base(owner)}:friends", friend))
+    async def friend_entry(self, owner: str, friend: str) -> tuple[bytes, FriendRecord] | None:
+        raw = cast(bytes | None, await self._redis.hget(f"{self._base(owner)}:friends", friend))
         return None if raw is None else (raw, _friend.decode(raw))
 
-    def update_friend(
+    async def update_friend(
         self, owner: str, read: bytes, entry: FriendRecord, notification: bytes
     ) -> int:
-        seqs = self._run(
+        seqs = await self._run(
             "friend_update",
             [owner],
             [entry.user_id, read, _encode(entry), new_version_id(), self.log_length,
@@ -196,42 +196,44 @@ class RelationStore:
         )  # fmt: skip
         return seqs[0]
 
-    def friends(self, owner: str, offset: int, limit: int) -> tuple[list[FriendRecord], int]:
+    async def friends(self, owner: str, offset: int, limit: int) -> tuple[list[FriendRecord], int]:
         """A page of the friend list in the order friends were added, and its length."""
         base = f"{self._base(owner)}:friends"
-        raw, total = self._page(f"{base}:order", base, offset, limit, newest_first=False)
+        raw, total = await self._page(f"{base}:order", base, offset, limit, newest_first=False)
         return [_friend.decode(r) for r in raw], total
 
-    def friends_by_id(self, owner: str, user_ids: list[str]) -> list[FriendRecord]:
+    async def friends_by_id(self, owner: str, user_ids: list[str]) -> list[FriendRecord]:
         if not user_ids:
             return []
-        raw = cast(list[bytes | None], self._redis.hmget(f"{self._base(owner)}:friends", user_ids))
+        raw = cast(
+            list[bytes | None], await self._redis.hmget(f"{self._base(owner)}:friends", user_ids)
+        )
         return [_friend.decode(r) for r in raw if r is not None]
 
-    def friendship(self, a: str, b: str) -> tuple[bool, bool]:
+    async def friendship(self, a: str, b: str) -> tuple[bool, bool]:
         """(b is in a's list, a is in b's list)."""
         pipe = self._redis.pipeline(transaction=False)
         pipe.hexists(f"{self._base(a)}:friends", b)
         pipe.hexists(f"{self._base(b)}:friends", a)
-        a_has_b, b_has_a = pipe.execute()
+        a_has_b, b_has_a = await pipe.execute()
         return bool(a_has_b), bool(b_has_a)
 
-    def friend_ids(self, owner: str) -> tuple[list[str], str, int]:
+    async def friend_ids(self, owner: str) -> tuple[list[str], str, int]:
         """Every friend id (in the order added) with the list's version, read together."""
         base = self._base(owner)
         pipe = self._redis.pipeline(transaction=True)
         pipe.zrange(f"{base}:friends:order", 0, -1)
         pipe.hmget(f"{base}:vlog:friends", "id", "ver")
-        ids, (version_id, version) = pipe.execute()
+        ids, (version_id, version) = await pipe.execute()
         return (
             [i.decode() for i in ids],
             version_id.decode() if version_id else "",
             int(version or 0),
         )
 
-    def sync_friends(self, owner: str, version_id: str, version: int) -> Changes:
+    async def sync_friends(self, owner: str, version_id: str, version: int) -> Changes:
         base = self._base(owner)
-        return read_changes(
+        return await read_changes(
             self._scripts, f"{base}:vlog:friends", f"{base}:friends", version_id, version
         )
 
@@ -239,15 +241,15 @@ class RelationStore:
     def decode_friend(raw: bytes) -> FriendRecord:
         return _friend.decode(raw)
 
-    def followers(self, user_id: str) -> list[str]:
+    async def followers(self, user_id: str) -> list[str]:
         """Users who have ``user_id`` in their friend list."""
-        members = cast(set[bytes], self._redis.smembers(f"{self._base(user_id)}:friend_of"))
+        members = cast(set[bytes], await self._redis.smembers(f"{self._base(user_id)}:friend_of"))
         return sorted(m.decode() for m in members)
 
     # -- blacklist -----------------------------------------------------------------
 
-    def add_black(self, owner: str, entry: BlackRecord, notification: bytes) -> int:
-        seqs = self._run(
+    async def add_black(self, owner: str, entry: BlackRecord, notification: bytes) -> int:
+        seqs = await self._run(
             "black_add",
             [owner, entry.user_id],
             [entry.user_id, _encode(entry), entry.created_at, self.notifications_kept,
@@ -255,16 +257,18 @@ class RelationStore:
         )  # fmt: skip
         return seqs[0]
 
-    def remove_black(self, owner: str, user_id: str, notification: bytes) -> int:
-        seqs = self._run("black_remove", [owner], [user_id, self.notifications_kept, notification])
+    async def remove_black(self, owner: str, user_id: str, notification: bytes) -> int:
+        seqs = await self._run(
+            "black_remove", [owner], [user_id, self.notifications_kept, notification]
+        )
         return seqs[0]
 
-    def blacks(self, owner: str, offset: int, limit: int) -> tuple[list[BlackRecord], int]:
+    async def blacks(self, owner: str, offset: int, limit: int) -> tuple[list[BlackRecord], int]:
         """A page of the blacklist, most recently added first, and its length."""
         base = f"{self._base(owner)}:black"
-        raw, total = self._page(f"{base}:order", base, offset, limit, newest_first=True)
+        raw, total = await self._page(f"{base}:order", base, offset, limit, newest_first=True)
         return [_black.decode(r) for r in raw], total
 
-    def is_blocked(self, owner: str, user_id: str) -> bool:
+    async def is_blocked(self, owner: str, user_id: str) -> bool:
         """Whether ``owner`` has put ``user_id`` on their blacklist."""
-        return bool(self._redis.hexists(f"{self._base(owner)}:black", user_id))
+        return bool(await self._redis.hexists(f"{self._base(owner)}:black", user_id))

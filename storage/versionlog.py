@@ -48,11 +48,11 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def read_changes(
+async def read_changes(
     scripts: Scripts, log_base: str, records_key: str, version_id: str, version: int
 ) -> Changes:
     """What a client at (``version_id``, ``version``) must apply to match the list."""
-    reply = scripts.run("sync_read", [log_base, records_key], [version_id, version])
+    reply = await scripts.run("sync_read", [log_base, records_key], [version_id, version])
     kind = _text(reply[0]).lower()
     current_id, current_version = _text(reply[1]), int(reply[2])
     rest = reply[3:]

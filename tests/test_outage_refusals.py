@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from actors import user
-from actors.cluster import RemoteOutbox
+from actors.cluster.remote_outbox import RemoteOutbox
 from actors.messages import Command, SessionRef
 from protocol import messages as m
 from storage import EmbeddedRedis

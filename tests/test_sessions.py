@@ -13,7 +13,7 @@ import pytest
 import redis
 import trio
 
-from actors.cluster import CloseSession, Envelope
+from actors.cluster.envelopes import CloseSession, Envelope
 from client import ErrorCode, ParleyClient, ParleyError, Platform, Reconnected
 from protocol import messages as m
 from protocol.codec import ClientCodec
@@ -175,7 +175,7 @@ class TestEndedElsewhere:
         await bystanders[1].login("zoe", "password-1", Platform.IOS)
 
         lost: list[str] = []
-        publish = second.cluster.publish
+        publish = second.cluster.publish_or_drop
 
         def lose_kicks(node_id: str, envelope: Envelope) -> None:
             if isinstance(envelope, CloseSession):
@@ -183,7 +183,7 @@ class TestEndedElsewhere:
             else:
                 publish(node_id, envelope)
 
-        monkeypatch.setattr(second.cluster, "publish", lose_kicks)
+        monkeypatch.setattr(second.cluster, "publish_or_drop", lose_kicks)
         new = await connect(second.url)
         await new.login("xena", "password-1", Platform.WINDOWS)
         assert len(lost) == 1

@@ -9,6 +9,8 @@ import uuid
 from typing import Any
 
 import hypothesis.strategies as st
+import redis
+import trio
 from hypothesis import HealthCheck, given, settings
 
 from actors.relations import friend_sync_reply
@@ -34,19 +36,19 @@ operation = st.one_of(
 )
 
 
-def befriend(storage: Storage, peer_id: str, clock: list[int]) -> None:
+async def befriend(storage: Storage, peer_id: str, clock: list[int]) -> None:
     clock[0] += 1
     now = clock[0]
     relations = storage.relations
     try:
-        relations.apply(ApplicationRecord(peer_id, OWNER, "", 0, "", now, 0), b"n")
+        await relations.apply(ApplicationRecord(peer_id, OWNER, "", 0, "", now, 0), b"n")
     except RelationRefused:
         return
-    found = relations.received_application(OWNER, peer_id)
+    found = await relations.received_application(OWNER, peer_id)
     assert found is not None
     read, application = found
     handled = ApplicationRecord(peer_id, OWNER, "", 1, "", now, now)
-    relations.respond(
+    await relations.respond(
         read,
         handled,
         now,
@@ -59,8 +61,8 @@ def befriend(storage: Storage, peer_id: str, clock: list[int]) -> None:
     assert application.to_user_id == OWNER
 
 
-def server_list(storage: Storage) -> dict[str, Any]:
-    records, _ = storage.relations.friends(OWNER, 0, 1000)
+async def server_list(storage: Storage) -> dict[str, Any]:
+    records, _ = await storage.relations.friends(OWNER, 0, 1000)
     return {r.user_id: (r.remark, r.ex, r.created_at) for r in records}
 
 
@@ -74,44 +76,54 @@ def copy_list(copy: FriendListCopy) -> dict[str, Any]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(ops=st.lists(operation, max_size=40), log_length=st.integers(1, 6))
-def test_client_copy_always_equals_server_list(
+async def test_client_copy_always_equals_server_list(
     redis_url: str, ops: list[tuple[Any, ...]], log_length: int
 ) -> None:
     prefix = f"prop-{uuid.uuid4().hex[:10]}:"
     storage = Storage(redis_url, prefix, "node-test", version_log_length=log_length)
     try:
-        for user_id in [OWNER, *PEERS]:
-            storage.accounts.create(AccountRecord(user_id, "x", user_id, "", "", 1, 1))
-        copies = [FriendListCopy() for _ in range(3)]
-        clock = [1_000]
-        for op in ops:
-            kind = op[0]
-            if kind == "befriend":
-                befriend(storage, op[1], clock)
-            elif kind == "delete":
-                with contextlib.suppress(RelationRefused):
-                    storage.relations.delete_friend(OWNER, op[1], False, b"x", b"y")
-            elif kind == "dropped_by":
-                with contextlib.suppress(RelationRefused):
-                    storage.relations.delete_friend(op[1], OWNER, True, b"x", b"y")
-            elif kind == "remark":
-                found = storage.relations.friend_entry(OWNER, op[1])
-                if found is not None:
-                    read, entry = found
-                    updated = FriendRecord(entry.user_id, op[2], entry.ex, entry.created_at)
-                    storage.relations.update_friend(OWNER, read, updated, b"n")
-            else:
-                copy = copies[op[1]]
-                changes = storage.relations.sync_friends(OWNER, copy.version_id, copy.version)
-                copy.apply(friend_sync_reply(0, changes))
-                assert copy_list(copy) == server_list(storage)
-        # Every copy, synced once more at the end, matches too.
-        for copy in copies:
-            changes = storage.relations.sync_friends(OWNER, copy.version_id, copy.version)
-            copy.apply(friend_sync_reply(0, changes))
-            assert copy_list(copy) == server_list(storage)
-            again = storage.relations.sync_friends(OWNER, copy.version_id, copy.version)
-            assert again.kind == "equal"
+        async with trio.open_nursery() as nursery:
+            await nursery.start(storage.run)
+            await _run(storage, ops)
+            nursery.cancel_scope.cancel()
     finally:
-        storage.redis.delete(*storage.redis.keys(f"{prefix}*") or [f"{prefix}none"])
+        client = redis.Redis.from_url(redis_url)
+        client.delete(*client.keys(f"{prefix}*") or [f"{prefix}none"])
+        client.close()
         storage.close()
+
+
+async def _run(storage: Storage, ops: list[tuple[Any, ...]]) -> None:
+    relations = storage.relations
+    for user_id in [OWNER, *PEERS]:
+        await storage.accounts.create(AccountRecord(user_id, "x", user_id, "", "", 1, 1))
+    copies = [FriendListCopy() for _ in range(3)]
+    clock = [1_000]
+    for op in ops:
+        kind = op[0]
+        if kind == "befriend":
+            await befriend(storage, op[1], clock)
+        elif kind == "delete":
+            with contextlib.suppress(RelationRefused):
+                await relations.delete_friend(OWNER, op[1], False, b"x", b"y")
+        elif kind == "dropped_by":
+            with contextlib.suppress(RelationRefused):
+                await relations.delete_friend(op[1], OWNER, True, b"x", b"y")
+        elif kind == "remark":
+            found = await relations.friend_entry(OWNER, op[1])
+            if found is not None:
+                read, entry = found
+                updated = FriendRecord(entry.user_id, op[2], entry.ex, entry.created_at)
+                await relations.update_friend(OWNER, read, updated, b"n")
+        else:
+            copy = copies[op[1]]
+            changes = await relations.sync_friends(OWNER, copy.version_id, copy.version)
+            copy.apply(friend_sync_reply(0, changes))
+            assert copy_list(copy) == await server_list(storage)
+    # Every copy, synced once more at the end, matches too.
+    for copy in copies:
+        changes = await relations.sync_friends(OWNER, copy.version_id, copy.version)
+        copy.apply(friend_sync_reply(0, changes))
+        assert copy_list(copy) == await server_list(storage)
+        again = await relations.sync_friends(OWNER, copy.version_id, copy.version)
+        assert again.kind == "equal"

@@ -36,6 +36,7 @@ from bench.stats import latency_summary, rate
 from bench.summary import Result
 from bench.target import Target, Usage
 from bench.workers import WorkerPool, split
+from storage import Storage
 
 PASSWORD = "bench-password-1"
 HOLD_GRACE_S = 120.0
@@ -177,10 +178,13 @@ def _setup(
     """Create the accounts and a token per token user; returns (tokens, method, seconds)."""
     started = time.monotonic()
     if target.redis_url:
-        with seeding.open_storage(target.redis_url, target.prefix) as storage:
-            password_hash = seeding.default_password_hash(PASSWORD)
-            seeding.create_accounts(storage, all_users, password_hash)
-            tokens = seeding.mint_tokens(storage, token_users)
+        password_hash = seeding.default_password_hash(PASSWORD)
+
+        async def seed(storage: Storage) -> list[str]:
+            await seeding.create_accounts(storage, all_users, password_hash)
+            return await seeding.mint_tokens(storage, token_users)
+
+        tokens = seeding.with_storage(target.redis_url, target.prefix, seed)
         method = (
             "storage: accounts written to Redis with one argon2id hash (default cost) reused; "
             "tokens signed with the cluster key and recorded as a login does"

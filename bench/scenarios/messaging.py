@@ -13,6 +13,7 @@ from typing import Any
 from bench import seeding
 from bench.clients import add_client_argument
 from bench.target import Usage
+from storage import Storage
 
 PASSWORD = "bench-password-1"
 DRAIN_S = 30.0
@@ -49,9 +50,13 @@ def planned_messages(args: argparse.Namespace) -> int:
 def seed_users(redis_url: str, prefix: str, user_ids: list[str]) -> tuple[list[str], float]:
     """Accounts and a token per user, written to Redis; returns (tokens, seconds)."""
     started = time.monotonic()
-    with seeding.open_storage(redis_url, prefix) as storage:
-        seeding.create_accounts(storage, user_ids, seeding.default_password_hash(PASSWORD))
-        tokens = seeding.mint_tokens(storage, user_ids)
+    password_hash = seeding.default_password_hash(PASSWORD)
+
+    async def seed(storage: Storage) -> list[str]:
+        await seeding.create_accounts(storage, user_ids, password_hash)
+        return await seeding.mint_tokens(storage, user_ids)
+
+    tokens = seeding.with_storage(redis_url, prefix, seed)
     return tokens, time.monotonic() - started
 
 

@@ -37,6 +37,7 @@ from bench.target import Target, TargetError
 from bench.wire import LeanSession, SessionFailed
 from client.friends import FriendListCopy
 from protocol import messages as m
+from storage import Storage
 
 PASSWORD = "bench-password-1"
 CPU_WINDOW_S = 2.0
@@ -96,15 +97,25 @@ def _seed(target: Target, plan: Plan) -> tuple[list[str], float]:
     if not target.redis_url:
         raise TargetError("sync seeds friendships in Redis: give --redis-url with --url")
     started = time.monotonic()
-    with seeding.open_storage(target.redis_url, target.prefix) as storage:
-        password_hash = seeding.default_password_hash(PASSWORD)
-        seeding.create_accounts(storage, [plan.owner, plan.newcomer, *plan.friends], password_hash)
+    password_hash = seeding.default_password_hash(PASSWORD)
+
+    async def seed(storage: Storage) -> list[str]:
+        users = [plan.owner, plan.newcomer, *plan.friends]
+        await seeding.create_accounts(storage, users, password_hash)
         bar = ProgressBar("seeding friends", len(plan.friends))
-        for done, friend in enumerate(plan.friends, 1):
-            seeding.befriend(storage, plan.owner, friend)
+        done = 0
+
+        async def befriend(friend: str) -> None:
+            nonlocal done
+            await seeding.befriend(storage, plan.owner, friend)
+            done += 1
             bar.update(done)
+
+        await seeding.each(plan.friends, befriend)
         bar.close()
-        tokens = seeding.mint_tokens(storage, [plan.owner, plan.newcomer])
+        return await seeding.mint_tokens(storage, [plan.owner, plan.newcomer])
+
+    tokens = seeding.with_storage(target.redis_url, target.prefix, seed)
     return tokens, time.monotonic() - started
 
 

@@ -1,7 +1,7 @@
 """One owner per entity across the cluster: the node holding the entity's lease
 runs its commands; an actor on any other node forwards them there.
 
-This keeps every conversation's sends in one thread cluster-wide (so pushes go
+This keeps every conversation's sends in one actor cluster-wide (so pushes go
 out in seq order) and every entity's commands serialized, with one lease
 renewal per half lease time while the entity is in use.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import redis
 
@@ -27,7 +27,7 @@ lease that keeps moving."""
 
 
 class Ownership:
-    """Whether this node owns one entity now. Used only in that entity's actor thread."""
+    """Whether this node owns one entity now. Used only by that entity's actor."""
 
     def __init__(self, kind: str, entity_id: str, services: NodeServices) -> None:
         self.kind = kind
@@ -36,38 +36,40 @@ class Ownership:
         self._lease_ms = int(services.settings.cluster.lease_time * 1000)
         self._valid_until = 0.0
 
-    def owner_elsewhere(self) -> str | None:
+    async def owner_elsewhere(self) -> str | None:
         """None when this node owns the entity (claiming or renewing the lease as
         needed), else the node that does."""
         now = time.monotonic()
         if now < self._valid_until:
             return None
         leases = self._services.storage.leases
-        owner = leases.claim(self.kind, self.entity_id, self._lease_ms)
+        owner = await leases.claim(self.kind, self.entity_id, self._lease_ms)
         if owner == self._services.node_id:
             self._valid_until = now + self._lease_ms / 2000
             return None
         self._valid_until = 0.0
         return owner
 
-    def release(self) -> None:
+    async def release(self) -> None:
         """Give the lease up (the actor is stopping)."""
         if self._valid_until:
             self._valid_until = 0.0
             try:
-                self._services.storage.leases.release(self.kind, self.entity_id)
+                await self._services.storage.leases.release(self.kind, self.entity_id)
             except redis.RedisError as exc:
                 log.warning("could not release %s/%s: %s", self.kind, self.entity_id, exc)
 
-    def run_or_forward(self, command: Command, run: Callable[[Command], None]) -> None:
+    async def run_or_forward(
+        self, command: Command, run: Callable[[Command], Awaitable[None]]
+    ) -> None:
         """Run ``command`` here if this node owns the entity, else forward it."""
         try:
-            owner = self.owner_elsewhere()
+            owner = await self.owner_elsewhere()
         except (redis.ConnectionError, redis.TimeoutError):
             refuse(command, ErrorCode.UNAVAILABLE, "storage temporarily unavailable")
             return
         if owner is None:
-            run(command)
+            await run(command)
             return
         if command.hops >= MAX_HOPS:
             refuse(
@@ -75,6 +77,6 @@ class Ownership:
             )
             return
         try:
-            self._services.cluster.forward(self.kind, self.entity_id, owner, command)
+            await self._services.cluster.forward(self.kind, self.entity_id, owner, command)
         except (redis.ConnectionError, redis.TimeoutError):
             refuse(command, ErrorCode.UNAVAILABLE, "storage temporarily unavailable")

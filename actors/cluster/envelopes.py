@@ -1,0 +1,66 @@
+"""What nodes send each other over Redis pub/sub: one tagged msgpack array each."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Deliver(msgspec.Struct, frozen=True, tag="deliver", array_like=True):
+    user_ids: list[str]
+    frame: bytes
+    exclude_session: str | None
+
+
+class CloseSession(msgspec.Struct, frozen=True, tag="close", array_like=True):
+    session_id: str
+    code: int
+    reason: str
+    last_frame: bytes | None
+
+
+class Forward(msgspec.Struct, frozen=True, tag="forward", array_like=True):
+    """A command for an entity owned by the receiving node."""
+
+    kind: str
+    entity_id: str
+    request: bytes
+    session_id: str
+    address: str
+    origin: str
+    user_id: str | None
+    platform: int | None
+    hops: int
+
+
+class SessionReply(msgspec.Struct, frozen=True, tag="reply", array_like=True):
+    session_id: str
+    rid: int
+    frame: bytes
+    ends_sign_in: bool
+
+
+class SessionPush(msgspec.Struct, frozen=True, tag="push", array_like=True):
+    session_id: str
+    frame: bytes
+
+
+class SessionSignedIn(msgspec.Struct, frozen=True, tag="signed_in", array_like=True):
+    session_id: str
+    user_id: str
+    platform: int
+    token_id: str
+    frame: bytes
+
+
+class Membership(msgspec.Struct, frozen=True, tag="membership", array_like=True):
+    """Broadcast by a node when it starts (``joined``) and when it stops."""
+
+    node_id: str
+    joined: bool
+
+
+Envelope = (
+    Deliver | CloseSession | Forward | SessionReply | SessionPush | SessionSignedIn | Membership
+)
+encode_envelope = msgspec.msgpack.Encoder().encode
+decode_envelope = msgspec.msgpack.Decoder(Envelope).decode
