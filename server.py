@@ -18,20 +18,21 @@ from typing import Any
 import trio
 
 import settings as config
-from actors import group, user
-from actors.chat import SingleChatCommands
 from actors.cluster.link import ClusterLink
-from actors.connection import ConnectionContext
-from actors.conversations import ConversationCommands
-from actors.credentials import PasswordHasher, TokenSigner
-from actors.gateway import Gateway
-from actors.group import GroupActor
-from actors.group_chat import GroupChatCommands
-from actors.hub import Hub
-from actors.services import NodeServices
+from actors.group import actor as group
+from actors.group.actor import GroupActor
+from actors.group.chat import GroupChatCommands
+from actors.node.connection import ConnectionContext
+from actors.node.gateway import Gateway
+from actors.node.hub import Hub
+from actors.runtime.credentials import PasswordHasher, TokenSigner
+from actors.runtime.services import NodeServices
 from actors.runtime.supervisor import ActorFactory, Supervisor
-from actors.user import CommandGroup, UserActor
-from actors.user_groups import UserGroupCommands
+from actors.user import actor as user
+from actors.user.actor import CommandGroup, UserActor
+from actors.user.chat import SingleChatCommands
+from actors.user.conversations import ConversationCommands
+from actors.user.groups import UserGroupCommands
 from settings import Settings
 from storage import EmbeddedRedis, EmbeddedRedisError, Storage
 

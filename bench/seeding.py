@@ -18,9 +18,9 @@ from typing import TypeVar
 
 import trio
 
-from actors.credentials import PasswordHasher, TokenSigner
-from actors.notify import stored_form
-from actors.relations import application_info, friend_info
+from actors.delivery.notify import stored_form
+from actors.runtime.credentials import PasswordHasher, TokenSigner
+from actors.user.relations import application_info, friend_info
 from protocol import messages as m
 from protocol.notifications import NotificationType
 from protocol.platforms import Platform

@@ -25,15 +25,14 @@ from storage.accounts import AccountRecord, AccountStore, CorruptRecordError, Pu
 from storage.connections import connection_pool
 from storage.conversations import ConversationRecord, ConversationStore
 from storage.embedded import EmbeddedRedis, EmbeddedRedisError
+from storage.errors import StaleRead, StepRefused
 from storage.groups import (
     GroupApplicationRecord,
     GroupRecord,
-    GroupRefused,
     GroupStep,
     GroupStore,
     JoinedRecord,
     MemberRecord,
-    StaleGroup,
 )
 from storage.keys import Keys
 from storage.leases import LeaseStore
@@ -45,9 +44,7 @@ from storage.relations import (
     ApplicationRecord,
     BlackRecord,
     FriendRecord,
-    RelationRefused,
     RelationStore,
-    StaleRead,
 )
 from storage.scripts import Scripts
 from storage.versionlog import Changes
@@ -67,7 +64,6 @@ __all__ = [
     "FriendRecord",
     "GroupApplicationRecord",
     "GroupRecord",
-    "GroupRefused",
     "GroupStep",
     "GroupStore",
     "JoinedRecord",
@@ -81,10 +77,9 @@ __all__ = [
     "PresenceEntry",
     "PresenceStore",
     "PublicProfile",
-    "RelationRefused",
     "RelationStore",
-    "StaleGroup",
     "StaleRead",
+    "StepRefused",
     "Storage",
     "Stored",
 ]

@@ -16,9 +16,9 @@ from typing import cast
 
 import msgspec
 
+from storage.errors import StaleRead
 from storage.keys import Keys
 from storage.pipelined import PipelinedRedis
-from storage.relations import StaleRead
 from storage.scripts import Scripts
 from storage.versionlog import Changes, new_version_id, read_changes
 

@@ -20,7 +20,7 @@ Keys of user ``U`` (base ``{prefix}{u:<id>}``):
 
 Every change is one :class:`GroupStep` run by ``lua/group_step.lua``: it
 checks the revision the group's actor read (compare-and-set, so a second node's
-actor with an older copy gets :class:`StaleGroup` and reloads), then makes the
+actor with an older copy gets :class:`StaleRead` and reloads), then makes the
 writes, the version-log entries and the notifications together.
 
 Methods of :class:`GroupStore` are awaited on the node's trio loop.
@@ -36,6 +36,7 @@ import msgspec
 
 from protocol.conversation_ids import group_conversation_id
 from storage.conversations import ConversationRecord, encode_record
+from storage.errors import StaleRead, StepRefused
 from storage.keys import Keys
 from storage.pipelined import PipelinedRedis
 from storage.scripts import Scripts
@@ -115,20 +116,6 @@ def decode_member(raw: bytes) -> MemberRecord:
 
 def decode_joined(raw: bytes) -> JoinedRecord:
     return _joined.decode(raw)
-
-
-class StaleGroup(Exception):
-    """The group changed since its actor read it; reload and try again."""
-
-
-class GroupRefused(Exception):
-    """A check of the step failed: ``reason`` is ``GROUP_EXISTS`` or ``USER_NOT_FOUND``
-    (then ``user_id`` names the user)."""
-
-    def __init__(self, reason: str, user_id: str = "") -> None:
-        super().__init__(reason, user_id)
-        self.reason = reason
-        self.user_id = user_id
 
 
 @dataclass(frozen=True)
@@ -265,7 +252,7 @@ class GroupStore:
         return LoadedGroup(_group.decode(info), {r.user_id: r for r in ordered}, int(rev or 0))
 
     async def run(self, step: GroupStep) -> StepResult:
-        """Make the step's writes; raises :class:`StaleGroup` or :class:`GroupRefused`."""
+        """Make the step's writes; raises :class:`StaleRead` or :class:`StepRefused`."""
         keys = [self.base(step.group_id), *(self._user(u) for u in step.users)]
         expected = "new" if step.expected_rev is None else str(step.expected_rev)
         args = [
@@ -275,11 +262,11 @@ class GroupStore:
         reply = await self._scripts.run("group_step", keys, args)
         status = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         if status == "RETRY":
-            raise StaleGroup()
+            raise StaleRead()
         if status == "USER_NOT_FOUND":
-            raise GroupRefused(status, step.users[int(reply[1]) - 2])
+            raise StepRefused(status, step.users[int(reply[1]) - 2])
         if status != "OK":
-            raise GroupRefused(status)
+            raise StepRefused(status)
         flat = iter(int(s) for s in reply[2:])
         seqs = [[(user, next(flat)) for user in users] for users in step.recipients]
         return StepResult(int(reply[1]), seqs)

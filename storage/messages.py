@@ -18,9 +18,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
+from storage.errors import StaleRead, StepRefused
 from storage.keys import Keys
 from storage.pipelined import PipelinedRedis
-from storage.relations import RelationRefused, StaleRead
 from storage.scripts import Scripts
 from storage.versionlog import new_version_id
 
@@ -81,7 +81,7 @@ class MessageStore:
     ) -> Stored:
         """Store a message; ``entries`` are conversation-list entries created for users
         who have none yet. For single chat, ``peer_checks`` makes the same step refuse
-        (``RelationRefused``) an unknown peer, a block either way, and with
+        (``StepRefused``) an unknown peer, a block either way, and with
         ``"friends"`` a sender and peer who are not each other's friends. ``locate``
         also returns the nodes holding sessions of the sender and those users (for
         pushing to other nodes without another round trip)."""
@@ -98,7 +98,7 @@ class MessageStore:
         reply = await self._scripts.run("message_send", keys, args)
         status = _status(reply)
         if status not in ("OK", "DUP"):
-            raise RelationRefused(status)
+            raise StepRefused(status)
         if status == "DUP":
             return Stored(int(reply[1]), True)
         nodes = _decoded(reply[3]) if locate else None
@@ -168,7 +168,7 @@ class MessageStore:
         if status == "RETRY":
             raise StaleRead()
         if status != "OK":
-            raise RelationRefused(status)
+            raise StepRefused(status)
         return StoredNotice(int(reply[1]), _decoded(reply[2]))
 
     async def not_receiving(self, conversation_id: str) -> frozenset[str]:

@@ -17,6 +17,7 @@ from typing import Any, Literal, cast
 
 import msgspec
 
+from storage.errors import StaleRead, StepRefused
 from storage.keys import Keys
 from storage.pipelined import PipelinedRedis
 from storage.scripts import Scripts
@@ -52,18 +53,6 @@ _application = msgspec.msgpack.Decoder(ApplicationRecord)
 _black = msgspec.msgpack.Decoder(BlackRecord)
 
 
-class RelationRefused(Exception):
-    """A precondition of the step failed; ``reason`` names it (e.g. ``ALREADY_FRIENDS``)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class StaleRead(Exception):
-    """The record changed between reading it and writing it; read again and retry."""
-
-
 @dataclass(frozen=True)
 class ResponseSeqs:
     responder_result: int
@@ -77,7 +66,7 @@ def _outcome(reply: list[Any]) -> list[int]:
     if status == "RETRY":
         raise StaleRead()
     if status != "OK":
-        raise RelationRefused(status)
+        raise StepRefused(status)
     return [int(x) for x in reply[1:]]
 
 

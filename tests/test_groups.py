@@ -15,7 +15,7 @@ import msgspec
 import redis
 import trio
 
-from actors.group_state import GroupState
+from actors.group.state import GroupState
 from client import (
     ErrorCode,
     GroupMembersCopy,
@@ -806,7 +806,7 @@ async def test_groups_survive_a_restart(start_node: StartNode, connect: Connect)
 
 
 def test_send_refusal_reads_the_live_state() -> None:
-    """What group messages check before sending (used by actors.group_chat)."""
+    """What group messages check before sending (used by actors.group.chat)."""
     info = GroupRecord("g", "g", "", "", "", "", "o", "o", "approval", "active", False, 1, 0, "")
     state = GroupState(
         "g",

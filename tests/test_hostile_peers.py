@@ -75,7 +75,7 @@ async def test_text_then_oversize_frame_leaves_the_node_up(
 ) -> None:
     """The sequence that stopped the node: a text frame (closed with 1003) and at once a
     frame over the limit (which trio-websocket answers with a second close frame)."""
-    caplog.set_level(logging.WARNING, logger="actors.gateway")
+    caplog.set_level(logging.WARNING, logger="actors.node.gateway")
     alice, bob = await _pair(node, connect)
     for round_ in range(20):
         await _hostile_session(
@@ -85,7 +85,7 @@ async def test_text_then_oversize_frame_leaves_the_node_up(
             await _pair_still_talks(alice, bob, f"after round {round_}")
     await _pair_still_talks(alice, bob, "after every round")
     assert node.gateway.connection_count == 2
-    failures = [r.getMessage() for r in caplog.records if r.name == "actors.gateway"]
+    failures = [r.getMessage() for r in caplog.records if r.name == "actors.node.gateway"]
     assert failures, "each contained failure is logged"
     assert all("LocalProtocolError" in line for line in failures), failures
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors import user
 from actors.cluster.remote_outbox import RemoteOutbox
-from actors.messages import Command, SessionRef
+from actors.runtime.messages import Command, SessionRef
+from actors.user import actor as user
 from protocol import messages as m
 from storage import EmbeddedRedis
 from tests.conftest import StartNode

@@ -13,13 +13,13 @@ import redis
 import trio
 from hypothesis import HealthCheck, given, settings
 
-from actors.relations import friend_sync_reply
+from actors.user.relations import friend_sync_reply
 from client import FriendListCopy
 from storage import (
     AccountRecord,
     ApplicationRecord,
     FriendRecord,
-    RelationRefused,
+    StepRefused,
     Storage,
 )
 
@@ -42,7 +42,7 @@ async def befriend(storage: Storage, peer_id: str, clock: list[int]) -> None:
     relations = storage.relations
     try:
         await relations.apply(ApplicationRecord(peer_id, OWNER, "", 0, "", now, 0), b"n")
-    except RelationRefused:
+    except StepRefused:
         return
     found = await relations.received_application(OWNER, peer_id)
     assert found is not None
@@ -104,10 +104,10 @@ async def _run(storage: Storage, ops: list[tuple[Any, ...]]) -> None:
         if kind == "befriend":
             await befriend(storage, op[1], clock)
         elif kind == "delete":
-            with contextlib.suppress(RelationRefused):
+            with contextlib.suppress(StepRefused):
                 await relations.delete_friend(OWNER, op[1], False, b"x", b"y")
         elif kind == "dropped_by":
-            with contextlib.suppress(RelationRefused):
+            with contextlib.suppress(StepRefused):
                 await relations.delete_friend(op[1], OWNER, True, b"x", b"y")
         elif kind == "remark":
             found = await relations.friend_entry(OWNER, op[1])

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -42,7 +41,8 @@ from actors.cluster.envelopes import (
     encode_envelope,
 )
 from actors.cluster.remote_outbox import RemoteOutbox
-from actors.messages import Command, SessionRef
+from actors.runtime.messages import Command, SessionRef
+from actors.runtime.steps import now_ms
 from protocol import messages as m
 from protocol.codec import ServerCodec, encode_server_message
 from protocol.errors import CloseCode, ProtocolError
@@ -382,7 +382,7 @@ class ClusterLink:
         presence = self._storage.presence
         try:
             held = sessions.signed_in_sessions()
-            beat = await presence.heartbeat(self.node_timeout_s, int(time.time() * 1000))
+            beat = await presence.heartbeat(self.node_timeout_s, now_ms())
             if beat.was_known:
                 self._close_unlisted(held, beat.listed)
             else:

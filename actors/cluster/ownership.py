@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable
 
 import redis
 
-from actors.messages import Command
-from actors.replies import refuse
-from actors.services import NodeServices
+from actors.runtime.messages import Command
+from actors.runtime.replies import refuse
+from actors.runtime.services import NodeServices
 from protocol.errors import ErrorCode
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from actors.cluster.envelopes import CloseSession, Envelope, SessionPush, SessionReply
-from actors.cluster.envelopes import SessionSignedIn
+from actors.cluster.envelopes import (
+    CloseSession,
+    Envelope,
+    SessionPush,
+    SessionReply,
+    SessionSignedIn,
+)
 
 
 class Publisher(Protocol):
@@ -18,7 +23,7 @@ class Publisher(Protocol):
 
 @dataclass(frozen=True, eq=False)
 class RemoteOutbox:
-    """An ``Outbox`` (``actors.messages``) for a session of node ``origin``."""
+    """An ``Outbox`` (``actors.runtime.messages``) for a session of node ``origin``."""
 
     session_id: str
     origin: str

@@ -7,9 +7,9 @@ group's commands are serialized. Each command runs in the actor's task:
 1. :meth:`GroupActor.refresh` compares the stored revision with the one held
    and reloads the state if another node changed the group (or on first use);
 2. the handler checks the request against :attr:`GroupActor.state` and builds
-   a :class:`actors.group_state.Change`;
+   a :class:`actors.group.state.Change`;
 3. :meth:`GroupActor.commit` stores it in one Lua step (which also checks the
-   revision: a stale copy raises ``StaleGroup``, and the command is run again
+   revision: a stale copy raises ``StaleRead``, and the command is run again
    on a fresh copy), then updates :attr:`GroupActor.state` and pushes the stored
    notifications to every local device of their recipients except the session
    that sent the command.
@@ -33,25 +33,25 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any, Protocol
 
-from actors.entity import EntityActor
-from actors.group_admin import GroupAdminCommands
-from actors.group_joins import GroupJoinCommands
-from actors.group_members import GroupMemberCommands
-from actors.group_state import ACTIVE, Change, GroupState
-from actors.messages import Command
-from actors.notify import push_stored
-from actors.replies import Handler, answer
+from actors.delivery.notify import push_stored
+from actors.group.admin import GroupAdminCommands
+from actors.group.joins import GroupJoinCommands
+from actors.group.members import GroupMemberCommands
+from actors.group.state import ACTIVE, Change, GroupState
+from actors.runtime.entity import EntityActor
+from actors.runtime.messages import Command
+from actors.runtime.replies import Handler, answer
+from actors.runtime.services import NodeServices
+from actors.runtime.steps import STEP_ATTEMPTS
 from actors.runtime.supervisor import ActorFactory, SupervisorLink
-from actors.services import NodeServices
 from protocol import messages as m
 from protocol.errors import ErrorCode, ProtocolError
-from storage.groups import GroupRefused, StaleGroup, StepResult
+from storage.errors import StaleRead, StepRefused
+from storage.groups import StepResult
 
 log = logging.getLogger(__name__)
 
 KIND = "group"
-ATTEMPTS = 8
-"""Times a command is run on a fresh copy when its step finds the group changed."""
 
 
 ROUTED: tuple[type[m.Request], ...] = (
@@ -75,7 +75,8 @@ ROUTED: tuple[type[m.Request], ...] = (
     m.SyncGroupMembers,
     m.GetGroupMemberIds,
 )
-"""The commands the group's actor owns; ``actors.routing`` sends them by :func:`group_id_of`."""
+"""The commands the group's actor owns; ``actors.node.routing`` sends them by
+:func:`group_id_of`."""
 
 
 def new_group_id() -> str:
@@ -160,11 +161,11 @@ class GroupActor(EntityActor):
         self.state = None
 
     async def _run(self, handler: Handler, command: Command) -> m.Reply | None:
-        for _ in range(ATTEMPTS):
+        for _ in range(STEP_ATTEMPTS):
             await self.refresh()
             try:
                 return await handler(command)
-            except StaleGroup:
+            except StaleRead:
                 self._loaded = False
         raise ProtocolError(ErrorCode.UNAVAILABLE, "the group kept changing; try again")
 
@@ -196,7 +197,7 @@ class GroupActor(EntityActor):
         step = change.step
         try:
             result = await self._store.run(step)
-        except GroupRefused as exc:
+        except StepRefused as exc:
             if exc.reason == "USER_NOT_FOUND":
                 raise ProtocolError(ErrorCode.USER_NOT_FOUND, f"no user {exc.user_id!r}") from None
             raise ProtocolError(ErrorCode.GROUP_EXISTS, f"group {self.group_id!r} exists") from None

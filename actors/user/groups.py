@@ -5,17 +5,17 @@ info of several groups, my applications and those to the groups I manage.
 :class:`UserGroupCommands` belongs to one user actor; every method runs in that
 actor's task on the node's event loop and awaits storage. These commands only
 read; every change to a group goes through the group's own actor
-(``actors.group``), ``create_group`` included.
+(``actors.group.actor``), ``create_group`` included.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from actors.group_members import member_changes
-from actors.group_state import application_info, group_info
-from actors.messages import Command
-from actors.services import NodeServices
+from actors.group.members import member_changes
+from actors.group.state import application_info, group_info
+from actors.runtime.messages import Command
+from actors.runtime.services import NodeServices
 from protocol import messages as m
 from storage import Changes, JoinedRecord
 from storage.groups import decode_joined

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from actors import messaging
-from actors.messages import Command
-from actors.services import NodeServices
+from actors.delivery import messaging
+from actors.runtime.messages import Command
+from actors.runtime.services import NodeServices
 from protocol import messages as m
 from protocol.conversation_ids import peer_in, single_conversation_id
 from protocol.errors import ErrorCode, ProtocolError

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from actors import group, user
-from actors.chat import conversation_owner
+from actors.group import actor as group
+from actors.user import actor as user
+from actors.user.chat import conversation_owner
 from protocol import messages as m
 from protocol.conversation_ids import GroupChat, SingleChat, parse_conversation_id
 

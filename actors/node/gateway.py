@@ -1,7 +1,7 @@
 """The WebSocket listener: handshake, protocol version, and session bookkeeping.
 
 Runs in the trio thread. It accepts only the subprotocols this server speaks,
-hands each accepted socket to a :class:`actors.connection.Connection`, and at
+hands each accepted socket to a :class:`actors.node.connection.Connection`, and at
 shutdown closes every session with "going away".
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import trio
 from trio_websocket import WebSocketRequest, WebSocketServer
 
-from actors.connection import Connection, ConnectionContext
+from actors.node.connection import Connection, ConnectionContext
 from protocol.errors import CloseCode
 from protocol.messages import PROTOCOL_VERSION, SUPPORTED_SUBPROTOCOLS
 

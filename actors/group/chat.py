@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from actors import messaging
-from actors.messages import Command
-from actors.services import NodeServices
+from actors.delivery import messaging
+from actors.runtime.messages import Command
+from actors.runtime.services import NodeServices
+from actors.runtime.steps import now_ms
 from protocol import messages as m
 from protocol.conversation_ids import group_conversation_id
 from protocol.errors import ErrorCode, ProtocolError
@@ -61,7 +62,7 @@ class GroupChatCommands:
             if earlier is not None:
                 return earlier
         state = self._state()
-        refusal = state.send_refusal(sender, messaging.now_ms())
+        refusal = state.send_refusal(sender, now_ms())
         if refusal is not None:
             raise ProtocolError(refusal, _REFUSALS.get(refusal, refusal.name))
         messaging.check_content(self._services, request)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from msgspec.structs import replace
 
-from actors.group_state import (
+from actors.group.state import (
     ADMIN,
     MEMBER,
     OWNER,
@@ -29,7 +29,7 @@ from actors.group_state import (
     require_outranks,
     sender,
 )
-from actors.messages import Command
+from actors.runtime.messages import Command
 from protocol import messages as m
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.groups import JOINED_BY_APPLICATION, JOINED_BY_INVITATION

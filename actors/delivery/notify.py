@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from actors.hub import Hub
+from actors.node.hub import Hub
 from protocol.notifications import Notification, NotificationDetail, NotificationType
 
 _encoder = msgspec.msgpack.Encoder()

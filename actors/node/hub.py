@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from actors.cluster.link import ClusterLink
-from actors.messages import Outbox
+from actors.runtime.messages import Outbox
 
 
 class PushTarget(Outbox, Protocol):

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from msgspec.structs import replace
 
-from actors.group_state import (
+from actors.group.state import (
     Change,
     GroupCommands,
     member_info,
@@ -16,7 +16,7 @@ from actors.group_state import (
     require_outranks,
     sender,
 )
-from actors.messages import Command
+from actors.runtime.messages import Command
 from protocol import messages as m
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.notifications import NotificationType as N

@@ -8,21 +8,18 @@ in that actor's task, one command at a time.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from actors.notify import stored_form
+from actors.delivery.notify import stored_form
+from actors.runtime.messages import Command
+from actors.runtime.services import NodeServices
+from actors.runtime.steps import now_ms
 from protocol import messages as m
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.groups import ADMIN, MEMBER, OWNER
 from protocol.notifications import NotificationType
 from storage import GroupApplicationRecord, GroupRecord, GroupStep, MemberRecord
-
-if TYPE_CHECKING:
-    from actors.group import GroupActor
-    from actors.messages import Command
-    from actors.services import NodeServices
 
 __all__ = [
     "ADMIN",
@@ -126,7 +123,7 @@ class Change:
     push once it is stored (the step stores them; the actor pushes them)."""
 
     def __init__(self, group_id: str, state: GroupState | None) -> None:
-        self.now = int(time.time() * 1000)
+        self.now = now_ms()
         self.step = GroupStep(group_id, None if state is None else state.rev)
         self.notes: list[tuple[NotificationType, m.NotificationDetail]] = []
 
@@ -201,11 +198,21 @@ def application_info(record: GroupApplicationRecord) -> m.GroupApplication:
     )
 
 
+class GroupOwner(Protocol):
+    """The group's actor as its command groups use it (``actors.group.actor``)."""
+
+    state: GroupState | None
+
+    def require_state(self) -> GroupState: ...
+
+    async def commit(self, change: Change, command: Command) -> Any: ...
+
+
 class GroupCommands:
     """Base of the group actor's built-in command groups; their handlers run in the
     actor's task on the node's event loop and await storage."""
 
-    def __init__(self, group_id: str, services: NodeServices, actor: GroupActor) -> None:
+    def __init__(self, group_id: str, services: NodeServices, actor: GroupOwner) -> None:
         self.group_id = group_id
         self._services = services
         self._actor = actor

@@ -9,15 +9,15 @@ command included, so each device sees its notification seqs without gaps.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from msgspec.structs import replace
 
-from actors.messages import Command
-from actors.notify import from_stored, push_stored, stored_form
-from actors.services import NodeServices
+from actors.delivery.notify import from_stored, push_stored, stored_form
+from actors.runtime.messages import Command
+from actors.runtime.services import NodeServices
+from actors.runtime.steps import STEP_ATTEMPTS, now_ms
 from protocol import messages as m
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.notifications import NotificationType as N
@@ -27,12 +27,10 @@ from storage import (
     BlackRecord,
     Changes,
     FriendRecord,
-    RelationRefused,
     RelationStore,
     StaleRead,
+    StepRefused,
 )
-
-CAS_ATTEMPTS = 8
 
 _REFUSALS = {
     "USER_NOT_FOUND": "no such user",
@@ -46,12 +44,8 @@ _REFUSALS = {
 }
 
 
-def _refused(exc: RelationRefused, rid: int) -> ProtocolError:
+def _refused(exc: StepRefused, rid: int) -> ProtocolError:
     return ProtocolError(ErrorCode[exc.reason], _REFUSALS.get(exc.reason, exc.reason), rid)
-
-
-def _now() -> int:
-    return int(time.time() * 1000)
 
 
 def friend_info(record: FriendRecord) -> m.FriendInfo:
@@ -98,7 +92,7 @@ async def notify_followers(services: NodeServices, user_id: str, profile: m.Publ
     followers = await services.storage.relations.followers(user_id)
     if not followers:
         return
-    now = _now()
+    now = now_ms()
     detail = m.UserInfoDetail(user=profile)
     seqs = await services.storage.notifications.append(
         followers, stored_form(N.FRIEND_INFO_UPDATED, detail, now)
@@ -152,14 +146,14 @@ class RelationCommands:
         target = request.to_user_id
         if target == self.user_id:
             raise ProtocolError(ErrorCode.CANNOT_ADD_SELF, "you cannot befriend yourself")
-        now = _now()
+        now = now_ms()
         application = ApplicationRecord(self.user_id, target, request.message, PENDING, "", now, 0)
         detail = m.FriendApplicationDetail(application=application_info(application))
         try:
             seq_target, seq_self = await self._store.apply(
                 application, stored_form(N.FRIEND_APPLICATION, detail, now)
             )
-        except RelationRefused as exc:
+        except StepRefused as exc:
             raise _refused(exc, request.rid) from None
         self._push(
             command, N.FRIEND_APPLICATION, detail, now,
@@ -170,7 +164,7 @@ class RelationCommands:
     async def respond(self, command: Command) -> m.Reply:
         request = _as(command, m.RespondFriendApplication)
         applicant = request.from_user_id
-        for _ in range(CAS_ATTEMPTS):
+        for _ in range(STEP_ATTEMPTS):
             found = await self._store.received_application(self.user_id, applicant)
             if found is None:
                 raise ProtocolError(ErrorCode.NO_SUCH_APPLICATION, _REFUSALS["NO_SUCH_APPLICATION"])
@@ -179,7 +173,7 @@ class RelationCommands:
                 raise ProtocolError(
                     ErrorCode.APPLICATION_HANDLED, "this application was already answered"
                 )
-            now = _now()
+            now = now_ms()
             handled = replace(
                 application,
                 state=ACCEPTED if request.accept else REFUSED,
@@ -203,7 +197,7 @@ class RelationCommands:
                 )  # fmt: skip
             except StaleRead:
                 continue
-            except RelationRefused as exc:
+            except StepRefused as exc:
                 raise _refused(exc, request.rid) from None
             # In seq order: the step stored the friend-added notices first.
             self._push(
@@ -235,7 +229,7 @@ class RelationCommands:
     async def delete_friend(self, command: Command) -> m.Reply:
         request = _as(command, m.DeleteFriend)
         friend = request.friend_id
-        now = _now()
+        now = now_ms()
         mine = m.FriendDeletedDetail(owner_user_id=self.user_id, friend_user_id=friend)
         theirs = m.FriendDeletedDetail(owner_user_id=friend, friend_user_id=self.user_id)
         try:
@@ -244,7 +238,7 @@ class RelationCommands:
                 stored_form(N.FRIEND_DELETED, mine, now),
                 stored_form(N.FRIEND_DELETED, theirs, now),
             )  # fmt: skip
-        except RelationRefused as exc:
+        except StepRefused as exc:
             raise _refused(exc, request.rid) from None
         self._push(command, N.FRIEND_DELETED, mine, now, [(self.user_id, seq_mine)])
         self._push(command, N.FRIEND_DELETED, theirs, now, [(friend, seq_theirs)])
@@ -252,7 +246,7 @@ class RelationCommands:
 
     async def update_friend(self, command: Command) -> m.Reply:
         request = _as(command, m.UpdateFriend)
-        for _ in range(CAS_ATTEMPTS):
+        for _ in range(STEP_ATTEMPTS):
             found = await self._store.friend_entry(self.user_id, request.friend_id)
             if found is None:
                 raise ProtocolError(ErrorCode.NOT_FRIENDS, _REFUSALS["NOT_FRIENDS"])
@@ -262,7 +256,7 @@ class RelationCommands:
                 remark=entry.remark if request.remark is None else request.remark,
                 ex=entry.ex if request.ex is None else request.ex,
             )
-            now = _now()
+            now = now_ms()
             detail = m.FriendDetail(owner_user_id=self.user_id, friend=friend_info(updated))
             try:
                 seq = await self._store.update_friend(
@@ -270,7 +264,7 @@ class RelationCommands:
                 )
             except StaleRead:
                 continue
-            except RelationRefused as exc:
+            except StepRefused as exc:
                 raise _refused(exc, request.rid) from None
             self._push(command, N.FRIEND_REMARK_SET, detail, now, [(self.user_id, seq)])
             return m.Friends(rid=request.rid, items=[friend_info(updated)], total=1)
@@ -313,27 +307,27 @@ class RelationCommands:
         request = _as(command, m.AddBlack)
         if request.user_id == self.user_id:
             raise ProtocolError(ErrorCode.INVALID_FIELD, "you cannot block yourself")
-        now = _now()
+        now = now_ms()
         entry = BlackRecord(request.user_id, request.ex, now)
         detail = m.BlackDetail(owner_user_id=self.user_id, black=black_info(entry))
         try:
             seq = await self._store.add_black(
                 self.user_id, entry, stored_form(N.BLACK_ADDED, detail, now)
             )
-        except RelationRefused as exc:
+        except StepRefused as exc:
             raise _refused(exc, request.rid) from None
         self._push(command, N.BLACK_ADDED, detail, now, [(self.user_id, seq)])
         return m.Ok(rid=request.rid)
 
     async def remove_black(self, command: Command) -> m.Reply:
         request = _as(command, m.RemoveBlack)
-        now = _now()
+        now = now_ms()
         detail = m.BlackDeletedDetail(owner_user_id=self.user_id, user_id=request.user_id)
         try:
             seq = await self._store.remove_black(
                 self.user_id, request.user_id, stored_form(N.BLACK_DELETED, detail, now)
             )
-        except RelationRefused as exc:
+        except StepRefused as exc:
             raise _refused(exc, request.rid) from None
         self._push(command, N.BLACK_DELETED, detail, now, [(self.user_id, seq)])
         return m.Ok(rid=request.rid)

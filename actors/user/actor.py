@@ -20,13 +20,13 @@ from typing import Any, Protocol
 
 import redis
 
-from actors.accounts import AccountCommands
-from actors.entity import EntityActor
-from actors.messages import Command, SessionClosed
-from actors.relations import RelationCommands
-from actors.replies import Handler, answer, is_sign_in
+from actors.runtime.entity import EntityActor
+from actors.runtime.messages import Command, SessionClosed
+from actors.runtime.replies import Handler, answer, is_sign_in
+from actors.runtime.services import NodeServices
 from actors.runtime.supervisor import ActorFactory, SupervisorLink
-from actors.services import NodeServices
+from actors.user.accounts import AccountCommands
+from actors.user.relations import RelationCommands
 from protocol import messages as m
 
 log = logging.getLogger(__name__)

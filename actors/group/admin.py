@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from msgspec.structs import replace
 
-from actors.group_state import (
+from actors.group.state import (
     ACTIVE,
     ADMIN,
     DISMISSED,
@@ -21,7 +21,7 @@ from actors.group_state import (
     request_as,
     sender,
 )
-from actors.messages import Command
+from actors.runtime.messages import Command
 from protocol import messages as m
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.groups import JOINED_BY_CREATION

@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable, Sequence
 import msgspec
 from msgspec.structs import replace
 
-from actors.messages import Command
-from actors.messaging import CAS_ATTEMPTS, decode_message, now_ms
-from actors.services import NodeServices
+from actors.delivery.messaging import decode_message
+from actors.runtime.messages import Command
+from actors.runtime.services import NodeServices
+from actors.runtime.steps import STEP_ATTEMPTS, now_ms
 from protocol import messages as m
 from protocol.conversation_ids import (
     GroupChat,
@@ -293,7 +294,7 @@ class ConversationCommands:
         ids: Sequence[str],
         change: Callable[[ConversationRecord], ConversationRecord],
     ) -> list[ConversationRecord]:
-        for _ in range(CAS_ATTEMPTS):
+        for _ in range(STEP_ATTEMPTS):
             current = await self._conversations.entries(self.user_id)
             changes: list[tuple[bytes | None, ConversationRecord]] = []
             for cid in dict.fromkeys(ids):

@@ -11,24 +11,23 @@ keeps pushes in seq order.
 from __future__ import annotations
 
 import random
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Literal
 
 import msgspec
 
-from actors.messages import Command
-from actors.services import NodeServices
+from actors.runtime.messages import Command
+from actors.runtime.services import NodeServices
+from actors.runtime.steps import STEP_ATTEMPTS, now_ms
 from protocol import messages as m
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.messaging import ChatMessage, RevokedContent
-from storage import ConversationRecord, RelationRefused, StaleRead
+from storage import ConversationRecord, StaleRead, StepRefused
 from storage.conversations import encode_record
 
 _encoder = msgspec.msgpack.Encoder()
 _message = msgspec.msgpack.Decoder(ChatMessage)
-CAS_ATTEMPTS = 8
 _ids = random.Random()
 """Seeded once from the OS. ``uuid.uuid4()`` reads ``os.urandom`` on every call: a
 system call that lets the GIL go in the middle of a send, after which the event loop
@@ -46,10 +45,6 @@ _SEND_REFUSALS = {
 def new_message_id() -> str:
     """A random (version 4) UUID as 32 hex digits: unique, not secret."""
     return uuid.UUID(int=_ids.getrandbits(128), version=4).hex
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def decode_message(seq: int, payload: bytes) -> ChatMessage:
@@ -196,7 +191,7 @@ async def store_and_push(
             recv_id,
             locate=bool(peer_checks) and bool(services.cluster.other_nodes),
         )
-    except RelationRefused as exc:
+    except StepRefused as exc:
         raise ProtocolError(ErrorCode[exc.reason], _SEND_REFUSALS[exc.reason]) from None
     if stored.duplicate:
         first = await services.storage.messages.get(conversation_id, stored.seq)
@@ -250,7 +245,7 @@ async def revoke_and_push(
     the requester may revoke it."""
     request = command.request
     revoker = command.user_id or ""
-    for _ in range(CAS_ATTEMPTS):
+    for _ in range(STEP_ATTEMPTS):
         raw, original = await load_for_revoke(services, conversation_id, seq)
         now = now_ms()
         content = RevokedContent(
@@ -283,7 +278,7 @@ async def revoke_and_push(
             )
         except StaleRead:
             continue
-        except RelationRefused as exc:
+        except StepRefused as exc:
             raise ProtocolError(ErrorCode[exc.reason], exc.reason) from None
         notice = msgspec.structs.replace(notice, seq=stored.seq)
         frame = _encoder.encode(m.NewMessage(message=notice))

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from actors.cluster.link import ClusterLink
-from actors.credentials import PasswordHasher, TokenSigner
-from actors.hub import Hub
+from actors.node.hub import Hub
+from actors.runtime.credentials import PasswordHasher, TokenSigner
 from settings import Settings
 from storage import Storage
 

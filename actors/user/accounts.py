@@ -12,22 +12,18 @@ on other nodes are closed through the cluster link.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 
-from actors.credentials import IssuedToken
-from actors.messages import Command
-from actors.relations import notify_followers
-from actors.services import NodeServices
+from actors.runtime.credentials import IssuedToken
+from actors.runtime.messages import Command
+from actors.runtime.services import NodeServices
+from actors.runtime.steps import now_ms
+from actors.user.relations import notify_followers
 from protocol import messages as m
 from protocol.codec import encode_server_message
 from protocol.errors import CloseCode, ErrorCode, ProtocolError
 from protocol.platforms import PLATFORM_IDS, Platform
 from storage import AccountRecord, PresenceEntry
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def profile_of(account: AccountRecord) -> m.UserProfile:

@@ -3,25 +3,26 @@
 A reader decodes frames and routes commands, a writer drains a bounded
 outbound channel, and timers enforce heartbeats and the sign-in deadline.
 Everything here runs on the node's event loop. A connection is the ``Outbox``
-(``actors.messages``) of its session: actors queue replies, pushes and closes
+(``actors.runtime.messages``) of its session: actors queue replies, pushes and closes
 to it directly.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
-from actors import routing, user
-from actors.credentials import TokenSigner
-from actors.hub import Hub
-from actors.messages import Command, SessionClosed, SessionRef
-from actors.replies import error_frame
+from actors.node import routing
+from actors.node.hub import Hub
+from actors.runtime.credentials import TokenSigner
+from actors.runtime.messages import Command, SessionClosed, SessionRef
+from actors.runtime.replies import error_frame
+from actors.runtime.steps import now_ms
 from actors.runtime.supervisor import Supervisor
+from actors.user import actor as user
 from protocol import messages as m
 from protocol.codec import ServerCodec
 from protocol.errors import CloseCode, ErrorCode, ProtocolError
@@ -195,7 +196,7 @@ class Connection:
     def _route(self, request: m.ClientMessage) -> None:
         rid = request.rid
         if isinstance(request, m.Ping):
-            pong = m.Pong(rid=rid, server_time=int(time.time() * 1000))
+            pong = m.Pong(rid=rid, server_time=now_ms())
             self._enqueue(self._codec.encode(pong))
             return
         max_pending = self._settings.max_pending

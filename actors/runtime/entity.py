@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from actors.cluster.ownership import Ownership
+from actors.runtime.services import NodeServices
 from actors.runtime.supervisor import SupervisorLink
-from actors.services import NodeServices
 
 
 class EntityActor:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import redis
 
-from actors.messages import Command
+from actors.runtime.messages import Command
 from protocol import messages as m
 from protocol.codec import encode_server_message
 from protocol.errors import ErrorCode, ProtocolError

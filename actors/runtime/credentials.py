@@ -17,7 +17,6 @@ import trio
 
 from protocol.errors import ErrorCode, ProtocolError
 
-
 HASHING_THREADS = 2
 """Password hashes computed at once: one per core of the machine the node was sized
 for; more would only queue in the kernel instead of here."""
