@@ -39,6 +39,7 @@ from actors.group.joins import GroupJoinCommands
 from actors.group.members import GroupMemberCommands
 from actors.group.state import ACTIVE, Change, GroupState
 from actors.runtime.entity import EntityActor
+from actors.runtime.handlers import HandlerTable
 from actors.runtime.messages import Command
 from actors.runtime.replies import Handler, answer
 from actors.runtime.services import NodeServices
@@ -111,7 +112,7 @@ class GroupActor(EntityActor):
         group_id: str,
         services: NodeServices,
         supervisor: SupervisorLink,
-        command_groups: Sequence[type[GroupCommandGroup]] = (),
+        table: HandlerTable,
     ) -> None:
         super().__init__(KIND, group_id, services, supervisor)
         self.group_id = group_id
@@ -120,14 +121,7 @@ class GroupActor(EntityActor):
         self.state: GroupState | None = None
         """The group as of ``state.rev``; ``None`` while it does not exist."""
         self._loaded = False
-        self._handlers: dict[type[m.Request], Handler] = {}
-        builtin: list[type[GroupCommandGroup]] = [
-            GroupAdminCommands,
-            GroupJoinCommands,
-            GroupMemberCommands,
-        ]
-        for command_group in (*builtin, *command_groups):
-            self._handlers.update(command_group(group_id, services, self).handlers())
+        self._handlers = table.bind(lambda group: group(group_id, services, self))
 
     @classmethod
     def factory(
@@ -135,9 +129,15 @@ class GroupActor(EntityActor):
     ) -> ActorFactory:
         """Makes the actor of a group id (called by the supervisor);
         ``command_groups`` add further commands."""
+        builtin: list[type[GroupCommandGroup]] = [
+            GroupAdminCommands,
+            GroupJoinCommands,
+            GroupMemberCommands,
+        ]
+        table = HandlerTable([*builtin, *command_groups], lambda group: group("", services, None))
 
         def make(group_id: str, supervisor: SupervisorLink) -> GroupActor:
-            return cls(group_id, services, supervisor, command_groups)
+            return cls(group_id, services, supervisor, table)
 
         return make
 

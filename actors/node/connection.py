@@ -17,6 +17,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from actors.node import routing
 from actors.node.hub import Hub
+from actors.node.outbound import OutboundQueue, QueueFull
 from actors.runtime.credentials import TokenSigner
 from actors.runtime.messages import Command, SessionClosed, SessionRef
 from actors.runtime.replies import error_frame
@@ -31,6 +32,9 @@ from settings import SessionSettings
 log = logging.getLogger(__name__)
 
 _SIGN_IN_COMMANDS = (m.Register, m.Login, m.TokenLogin)
+_CODEC = ServerCodec()
+"""One decoder and encoder for every session of the node (they are reusable, and all
+sessions run on one loop)."""
 SIGN_IN_RETRY_S = 4.0
 """A sign-in unanswered for this long (lost on its way to another node) may be retried."""
 NO_ANSWER_IN_TIME = (
@@ -65,7 +69,7 @@ class Connection:
         self._ws = ws
         self._context = context
         self._settings = context.settings
-        self._codec = ServerCodec()
+        self._codec = _CODEC
         self.session_id = session_id
         self.address = address
         self.user_id: str | None = None
@@ -79,9 +83,7 @@ class Connection:
         self._sign_ins_awaited = 0
         self._login_started: float | None = None
         self._users_contacted: set[str] = set()
-        self._send, self._outbound = trio.open_memory_channel[bytes | _Close](
-            self._settings.outbound_queue
-        )
+        self._outbound = OutboundQueue[bytes | _Close](self._settings.outbound_queue)
         self._last_seen = trio.current_time()
         self._closing = False
         self._close_started = False
@@ -98,14 +100,13 @@ class Connection:
                 self._nursery = nursery
                 nursery.start_soon(self._writer)
                 nursery.start_soon(self._heartbeat)
-                nursery.start_soon(self._sign_in_deadline)
                 await self._reader()
                 if not self._close_started:
                     nursery.cancel_scope.cancel()
                 # Otherwise the closing task cancels the nursery once the close is sent.
         finally:
             self._finished = True
-            self._send.close()
+            self._outbound.close()
             self._release()
 
     def _release(self) -> None:
@@ -150,7 +151,7 @@ class Connection:
             self._on_frame(data)
 
     async def _writer(self) -> None:
-        async for item in self._outbound:
+        while (item := await self._outbound.get()) is not None:
             if isinstance(item, _Close):
                 if not self._close_started:
                     self._close_started = True
@@ -162,10 +163,26 @@ class Connection:
                 return
 
     async def _heartbeat(self) -> None:
+        """The session's timers in one task: the sign-in deadline first (a task each
+        cost memory per connection), then a ping every ``ping_interval``."""
         assert self._nursery is not None
+        settings = self._settings
+        opened = trio.current_time()
+        next_ping = opened + settings.ping_interval
+        sign_in_by = opened + settings.auth_timeout
         while True:
-            await trio.sleep(self._settings.ping_interval)
-            if trio.current_time() - self._last_seen >= self._settings.idle_timeout:
+            if self.user_id is None and sign_in_by < next_ping:
+                await trio.sleep_until(sign_in_by)
+                if self.user_id is None:
+                    self._abort(CloseCode.AUTH_TIMEOUT, "not signed in in time")
+                    return
+                continue
+            await trio.sleep_until(next_ping)
+            next_ping += settings.ping_interval
+            if self.user_id is None and trio.current_time() >= sign_in_by:
+                self._abort(CloseCode.AUTH_TIMEOUT, "not signed in in time")
+                return
+            if trio.current_time() - self._last_seen >= settings.idle_timeout:
                 self._abort(CloseCode.HEARTBEAT_TIMEOUT, "no heartbeat")
                 return
             self._answer_overdue()
@@ -178,11 +195,6 @@ class Connection:
             except (ConnectionClosed, ValueError):
                 return
             self._last_seen = trio.current_time()
-
-    async def _sign_in_deadline(self) -> None:
-        await trio.sleep(self._settings.auth_timeout)
-        if self.user_id is None:
-            self._abort(CloseCode.AUTH_TIMEOUT, "not signed in in time")
 
     # -- inbound frames ------------------------------------------------------------
 
@@ -271,13 +283,11 @@ class Connection:
         if self._finished or self._closing:
             return
         try:
-            self._send.send_nowait(item)
-        except trio.WouldBlock:
+            self._outbound.put(item)
+        except QueueFull:
             self._closing = True
             log.info("session %s: outbound queue full; closing slow consumer", self.session_id)
             self._abort(CloseCode.SLOW_CONSUMER, "client does not read fast enough")
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass
 
     def reply(self, rid: int, frame: bytes, ends_sign_in: bool = False) -> None:
         if ends_sign_in:

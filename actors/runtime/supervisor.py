@@ -23,7 +23,6 @@ actor waiting on Redis lets every other actor run.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -68,7 +67,9 @@ class _Cell:
     """A running actor: its mailbox and the bookkeeping of its task."""
 
     key: EntityKey
-    mailbox: deque[Any] = field(default_factory=deque)
+    mailbox: list[Any] = field(default_factory=list)
+    """A list, not a deque: a deque's first block alone is 600 bytes, and most
+    mailboxes hold a message or two."""
     last_used: float = 0.0
     attached: int = 0
     stopping: bool = False
@@ -188,7 +189,7 @@ class Supervisor:
                     cell.parked = True
                     await trio.lowlevel.wait_task_rescheduled(_abort_parked)
                     continue
-                message = cell.mailbox.popleft()
+                message = cell.mailbox.pop(0)
                 try:
                     await actor.receive(message)
                 except Exception:

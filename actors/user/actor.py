@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import redis
 
 from actors.runtime.entity import EntityActor
+from actors.runtime.handlers import HandlerTable
 from actors.runtime.messages import Command, SessionClosed
 from actors.runtime.replies import Handler, answer, is_sign_in
 from actors.runtime.services import NodeServices
@@ -54,7 +55,7 @@ class UserActor(EntityActor):
         user_id: str,
         services: NodeServices,
         supervisor: SupervisorLink,
-        command_groups: Sequence[type[CommandGroup]] = (),
+        table: HandlerTable,
     ) -> None:
         super().__init__(KIND, user_id, services, supervisor)
         self.user_id = user_id
@@ -62,19 +63,18 @@ class UserActor(EntityActor):
         self._account_known = False
         """Whether this actor has seen that the user's account exists; until then a
         refused command makes it check (accounts are never deleted)."""
-        self._handlers: dict[type[m.Request], Handler] = {}
-        groups: list[type[CommandGroup]] = [AccountCommands, RelationCommands, *command_groups]
-        for command_group in groups:
-            self._handlers.update(command_group(user_id, services).handlers())
+        self._handlers = table.bind(lambda group: group(user_id, services))
 
     @classmethod
     def factory(
         cls, services: NodeServices, command_groups: Sequence[type[CommandGroup]] = ()
     ) -> ActorFactory:
         """Makes the actor of a user id; ``command_groups`` add further commands."""
+        groups: list[type[CommandGroup]] = [AccountCommands, RelationCommands, *command_groups]
+        table = HandlerTable(groups, lambda group: group("", services))
 
         def make(user_id: str, supervisor: SupervisorLink) -> UserActor:
-            return cls(user_id, services, supervisor, command_groups)
+            return cls(user_id, services, supervisor, table)
 
         return make
 
