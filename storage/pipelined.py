@@ -9,7 +9,7 @@ and runs the batch as one redis-py pipeline (not a ``MULTI``). The results come
 back to the loop in one callback, which wakes each task with its own result.
 
 Why: a blocking call per command cost a thread hop and a round trip each, half
-of every message's CPU (docs/ARCHITECTURE.md, DESIGN.md); under load a batch
+of every message's CPU (docs/ARCHITECTURE.md, docs/BENCHMARKS.md); under load a batch
 carries about ninety commands, for one round trip and one hand-back.
 
 - A command refused by Redis (a Lua error, a wrong type) fails alone: the others

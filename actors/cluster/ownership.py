@@ -65,7 +65,9 @@ class Ownership:
         """Run ``command`` here if this node owns the entity, else forward it."""
         try:
             owner = await self.owner_elsewhere()
-        except (redis.ConnectionError, redis.TimeoutError):
+        except redis.RedisError as exc:
+            # Out of reach, or refusing writes (a full Redis): either way unanswerable here.
+            log.warning("could not claim or forward %s/%s: %s", self.kind, self.entity_id, exc)
             refuse(command, ErrorCode.UNAVAILABLE, "storage temporarily unavailable")
             return
         if owner is None:
@@ -78,5 +80,7 @@ class Ownership:
             return
         try:
             await self._services.cluster.forward(self.kind, self.entity_id, owner, command)
-        except (redis.ConnectionError, redis.TimeoutError):
+        except redis.RedisError as exc:
+            # Out of reach, or refusing writes (a full Redis): either way unanswerable here.
+            log.warning("could not claim or forward %s/%s: %s", self.kind, self.entity_id, exc)
             refuse(command, ErrorCode.UNAVAILABLE, "storage temporarily unavailable")

@@ -34,7 +34,8 @@ def push_stored(
     recipients: Iterable[tuple[str, int]],
     exclude_session: str | None,
 ) -> None:
-    """Push a stored notification to every local device of each (user, seq) recipient.
+    """Push a stored notification to every device of each (user, seq) recipient, on
+    this node and (through the hub) on the others.
 
     A seq of 0 means the notification was not stored for that user; nothing is sent."""
     for user_id, seq in recipients:

@@ -11,8 +11,7 @@ group's commands are serialized. Each command runs in the actor's task:
 3. :meth:`GroupActor.commit` stores it in one Lua step (which also checks the
    revision: a stale copy raises ``StaleRead``, and the command is run again
    on a fresh copy), then updates :attr:`GroupActor.state` and pushes the stored
-   notifications to every local device of their recipients except the session
-   that sent the command.
+   notifications to every device of their recipients, the acting one included.
 
 Handlers come from command-group classes, constructed as
 ``cls(group_id, services, actor)`` with a ``handlers()`` table; further ones (e.g.
