@@ -18,7 +18,11 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import cattrs
 from cattrs.v import format_exception
 
+from protocol.handshake import normalize_origin
+
 MultiLoginPolicy = Literal["all", "one_per_platform", "one_per_class", "single"]
+StringList = tuple[str, ...]
+"""A list of strings: a TOML array, or comma-separated text (environment, ``--set``)."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,10 @@ class ServerSettings:
     port: int = 8080
     node_id: str = ""
     """Name of this node in the cluster; empty means a random one per start."""
+    allowed_origins: tuple[str, ...] = ()
+    """Origins (``https://app.example.com``) a browser page must be served from to open
+    a WebSocket (403 otherwise); empty allows any. A request without ``Origin`` (most
+    non-browser clients) is allowed: only browsers can be held to their origin."""
 
 
 @dataclass(frozen=True)
@@ -190,8 +198,15 @@ def _strict_converter() -> cattrs.Converter:
             raise ValueError(f"expected true or false, got {value!r}")
         return value
 
+    def to_strings(value: Any, _: type) -> StringList:
+        # Without this hook cattrs would make a string into a tuple of its characters.
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"expected a list of strings, got {value!r}")
+        return tuple(value)
+
     converter.register_structure_hook(str, to_str)
     converter.register_structure_hook(bool, to_bool)
+    converter.register_structure_hook_func(lambda type_: type_ == StringList, to_strings)
     return converter
 
 
@@ -225,12 +240,16 @@ def _field_types() -> dict[str, dict[str, Any]]:
 
 def text_setting(dotted_key: str, text: str) -> dict[str, Any]:
     """A setting given as text (environment, ``--set``): kept as text for string
-    settings, read as a TOML literal (number, boolean, ...) for the others."""
+    settings, split at commas for list settings unless it is a TOML array (an
+    empty text is the empty list), read as a TOML literal (number, boolean, ...)
+    for the others."""
     section, _, key = dotted_key.partition(".")
     target = _field_types().get(section, {}).get(key)
     value = parse_scalar(text)
     if target is str and not isinstance(value, str):
         value = text
+    elif target == StringList and not isinstance(value, list):
+        value = [item.strip() for item in text.split(",") if item.strip()]
     return assignment(dotted_key, value)
 
 
@@ -317,6 +336,12 @@ def build(
                 problems.append(f"{dotted}: expected a number >= 0, got {value}")
     if not 0 <= settings.server.port <= 65535:
         problems.append(f"server.port: expected 0..65535, got {settings.server.port}")
+    for origin in settings.server.allowed_origins:
+        if normalize_origin(origin) is None:
+            problems.append(
+                "server.allowed_origins: expected an origin such as 'https://app.example.com'"
+                f" (scheme://host[:port], no path), got {origin!r}"
+            )
     if problems:
         raise ConfigError("; ".join(problems))
     return settings

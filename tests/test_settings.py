@@ -19,6 +19,7 @@ import pytest
 
 import server
 import settings as config
+from protocol.handshake import HandshakePolicy
 from settings import ConfigError, Settings
 
 ROOT = Path(__file__).parents[1]
@@ -529,3 +530,95 @@ def test_server_script_exits_2_on_a_bad_setting() -> None:
     assert "session.idle_timeout" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+# --------------------------------------------------------------------------
+# server.allowed_origins: a list of origins
+# --------------------------------------------------------------------------
+
+ORIGINS = ("https://app.example.com", "http://localhost:3000")
+
+
+def test_allowed_origins_default_to_none_listed() -> None:
+    assert Settings().server.allowed_origins == ()
+
+
+def test_allowed_origins_from_a_toml_array(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        '[server]\nallowed_origins = ["https://app.example.com", "http://localhost:3000"]\n',
+    )
+    assert config.load(path, environ={}).server.allowed_origins == ORIGINS
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://app.example.com,http://localhost:3000",
+        " https://app.example.com , http://localhost:3000 ,",
+        '["https://app.example.com", "http://localhost:3000"]',
+    ],
+    ids=["commas", "spaces", "toml-array"],
+)
+def test_allowed_origins_from_set(text: str) -> None:
+    assert from_cli("--set", f"server.allowed_origins={text}").server.allowed_origins == ORIGINS
+
+
+def test_allowed_origins_from_the_environment() -> None:
+    settings = config.load(environ={"PARLEY_SERVER_ALLOWED_ORIGINS": "https://app.example.com"})
+    assert settings.server.allowed_origins == ("https://app.example.com",)
+
+
+def test_empty_text_gives_no_allowed_origins(tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[server]\nallowed_origins = ["https://app.example.com"]\n')
+    settings = from_cli("--config", path, "--set", "server.allowed_origins=")
+    assert settings.server.allowed_origins == ()
+
+
+def test_allowed_origins_are_kept_as_written() -> None:
+    settings = config.build({"server": {"allowed_origins": ["HTTPS://App.Example.com:443"]}})
+    assert settings.server.allowed_origins == ("HTTPS://App.Example.com:443",)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["https://app.example.com", 5, ["https://app.example.com", 5], [["https://a.example"]]],
+    ids=["string", "number", "mixed", "nested"],
+)
+def test_allowed_origins_must_be_a_list_of_strings(value: Any) -> None:
+    message = build_error({"server": {"allowed_origins": value}})
+    assert message.startswith("server.allowed_origins: expected a list of strings, got ")
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "app.example.com",
+        "https://app.example.com/",
+        "https://app.example.com/chat",
+        "https://app.example.com?x=1",
+        "https://user@app.example.com",
+        "https://app.example.com:99999",
+        "null",
+        "*",
+        "",
+    ],
+)
+def test_an_allowed_origin_that_is_not_an_origin_is_refused(origin: str) -> None:
+    message = build_error({"server": {"allowed_origins": ["https://ok.example", origin]}})
+    assert message == (
+        "server.allowed_origins: expected an origin such as 'https://app.example.com'"
+        f" (scheme://host[:port], no path), got {origin!r}"
+    )
+
+
+def test_a_bad_allowed_origin_from_set_stops_the_server(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["serve", "--set", "server.allowed_origins=https://app.example.com/"]
+    assert server.main(argv) == 2
+    assert "server.allowed_origins" in capsys.readouterr().err
+
+
+def test_allowed_origins_that_pass_the_settings_make_a_handshake_policy() -> None:
+    settings = config.build({"server": {"allowed_origins": ["HTTPS://App.Example.com:443"]}})
+    policy = HandshakePolicy.build(settings.server.allowed_origins)
+    assert policy.allowed_origins == {"https://app.example.com"}
