@@ -133,7 +133,13 @@ async def _run_node(
     supervisor = Supervisor(actor_factories, settings.actors.idle_timeout)
     cluster.attach(hub, supervisor)
     context = ConnectionContext(settings.session, supervisor, hub, signer)
-    gateway = Gateway(context, node_id, settings.server.host, settings.server.port)
+    gateway = Gateway(
+        context,
+        node_id,
+        settings.server.host,
+        settings.server.port,
+        settings.server.allowed_origins,
+    )
     async with trio.open_nursery() as actors:
         await actors.start(supervisor.run)
         try:

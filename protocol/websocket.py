@@ -227,7 +227,7 @@ class FrameDecoder:
                     raise ProtocolViolation(PROTOCOL_ERROR, "non-minimal 64-bit length")
             if b0 & 0x0F < _OP_CLOSE and self._size + length > self._max:
                 raise ProtocolViolation(
-                    CloseCode.MESSAGE_TOO_BIG, f"message over {self._max} bytes"
+                    CloseCode.MESSAGE_TOO_BIG, f"Exceeded maximum message size: {self._max} bytes"
                 )
             stop = start + length
             if end < stop:

@@ -25,6 +25,7 @@ from wsproto.events import (
     Request,
     TextMessage,
 )
+from wsproto.extensions import Extension
 
 
 class Rejected(Exception):
@@ -39,12 +40,18 @@ class RawClient:
         self.stream = stream
         self.ws = connection
         self.subprotocol: str | None = None
+        self.extensions: list[object] = []
         self.pings_seen = 0
         self._pending: list[Event] = []
 
     @classmethod
     async def open(
-        cls, url: str, subprotocols: Sequence[str] = ("parley.v1",), timeout: float = 10
+        cls,
+        url: str,
+        subprotocols: Sequence[str] = ("parley.v1",),
+        timeout: float = 10,
+        extra_headers: Sequence[tuple[bytes, bytes]] = (),
+        extensions: Sequence[Extension] = (),
     ) -> RawClient:
         parts = urlsplit(url)
         assert parts.hostname is not None and parts.port is not None
@@ -55,6 +62,8 @@ class RawClient:
                 host=f"{parts.hostname}:{parts.port}",
                 target=parts.path or "/",
                 subprotocols=list(subprotocols),
+                extra_headers=list(extra_headers),
+                extensions=list(extensions),
             )
             await stream.send_all(client.ws.send(request))
             body = b""
@@ -63,6 +72,7 @@ class RawClient:
                 for event in await client._receive():
                     if isinstance(event, AcceptConnection):
                         client.subprotocol = event.subprotocol
+                        client.extensions = list(event.extensions)
                         return client
                     if isinstance(event, RejectConnection):
                         status = event.status_code
@@ -84,10 +94,13 @@ class RawClient:
         )
         await self.stream.send_all(self.ws.send(message))
 
-    async def send_frame(self, opcode: int, payload: bytes, fin: bool = True) -> None:
-        """Write one masked frame as it is, whatever state the WebSocket is in: for tests
-        of peers that break the protocol (data after their own close, bad fragmenting)."""
-        await self.stream.send_all(client_frame(opcode, payload, fin))
+    async def send_frame(
+        self, opcode: int, payload: bytes, fin: bool = True, masked: bool = True, rsv: int = 0
+    ) -> None:
+        """Write one frame as it is, whatever state the WebSocket is in: for tests of
+        peers that break the protocol (data after their own close, bad fragmenting,
+        unmasked frames, reserved bits)."""
+        await self.stream.send_all(client_frame(opcode, payload, fin, masked, rsv))
 
     async def next_event(self) -> Event:
         while not self._pending:
@@ -130,19 +143,23 @@ class RawClient:
         await self.stream.aclose()
 
 
-TEXT, BINARY, CONTINUATION, CLOSE, PING = 0x1, 0x2, 0x0, 0x8, 0x9
+TEXT, BINARY, CONTINUATION, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 
 
-def client_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
-    """One RFC 6455 frame as a client sends it (masked)."""
-    head = bytes([(0x80 if fin else 0) | opcode])
+def client_frame(
+    opcode: int, payload: bytes, fin: bool = True, masked: bool = True, rsv: int = 0
+) -> bytes:
+    """One RFC 6455 frame as a client sends it (masked, unless a test breaks the rule)."""
+    head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
+    mask_bit = 0x80 if masked else 0
     size = len(payload)
     if size < 126:
-        head += bytes([0x80 | size])
+        head += bytes([mask_bit | size])
     elif size < 1 << 16:
-        head += bytes([0x80 | 126]) + struct.pack("!H", size)
+        head += bytes([mask_bit | 126]) + struct.pack("!H", size)
     else:
-        head += bytes([0x80 | 127]) + struct.pack("!Q", size)
+        head += bytes([mask_bit | 127]) + struct.pack("!Q", size)
+    if not masked:
+        return head + payload
     mask = os.urandom(4)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return head + mask + masked
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))

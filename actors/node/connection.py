@@ -1,23 +1,32 @@
 """The connection actor: one trio task group per WebSocket session.
 
-A reader decodes frames and routes commands, a writer drains a bounded
-outbound channel, and timers enforce heartbeats and the sign-in deadline.
-Everything here runs on the node's event loop. A connection is the ``Outbox``
-(``actors.runtime.messages``) of its session: actors queue replies, pushes and closes
-to it directly.
+The session's own task reads and decodes frames and routes commands; a flusher
+task writes what the kernel did not take at once; a timer task sends pings,
+closes silent sessions and enforces the sign-in deadline. Everything here runs on
+the node's event loop. A connection is the ``Outbox`` (``actors.runtime.messages``)
+of its session: actors send replies, pushes and closes to it directly, and each
+frame goes to the socket at once (``actors.node.websocket``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from actors.node import routing
 from actors.node.hub import Hub
-from actors.node.outbound import OutboundQueue, QueueFull
+from actors.node.websocket import (
+    BinaryMessage,
+    Close,
+    Disconnected,
+    Event,
+    PendingFull,
+    ProtocolViolation,
+    WebSocket,
+)
 from actors.runtime.credentials import TokenSigner
 from actors.runtime.messages import Command, SessionClosed, SessionRef
 from actors.runtime.replies import error_frame
@@ -45,12 +54,6 @@ NO_ANSWER_IN_TIME = (
 
 
 @dataclass(frozen=True)
-class _Close:
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True)
 class ConnectionContext:
     """What all connections of a node share (read-only)."""
 
@@ -64,7 +67,7 @@ class Connection:
     """One session, and its outbox. Every method runs on the node's event loop."""
 
     def __init__(
-        self, ws: WebSocketConnection, context: ConnectionContext, session_id: str, address: str
+        self, ws: WebSocket, context: ConnectionContext, session_id: str, address: str
     ) -> None:
         self._ws = ws
         self._context = context
@@ -83,10 +86,10 @@ class Connection:
         self._sign_ins_awaited = 0
         self._login_started: float | None = None
         self._users_contacted: set[str] = set()
-        self._outbound = OutboundQueue[bytes | _Close](self._settings.outbound_queue)
         self._last_seen = trio.current_time()
         self._closing = False
-        self._close_started = False
+        """Our close frame is sent (or the session is ending): nothing more is read
+        as a command or sent."""
         self._finished = False
         self._nursery: trio.Nursery | None = None
         self._ref = SessionRef(session_id, address, self)
@@ -98,15 +101,16 @@ class Connection:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(self._writer)
-                nursery.start_soon(self._heartbeat)
+                nursery.start_soon(self._ws.run_flusher)
+                nursery.start_soon(self._timers)
                 await self._reader()
-                if not self._close_started:
-                    nursery.cancel_scope.cancel()
-                # Otherwise the closing task cancels the nursery once the close is sent.
+                # Frames already sent (a close among them) still reach the peer.
+                with trio.move_on_after(self._settings.handshake_timeout):
+                    await self._ws.drain()
+                nursery.cancel_scope.cancel()
         finally:
             self._finished = True
-            self._outbound.close()
+            self._ws.close_socket()
             self._release()
 
     def _release(self) -> None:
@@ -119,53 +123,66 @@ class Connection:
             supervisor.tell(user.KIND, user_id, SessionClosed(self.session_id))
 
     def close_soon(self, code: int, reason: str) -> None:
-        """Close after the frames already queued have been sent (e.g. server shutdown)."""
+        """Close after the frames already sent have gone (e.g. server shutdown)."""
         self.close(code, reason, None)
 
     def _abort(self, code: int, reason: str) -> None:
-        """Close now, dropping whatever is still queued."""
-        if self._nursery is not None and not self._finished and not self._close_started:
-            self._close_started = True
-            self._nursery.start_soon(self._close_ws, code, reason)
+        """Close now: nothing more is sent but the close frame."""
+        self.close(code, reason, None)
 
-    async def _close_ws(self, code: int, reason: str) -> None:
+    def _start_close(self, code: int, reason: str) -> None:
+        """Send our close frame, then give the peer ``handshake_timeout`` to answer
+        with its own before the socket is closed."""
+        if self._closing or self._finished:
+            return
+        self._closing = True
         if self.close_code is None:
             self.close_code = code
-        with trio.move_on_after(self._settings.handshake_timeout):
-            await self._ws.aclose(code, reason)
+        self._ws.send_close(code, reason)
         if self._nursery is not None:
-            self._nursery.cancel_scope.cancel()
+            self._nursery.start_soon(self._close_deadline)
+
+    async def _close_deadline(self) -> None:
+        await trio.sleep(self._settings.handshake_timeout)
+        self._ws.close_socket()  # the reader ends with Disconnected
 
     # -- tasks ----------------------------------------------------------------
 
     async def _reader(self) -> None:
         while True:
             try:
-                data = await self._ws.get_message()
-            except ConnectionClosed:
+                events = await self._ws.receive()
+            except Disconnected:
+                return
+            except ProtocolViolation as violation:
+                # Fail the connection (RFC 6455 7.1.7): our close frame, then the TCP
+                # close once what was sent has gone, without waiting for the peer's.
+                self._handle(violation.events)
+                self._start_close(violation.close_code, violation.reason)
                 return
             self._last_seen = trio.current_time()
-            if isinstance(data, str):
-                self._abort(CloseCode.UNSUPPORTED_DATA, "text frames are not supported")
-                return
-            self._on_frame(data)
-
-    async def _writer(self) -> None:
-        while (item := await self._outbound.get()) is not None:
-            if isinstance(item, _Close):
-                if not self._close_started:
-                    self._close_started = True
-                    await self._close_ws(item.code, item.reason)
-                return
-            try:
-                await self._ws.send_message(item)
-            except ConnectionClosed:
+            if self._handle(events):
                 return
 
-    async def _heartbeat(self) -> None:
+    def _handle(self, events: Sequence[Event]) -> bool:
+        """Act on decoded events; True once the close handshake is complete."""
+        for event in events:
+            if isinstance(event, BinaryMessage):
+                if not self._closing:
+                    self._on_frame(event.data)
+            elif isinstance(event, Close):
+                if not self._closing:
+                    # The peer closes: answer with its code (RFC 6455 5.5.1).
+                    code = event.code if event.code is not None else CloseCode.NORMAL
+                    self.close_code = code
+                    self._closing = True
+                    self._ws.send_close(event.code, "")
+                return True
+        return False
+
+    async def _timers(self) -> None:
         """The session's timers in one task: the sign-in deadline first (a task each
         cost memory per connection), then a ping every ``ping_interval``."""
-        assert self._nursery is not None
         settings = self._settings
         opened = trio.current_time()
         next_ping = opened + settings.ping_interval
@@ -186,15 +203,7 @@ class Connection:
                 self._abort(CloseCode.HEARTBEAT_TIMEOUT, "no heartbeat")
                 return
             self._answer_overdue()
-            self._nursery.start_soon(self._ping_once)
-
-    async def _ping_once(self) -> None:
-        with trio.move_on_after(self._settings.idle_timeout):
-            try:
-                await self._ws.ping()
-            except (ConnectionClosed, ValueError):
-                return
-            self._last_seen = trio.current_time()
+            self._ws.send_ping()
 
     # -- inbound frames ------------------------------------------------------------
 
@@ -279,13 +288,12 @@ class Connection:
 
     # -- outbound: the session's Outbox -------------------------------------------------
 
-    def _enqueue(self, item: bytes | _Close) -> None:
+    def _enqueue(self, frame: bytes) -> None:
         if self._finished or self._closing:
             return
         try:
-            self._outbound.put(item)
-        except QueueFull:
-            self._closing = True
+            self._ws.send_message(frame)
+        except PendingFull:
             log.info("session %s: outbound queue full; closing slow consumer", self.session_id)
             self._abort(CloseCode.SLOW_CONSUMER, "client does not read fast enough")
 
@@ -320,7 +328,4 @@ class Connection:
     def close(self, code: int, reason: str, last_frame: bytes | None = None) -> None:
         if last_frame is not None:
             self._enqueue(last_frame)
-        if self._closing or self._finished:
-            return
-        self._enqueue(_Close(code, reason))
-        self._closing = True
+        self._start_close(code, reason)

@@ -1,65 +1,63 @@
-"""The WebSocket listener: handshake, protocol version, and session bookkeeping.
+"""The WebSocket listener: accepts TCP connections, runs the opening handshake, and
+hands each accepted socket to a :class:`actors.node.connection.Connection`.
 
-Runs in the trio thread. It accepts only the subprotocols this server speaks,
-hands each accepted socket to a :class:`actors.node.connection.Connection`, and at
-shutdown closes every session with "going away".
+The listening socket and every connection are non-blocking sockets driven by
+direct system calls on the node's loop (``accept()``, ``recv()``, ``send()``, and
+trio's ``wait_readable``/``wait_writable`` only when the kernel says ``EAGAIN``).
+The handshake itself is sans-I/O (``protocol.handshake``, on h11). Each session
+runs in a task of its own: whatever fails in it is logged and ends that session
+only. At shutdown every session is closed with "going away" after the frames
+already sent.
 """
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
 import secrets
+import socket
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import trio
-from trio_websocket import WebSocketRequest, WebSocketServer
 
 from actors.node.connection import Connection, ConnectionContext
+from actors.node.websocket import WebSocket
 from protocol.errors import CloseCode
-from protocol.messages import PROTOCOL_VERSION, SUPPORTED_SUBPROTOCOLS
+from protocol.handshake import Accepted, HandshakePolicy, ServerHandshake
 
 log = logging.getLogger(__name__)
 
-
-class _ContainedWebSocketServer(WebSocketServer):
-    """trio-websocket's server with each connection's failures kept to that connection.
-
-    trio-websocket runs a reader task per connection beside our handler and lets
-    whatever it raises out into the handler nursery, which is the node's. One such
-    error is reachable from any peer: after the server has sent a close frame (1003
-    for a text frame, say), a message over the size limit makes the reader send a
-    second close, which wsproto refuses with ``LocalProtocolError`` in state
-    ``LOCAL_CLOSING`` (trio-websocket 0.12.2). Here a connection that fails for any
-    reason is logged and its socket closed; the node and other sessions go on.
-    """
-
-    async def _handle_connection(self, stream: trio.abc.Stream) -> None:
-        try:
-            await super()._handle_connection(stream)
-        except* Exception as failure:
-            # The library has two ways to fail here: an error of its own or one
-            # escaping our session handler (which catches its own, see _handle).
-            log.warning(
-                "WebSocket connection ended by a failure in the WebSocket library: %r",
-                _first_leaf(failure),
-            )
-            await trio.aclose_forcefully(stream)
+BACKLOG = 4096
+ACCEPTS_IN_A_ROW = 64
+"""Connections accepted before the accept loop lets other tasks run."""
+HANDSHAKE_READ_BYTES = 16384
 
 
-def _first_leaf(error: BaseException) -> BaseException:
-    while isinstance(error, BaseExceptionGroup) and error.exceptions:
-        error = error.exceptions[0]
-    return error
+@dataclass(frozen=True)
+class Listening:
+    """Where the gateway listens (given to whoever started it)."""
+
+    host: str
+    port: int
 
 
 class Gateway:
-    def __init__(self, context: ConnectionContext, node_id: str, host: str, port: int) -> None:
+    def __init__(
+        self,
+        context: ConnectionContext,
+        node_id: str,
+        host: str,
+        port: int,
+        allowed_origins: tuple[str, ...] = (),
+    ) -> None:
         self._context = context
         self._node_id = node_id
         self._host = host
         self._port = port
+        self._policy = HandshakePolicy.build(allowed_origins)
         self._ids: Iterator[int] = itertools.count(1)
         self._boot = secrets.token_hex(3)
         """Tells this run's session ids from those of an earlier run with the same node id."""
@@ -76,48 +74,92 @@ class Gateway:
     async def serve(
         self,
         handler_nursery: trio.Nursery,
-        task_status: trio.TaskStatus[WebSocketServer] = trio.TASK_STATUS_IGNORED,
+        task_status: trio.TaskStatus[Listening] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Accept connections until cancelled; sessions live in ``handler_nursery``."""
-        settings = self._context.settings
-        listeners = await trio.open_tcp_listeners(self._port, host=self._host)
-        server = _ContainedWebSocketServer(
-            self._handle,
-            listeners,
-            handler_nursery=handler_nursery,
-            max_message_size=settings.max_frame_bytes,
-            message_queue_size=4,
-            connect_timeout=settings.handshake_timeout,
-            disconnect_timeout=settings.handshake_timeout,
-        )
-        await server.run(task_status=task_status)
-
-    async def _handle(self, request: WebSocketRequest) -> None:
-        if PROTOCOL_VERSION not in request.proposed_subprotocols:
-            self.rejected += 1
-            offered = ", ".join(request.proposed_subprotocols) or "none"
-            body = (
-                f"unsupported protocol version (offered: {offered}); "
-                f"this server speaks: {', '.join(SUPPORTED_SUBPROTOCOLS)}\n"
-            ).encode()
-            await request.reject(400, body=body)
-            return
-        ws = await request.accept(subprotocol=PROTOCOL_VERSION)
-        remote = request.remote
-        address = remote if isinstance(remote, str) else str(remote.address)
-        session_id = f"{self._node_id}:{self._boot}:{next(self._ids)}"
-        connection = Connection(ws, self._context, session_id, address)
-        self.accepted += 1
-        self._connections.add(connection)
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        listener = socket.create_server((self._host, self._port), family=family, backlog=BACKLOG)
+        listener.setblocking(False)
         try:
+            task_status.started(Listening(self._host, listener.getsockname()[1]))
+            while True:
+                await self._accept_some(listener, handler_nursery)
+        finally:
+            trio.lowlevel.notify_closing(listener)
+            listener.close()
+
+    async def _accept_some(self, listener: socket.socket, nursery: trio.Nursery) -> None:
+        for _ in range(ACCEPTS_IN_A_ROW):
+            try:
+                sock, peer = listener.accept()
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(listener)
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("cannot accept connections now: %s", exc)
+                    await trio.sleep(0.1)
+                    return
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
+                    continue
+                raise
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            address = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+            nursery.start_soon(self._session, sock, address)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def _session(self, sock: socket.socket, address: str) -> None:
+        connection: Connection | None = None
+        try:
+            accepted = await self._handshake(sock)
+            if accepted is None:
+                return
+            settings = self._context.settings
+            ws = WebSocket(
+                sock, accepted.leftover, settings.max_frame_bytes, settings.outbound_queue
+            )
+            session_id = f"{self._node_id}:{self._boot}:{next(self._ids)}"
+            connection = Connection(ws, self._context, session_id, address)
+            self.accepted += 1
+            self._connections.add(connection)
             await connection.run()
         except Exception:
             # A bug hit by one session must end that session only, never the node.
-            log.exception("session %s failed", session_id)
+            log.exception("session from %s failed", address)
         finally:
-            self._connections.discard(connection)
-            if connection.close_code is not None:
-                self.close_codes[connection.close_code] += 1
+            if sock.fileno() != -1:
+                trio.lowlevel.notify_closing(sock)
+                sock.close()
+            if connection is not None:
+                self._connections.discard(connection)
+                if connection.close_code is not None:
+                    self.close_codes[connection.close_code] += 1
+
+    async def _handshake(self, sock: socket.socket) -> Accepted | None:
+        """Read the upgrade request and answer it; the accepted handshake, or None
+        (refused, timed out, or the peer went away)."""
+        handshake = ServerHandshake(self._policy)
+        with trio.move_on_after(self._context.settings.handshake_timeout):
+            outcome = None
+            while outcome is None:
+                try:
+                    data = sock.recv(HANDSHAKE_READ_BYTES)
+                except BlockingIOError:
+                    await trio.lowlevel.wait_readable(sock)
+                    continue
+                except OSError:
+                    return None
+                outcome = handshake.receive(data)
+            if not isinstance(outcome, Accepted):
+                self.rejected += 1
+                if not outcome.peer_closed:
+                    await _send_all(sock, outcome.response)
+                log.debug("handshake refused (%d): %s", outcome.status, outcome.reason)
+                return None
+            await _send_all(sock, outcome.response)
+            return outcome
+        return None  # timed out
 
     async def close_all(self, timeout: float) -> None:
         """Close every session with "going away" and wait (bounded) for them to end."""
@@ -128,3 +170,17 @@ class Gateway:
                 await trio.sleep(0.01)
         if self._connections:
             log.warning("%d sessions did not close in %.1f s", len(self._connections), timeout)
+
+
+async def _send_all(sock: socket.socket, data: bytes) -> None:
+    """Write a handshake response (small: one ``send()`` nearly always)."""
+    view = memoryview(data)
+    while view:
+        try:
+            sent = sock.send(view)
+        except BlockingIOError:
+            await trio.lowlevel.wait_writable(sock)
+            continue
+        except OSError:
+            return
+        view = view[sent:]
