@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 
 from actors.node.outbound import OutboundQueue, QueueFull
 
@@ -45,4 +46,14 @@ async def test_a_cancelled_consumer_leaves_the_items() -> None:
     with trio.move_on_after(0.01):
         await queue.get()
     queue.put(1)
+    assert await queue.get() == 1
+
+
+async def test_a_put_just_after_the_consumer_was_cancelled_wakes_nothing() -> None:
+    queue = OutboundQueue[int](capacity=2)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(queue.get)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()  # trio reschedules the consumer with Cancelled
+        queue.put(1)  # so this must not reschedule it a second time
     assert await queue.get() == 1

@@ -49,7 +49,7 @@ class OutboundQueue(Generic[T]):
                 return None
             self._waiter = trio.lowlevel.current_task()
             try:
-                await trio.lowlevel.wait_task_rescheduled(_abort)
+                await trio.lowlevel.wait_task_rescheduled(self._abort)
             finally:
                 self._waiter = None
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -61,6 +61,7 @@ class OutboundQueue(Generic[T]):
             self._waiter = None
             trio.lowlevel.reschedule(waiter)
 
-
-def _abort(_raise_cancel: object) -> trio.lowlevel.Abort:
-    return trio.lowlevel.Abort.SUCCEEDED
+    def _abort(self, _raise_cancel: object) -> trio.lowlevel.Abort:
+        # Cancelled: trio reschedules the consumer itself, so no put may wake it too.
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
