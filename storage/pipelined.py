@@ -246,7 +246,7 @@ class PipelinedRedis(CoreCommands):
             while True:
                 if not self._queue or self._in_flight:
                     self._flusher_parked = True
-                    await trio.lowlevel.wait_task_rescheduled(_abort_parked)
+                    await trio.lowlevel.wait_task_rescheduled(self._abort_parked)
                     continue
                 # Let every task made runnable in this tick queue its commands first.
                 await trio.lowlevel.cancel_shielded_checkpoint()
@@ -290,6 +290,11 @@ class PipelinedRedis(CoreCommands):
             self._flusher_parked = False
             trio.lowlevel.reschedule(self._flusher)
 
+    def _abort_parked(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
+        # Cancelled: trio reschedules the flusher itself, so nothing may wake it too.
+        self._flusher_parked = False
+        return trio.lowlevel.Abort.SUCCEEDED
+
     def _deliver(self, items: list[_Pending]) -> None:
         self._in_flight = False
         for item in items:
@@ -306,10 +311,6 @@ class PipelinedRedis(CoreCommands):
                     log.warning("%s failed: %s", item.commands[0][0][0], error)
         if self._queue:
             self._wake_flusher()
-
-
-def _abort_parked(_raise_cancel: Any) -> trio.lowlevel.Abort:
-    return trio.lowlevel.Abort.SUCCEEDED
 
 
 @dataclass(eq=False, slots=True)

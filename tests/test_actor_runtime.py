@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from actors.runtime.supervisor import FAIR_SHARE, Supervisor, SupervisorLink
 
@@ -173,3 +174,17 @@ async def test_stop_all_handles_the_mailbox_first(nursery: trio.Nursery, journal
     assert sup.live_actors == 0 and sup.stopping_actors == 0
     sup.tell("thing", "a", "late")  # the node is stopping: dropped, no new actor
     assert sup.live_actors == 0
+
+
+async def test_a_tell_just_after_the_actors_were_cancelled_wakes_nothing(journal: Journal) -> None:
+    def make(entity_id: str, link: SupervisorLink) -> Recorder:
+        return Recorder(entity_id, link, journal)
+
+    sup = Supervisor({"thing": make}, idle_timeout=60)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        sup.tell("thing", "a", "first")
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()  # the parked actor is rescheduled with Cancelled
+        sup.tell("thing", "a", "second")  # so this must not reschedule it a second time
+    assert messages_of(journal, "a") == [("first", 1)]

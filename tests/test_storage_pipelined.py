@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 import trio
+import trio.testing
 
 from storage import EmbeddedRedis
 from storage.pipelined import PipelinedRedis, start_executor
@@ -186,3 +187,20 @@ async def test_detached_commands_run_and_their_failures_are_counted(
             while await r.get(f"{prefix}detached") is None or r.detached_failures == 0:
                 await trio.sleep(0.01)
         assert r.detached_failures == 1
+
+
+async def test_a_command_just_after_the_flusher_was_cancelled_wakes_nothing(
+    redis_url: str,
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    ref = start_executor(client, trio.lowlevel.current_trio_token())
+    r = PipelinedRedis(ref)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(r.run)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()  # the parked flusher is rescheduled with Cancelled
+            r.send_detached("PING")  # so this must not reschedule it a second time
+    finally:
+        await trio.to_thread.run_sync(ref.stop)
+        client.close()

@@ -83,6 +83,11 @@ class _Cell:
             self.parked = False
             trio.lowlevel.reschedule(self.task)
 
+    def abort_parked(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
+        # Cancelled: trio reschedules the task itself, so no tell may wake it too.
+        self.parked = False
+        return trio.lowlevel.Abort.SUCCEEDED
+
 
 class Supervisor:
     """One per node; every method runs on the node's trio loop. ``run`` must be
@@ -187,7 +192,7 @@ class Supervisor:
                         break
                     in_a_row = 0
                     cell.parked = True
-                    await trio.lowlevel.wait_task_rescheduled(_abort_parked)
+                    await trio.lowlevel.wait_task_rescheduled(cell.abort_parked)
                     continue
                 message = cell.mailbox.pop(0)
                 try:
@@ -251,7 +256,3 @@ class Supervisor:
             await self._all_stopped.wait()
         if self._stopping:
             log.warning("%d actors did not stop within %.1f s", len(self._stopping), timeout)
-
-
-def _abort_parked(_raise_cancel: Any) -> trio.lowlevel.Abort:
-    return trio.lowlevel.Abort.SUCCEEDED
