@@ -41,6 +41,18 @@ READS_IN_A_ROW = 16
 Event = BinaryMessage | Ping | Pong | Close
 
 
+_last_framed: list[bytes] = [b"", encode_binary(b"")]
+"""The last payload framed and its frame: a push to many sessions hands each the
+same bytes object, so its frame is built once for all of them."""
+
+
+def _framed(payload: bytes) -> bytes:
+    if payload is not _last_framed[0]:
+        _last_framed[0] = payload
+        _last_framed[1] = encode_binary(payload)
+    return _last_framed[1]
+
+
 class PendingFull(Exception):
     """More frames wait for the kernel than the session may hold: the peer does not
     read fast enough."""
@@ -96,7 +108,7 @@ class WebSocket:
     def send_message(self, payload: bytes) -> None:
         """Send one binary message; raises ``PendingFull``. Dropped after the close."""
         if not self._close_sent:
-            self._write(encode_binary(payload), bounded=True)
+            self._write(_framed(payload), bounded=True)
 
     def send_ping(self, payload: bytes = b"") -> None:
         if not self._close_sent:
