@@ -122,14 +122,6 @@ class Connection:
         for user_id in self._users_contacted:
             supervisor.tell(user.KIND, user_id, SessionClosed(self.session_id))
 
-    def close_soon(self, code: int, reason: str) -> None:
-        """Close after the frames already sent have gone (e.g. server shutdown)."""
-        self.close(code, reason, None)
-
-    def _abort(self, code: int, reason: str) -> None:
-        """Close now: nothing more is sent but the close frame."""
-        self.close(code, reason, None)
-
     def _start_close(self, code: int, reason: str) -> None:
         """Send our close frame, then give the peer ``handshake_timeout`` to answer
         with its own before the socket is closed."""
@@ -191,16 +183,16 @@ class Connection:
             if self.user_id is None and sign_in_by < next_ping:
                 await trio.sleep_until(sign_in_by)
                 if self.user_id is None:
-                    self._abort(CloseCode.AUTH_TIMEOUT, "not signed in in time")
+                    self.close(CloseCode.AUTH_TIMEOUT, "not signed in in time")
                     return
                 continue
             await trio.sleep_until(next_ping)
             next_ping += settings.ping_interval
             if self.user_id is None and trio.current_time() >= sign_in_by:
-                self._abort(CloseCode.AUTH_TIMEOUT, "not signed in in time")
+                self.close(CloseCode.AUTH_TIMEOUT, "not signed in in time")
                 return
             if trio.current_time() - self._last_seen >= settings.idle_timeout:
-                self._abort(CloseCode.HEARTBEAT_TIMEOUT, "no heartbeat")
+                self.close(CloseCode.HEARTBEAT_TIMEOUT, "no heartbeat")
                 return
             self._answer_overdue()
             self._ws.send_ping()
@@ -295,7 +287,7 @@ class Connection:
             self._ws.send_message(frame)
         except PendingFull:
             log.info("session %s: outbound queue full; closing slow consumer", self.session_id)
-            self._abort(CloseCode.SLOW_CONSUMER, "client does not read fast enough")
+            self.close(CloseCode.SLOW_CONSUMER, "client does not read fast enough")
 
     def reply(self, rid: int, frame: bytes, ends_sign_in: bool = False) -> None:
         if ends_sign_in:
@@ -316,7 +308,7 @@ class Connection:
             return
         if self.user_id is not None and self.user_id != user_id:
             # A late answer to an earlier sign-in as someone else: never mix identities.
-            self._abort(CloseCode.INTERNAL_ERROR, "conflicting sign-ins")
+            self.close(CloseCode.INTERNAL_ERROR, "conflicting sign-ins")
             return
         self.user_id = user_id
         self.platform = platform
@@ -326,6 +318,8 @@ class Connection:
         self._enqueue(frame)
 
     def close(self, code: int, reason: str, last_frame: bytes | None = None) -> None:
+        """Send ``last_frame`` (if any) and the close frame, after what was sent before;
+        nothing is sent after them."""
         if last_frame is not None:
             self._enqueue(last_frame)
         self._start_close(code, reason)

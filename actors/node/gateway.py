@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import trio
 
 from actors.node.connection import Connection, ConnectionContext
-from actors.node.websocket import WebSocket
+from actors.node.websocket import WebSocket, close_socket
 from protocol.errors import CloseCode
 from protocol.handshake import Accepted, HandshakePolicy, ServerHandshake
 
@@ -128,9 +128,7 @@ class Gateway:
             # A bug hit by one session must end that session only, never the node.
             log.exception("session from %s failed", address)
         finally:
-            if sock.fileno() != -1:
-                trio.lowlevel.notify_closing(sock)
-                sock.close()
+            close_socket(sock)
             if connection is not None:
                 self._connections.discard(connection)
                 if connection.close_code is not None:
@@ -164,7 +162,7 @@ class Gateway:
     async def close_all(self, timeout: float) -> None:
         """Close every session with "going away" and wait (bounded) for them to end."""
         for connection in list(self._connections):
-            connection.close_soon(CloseCode.GOING_AWAY, "server shutting down")
+            connection.close(CloseCode.GOING_AWAY, "server shutting down")
         with trio.move_on_after(timeout):
             while self._connections:
                 await trio.sleep(0.01)

@@ -24,6 +24,7 @@ import trio
 from protocol.websocket import (
     BinaryMessage,
     Close,
+    Event,
     FrameDecoder,
     Ping,
     Pong,
@@ -37,9 +38,6 @@ from protocol.websocket import (
 RECEIVE_BYTES = 65536
 READS_IN_A_ROW = 16
 """``recv()`` calls that found data before the reader lets other tasks run."""
-
-Event = BinaryMessage | Ping | Pong | Close
-
 
 _last_framed: list[bytes] = [b"", encode_binary(b"")]
 """The last payload framed and its frame: a push to many sessions hands each the
@@ -93,15 +91,6 @@ class WebSocket:
         self._close_sent = False
         self._gone = False
         self._reads_in_a_row = 0
-
-    @property
-    def close_sent(self) -> bool:
-        return self._close_sent
-
-    @property
-    def pending_frames(self) -> int:
-        """Frames the kernel has not taken yet."""
-        return len(self._pending)
 
     # -- sending ------------------------------------------------------------------
 
@@ -239,15 +228,20 @@ class WebSocket:
         """Close the TCP connection now (tasks waiting on it are woken first)."""
         self._gone = True
         self._pending.clear()
-        if self._sock.fileno() != -1:
-            trio.lowlevel.notify_closing(self._sock)
-            try:
-                self._sock.shutdown(socket.SHUT_RDWR)
-            except OSError as exc:
-                if exc.errno not in (errno.ENOTCONN, errno.EBADF):
-                    raise
-            self._sock.close()
-        self._wake_flusher()
+        close_socket(self._sock)
+
+
+def close_socket(sock: socket.socket) -> None:
+    """Close a socket the loop may be waiting on; a no-op if it is closed already."""
+    if sock.fileno() == -1:
+        return
+    trio.lowlevel.notify_closing(sock)
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTCONN, errno.EBADF):
+            raise
+    sock.close()
 
 
 __all__ = [
