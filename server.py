@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import trio
+from prometheus_client import CollectorRegistry
 
 import settings as config
 from actors.cluster.link import ClusterLink
@@ -54,6 +55,7 @@ class RunningNode:
     supervisor: Supervisor
     storage: Storage
     cluster: ClusterLink
+    registry: CollectorRegistry
     _stop: trio.Event = field(default_factory=trio.Event)
     stopped: trio.Event = field(default_factory=trio.Event)
 
@@ -123,7 +125,10 @@ async def _run_node(
     signer = TokenSigner(secret, auth.token_ttl)
     cluster = ClusterLink(storage, node_id, settings.cluster.node_timeout)
     hub = Hub(cluster)
-    services = NodeServices(settings, storage, hasher, signer, node_id, hub, cluster)
+    # One registry per node, not the process-wide default: tests run several nodes in one
+    # process.
+    registry = CollectorRegistry(auto_describe=True)
+    services = NodeServices(settings, storage, hasher, signer, node_id, hub, cluster, registry)
     user_command_groups: list[type[CommandGroup]] = [SingleChatCommands, ConversationCommands]
     user_command_groups.append(UserGroupCommands)
     actor_factories: dict[str, ActorFactory] = {
@@ -156,6 +161,7 @@ async def _run_node(
                         supervisor,
                         storage,
                         cluster,
+                        registry,
                     )
                     node.stopped = stopped
                     task_status.started(node)

@@ -1,9 +1,11 @@
-"""What every actor of a node is given: storage, settings, credentials, the hub and
-the cluster link."""
+"""What every actor of a node is given: storage, settings, credentials, the hub, the
+cluster link and the node's metrics registry (each part defines its own metrics in it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
 
 from actors.cluster.link import ClusterLink
 from actors.node.hub import Hub
@@ -21,3 +23,4 @@ class NodeServices:
     node_id: str
     hub: Hub
     cluster: ClusterLink
+    registry: CollectorRegistry
