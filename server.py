@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -26,6 +27,7 @@ from actors.group.chat import GroupChatCommands
 from actors.node.connection import ConnectionContext
 from actors.node.gateway import Gateway
 from actors.node.hub import Hub
+from actors.node.workers import WorkersError, WorkerSupervisor
 from actors.runtime.credentials import PasswordHasher, TokenSigner
 from actors.runtime.services import NodeServices
 from actors.runtime.supervisor import ActorFactory, Supervisor
@@ -144,6 +146,7 @@ async def _run_node(
         settings.server.host,
         settings.server.port,
         settings.server.allowed_origins,
+        settings.server.reuse_port,
     )
     async with trio.open_nursery() as actors:
         await actors.start(supervisor.run)
@@ -222,6 +225,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--prefix", help="Redis key prefix (redis.prefix)")
     run.add_argument("--node-id", help="node name (server.node_id)")
     run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N node processes on the port and store, restarted when they die",
+    )
+    run.add_argument(
         "--set",
         action="append",
         default=[],
@@ -269,10 +279,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"parley: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.workers < 1:
+        print(f"parley: --workers: expected 1 or more, got {args.workers}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=settings.log.level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.workers > 1:
+        return _supervise_workers(settings, args.workers, argv)
     tune_garbage_collector()
     try:
         trio.run(_run_until_signalled, settings)
@@ -282,6 +297,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return_code = 1
     else:
         return_code = 0
+    return return_code
+
+
+def _supervise_workers(settings: Settings, count: int, argv: Sequence[str] | None) -> int:
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        *(sys.argv[1:] if argv is None else argv),
+    ]
+    try:
+        return_code = WorkerSupervisor(settings, count, command).run()
+    except (WorkersError, EmbeddedRedisError) as failed:
+        print(f"parley: {failed}", file=sys.stderr)
+        return 1
+    print("parley stopped", flush=True)
     return return_code
 
 

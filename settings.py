@@ -35,6 +35,9 @@ class ServerSettings:
     """Origins (``https://app.example.com``) a browser page must be served from to open
     a WebSocket (403 otherwise); empty allows any. A request without ``Origin`` (most
     non-browser clients) is allowed: only browsers can be held to their origin."""
+    reuse_port: bool = False
+    """Listen with ``SO_REUSEPORT``, so that other processes of the same user can listen
+    on the same port and the kernel spreads connections over them (``--workers``)."""
 
 
 @dataclass(frozen=True)

@@ -167,7 +167,7 @@ def redis_servers_on(socket_path: str | Path) -> list[int]:
     return found
 
 
-def _how_it_ended(returncode: int) -> str:
+def how_it_ended(returncode: int) -> str:
     if returncode < 0:
         try:
             return f"was killed by {signal.Signals(-returncode).name}"
@@ -410,7 +410,7 @@ class EmbeddedRedis:
                     "embedded redis-server (pid %d) %s; restarting in %.2f s (see %s); "
                     "requests are answered UNAVAILABLE until then",
                     process.pid,
-                    _how_it_ended(status),
+                    how_it_ended(status),
                     delay,
                     self.data_dir / "redis.log",
                 )

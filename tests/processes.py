@@ -33,13 +33,17 @@ class NodeProcess:
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
-        found = re.search(r"listening on (ws://\S+) \(node (\S+),", line)
+        # One node: "(node ID, redis URL)"; a --workers supervisor: "(N workers: nodes ID ID; ...".
+        found = re.search(
+            r"listening on (ws://\S+) \((?:node (\S+),|\d+ workers: nodes ([^;]+);)", line
+        )
         if not found:
             self.process.kill()
             _, err = self.process.communicate(timeout=10)
             raise AssertionError(f"server did not start: {line!r} {err}")
         self.url = found.group(1)
-        self.node_id = found.group(2)
+        self.node_ids = (found.group(2) or found.group(3)).split()
+        self.node_id = self.node_ids[0]
         # Keep reading stderr so a chatty node never blocks on a full pipe.
         self.stderr_lines: list[str] = []
         self._drain = threading.Thread(target=self._read_stderr, daemon=True)

@@ -52,11 +52,13 @@ class Gateway:
         host: str,
         port: int,
         allowed_origins: tuple[str, ...] = (),
+        reuse_port: bool = False,
     ) -> None:
         self._context = context
         self._node_id = node_id
         self._host = host
         self._port = port
+        self._reuse_port = reuse_port
         self._policy = HandshakePolicy.build(allowed_origins)
         self._ids: Iterator[int] = itertools.count(1)
         self._boot = secrets.token_hex(3)
@@ -78,7 +80,9 @@ class Gateway:
     ) -> None:
         """Accept connections until cancelled; sessions live in ``handler_nursery``."""
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        listener = socket.create_server((self._host, self._port), family=family, backlog=BACKLOG)
+        listener = socket.create_server(
+            (self._host, self._port), family=family, backlog=BACKLOG, reuse_port=self._reuse_port
+        )
         listener.setblocking(False)
         try:
             task_status.started(Listening(self._host, listener.getsockname()[1]))
