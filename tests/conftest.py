@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ import trio
 import server
 from client import ParleyClient
 from storage import EmbeddedRedis
+from tests.redis_cluster import ClusterUnavailable, RedisCluster, cluster_binaries
 from tests.support import Connect, node_settings
 
 StartNode = Callable[..., Awaitable[server.RunningNode]]
@@ -25,6 +27,33 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
     instance.start()
     yield instance
     instance.stop()
+
+
+def _cluster(directory: Path, replicas: int) -> RedisCluster:
+    try:
+        cluster_binaries()
+    except ClusterUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    cluster = RedisCluster(directory, masters=3, replicas=replicas)
+    cluster.start()
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A Redis Cluster of three masters for the whole run (fails, saying how to install
+    redis-server, when there is none)."""
+    cluster = _cluster(tmp_path_factory.mktemp("redis-cluster"), replicas=0)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def failover_cluster(tmp_path: Path) -> Iterator[RedisCluster]:
+    """Three masters with one replica each, for one test that may kill masters."""
+    cluster = _cluster(tmp_path / "redis-cluster", replicas=1)
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture

@@ -10,19 +10,18 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-import trio
 
 from client import ParleyClient, Platform
 from protocol import messages as m
 from storage import Keys
 from storage.embedded import process_alive
 from tests.processes import ROOT, NodeProcess
-from tests.support import eventually, signed_in
+from tests.support import Connect, eventually, signed_in
 
 PREFIX = "parley:"
 CLIENTS = 16
@@ -60,21 +59,6 @@ def worker_pids(supervisor: NodeProcess) -> dict[str, int]:
     return found
 
 
-@pytest.fixture
-async def open_client(nursery: trio.Nursery) -> AsyncIterator[Callable[..., object]]:
-    clients: list[ParleyClient] = []
-
-    async def open_one(url: str) -> ParleyClient:
-        client = ParleyClient(url, request_timeout=15, reconnect=False)
-        await client.connect(nursery)
-        clients.append(client)
-        return client
-
-    yield open_one
-    for client in clients:
-        await client.aclose()
-
-
 class Service:
     """The supervisor under test, its Redis and a way to tell which worker holds a
     user's session."""
@@ -103,12 +87,12 @@ def service(tmp_path: Path) -> Iterator[Service]:
 
 
 async def sign_in_many(
-    service: Service, open_client: Callable[..., object], names: list[str]
+    service: Service, connect: Connect, names: list[str]
 ) -> dict[str, ParleyClient]:
     """One client per name, all signed in; fails unless they are on both workers."""
     clients: dict[str, ParleyClient] = {}
     for name in names:
-        client: ParleyClient = await open_client(service.supervisor.url)  # type: ignore[misc]
+        client = await connect(service.supervisor.url, reconnect=False)
         await signed_in(client, name, Platform.LINUX)
         clients[name] = client
     nodes = {name: service.node_of(name) for name in names}
@@ -130,7 +114,7 @@ async def exchange(sender: ParleyClient, receiver: ParleyClient, to_user: str, t
 
 
 async def test_workers_serve_one_service_restart_and_stop(
-    service: Service, open_client: Callable[..., object]
+    service: Service, connect: Connect
 ) -> None:
     first, second = service.supervisor.node_ids
     pids = worker_pids(service.supervisor)
@@ -139,7 +123,7 @@ async def test_workers_serve_one_service_restart_and_stop(
     assert parent_of(redis_pid) == service.supervisor.process.pid  # the supervisor's Redis
 
     names = [f"user{i}" for i in range(CLIENTS)]
-    clients = await sign_in_many(service, open_client, names)
+    clients = await sign_in_many(service, connect, names)
     here, there = on_node(service, names, first)[0], on_node(service, names, second)[0]
     await exchange(clients[here], clients[there], there, "across workers")
     await exchange(clients[there], clients[here], here, "and back")
@@ -157,7 +141,7 @@ async def test_workers_serve_one_service_restart_and_stop(
     assert worker_pids(service.supervisor)[first] != pids[first]
     # Its users sign in again; new connections go to both workers again.
     survivor = clients[there]
-    again = await sign_in_many(service, open_client, doomed + [f"late{i}" for i in range(12)])
+    again = await sign_in_many(service, connect, doomed + [f"late{i}" for i in range(12)])
     back = doomed[0]
     await exchange(again[back], survivor, there, "after the restart")
     await exchange(survivor, again[back], back, "welcome back")
