@@ -1,0 +1,159 @@
+"""The pipelined client on a real Redis Cluster (storage/cluster.py): one batch spread
+over the masters by key slot, each caller with its own result, Lua steps on their
+slot's master, MULTI groups within a slot, a slot that moved followed by MOVED, and a
+master that failed over reached again through its promoted replica."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import cast
+
+import pytest
+import redis
+import trio
+from redis.crc import key_slot
+
+from storage.cluster import ClusterRouter, first_key, is_cluster_url, seed_urls
+from storage.pipelined import PipelinedRedis, start_executor
+from tests.redis_cluster import RedisCluster
+
+STEP = """
+local seq = redis.call('HINCRBY', KEYS[1] .. ':meta', 'seq', 1)
+redis.call('HSET', KEYS[1] .. ':msgs', seq, ARGV[1])
+return seq
+"""
+
+
+@asynccontextmanager
+async def pipelined(url: str) -> AsyncIterator[tuple[PipelinedRedis, ClusterRouter]]:
+    router = ClusterRouter(url, lambda node_url: redis.Redis.from_url(node_url, socket_timeout=5))
+    # The executor needs only pipeline() and close() of its client.
+    ref = start_executor(cast(redis.Redis, router), trio.lowlevel.current_trio_token(), [STEP])
+    facade = PipelinedRedis(ref)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(facade.run)
+            yield facade, router
+            nursery.cancel_scope.cancel()
+    finally:
+        await trio.to_thread.run_sync(ref.stop)
+        router.close()
+
+
+def masters_used(cluster: RedisCluster, keys: list[str]) -> set[int]:
+    return {cluster.master_of_slot(key_slot(k.encode())).port for k in keys}
+
+
+def test_cluster_urls() -> None:
+    assert is_cluster_url("redis+cluster://a:1,b:2")
+    assert not is_cluster_url("redis://a:1")
+    assert seed_urls("redis+cluster://:pw@a:1, b:2/") == ["redis://:pw@a:1", "redis://:pw@b:2"]
+    assert seed_urls("rediss+cluster://a:1") == ["rediss://a:1"]
+    for wrong in ("redis+cluster://", "redis+cluster://a:1,,b:2", "redis+cluster://a:1/0"):
+        with pytest.raises(ValueError, match="redis\\+cluster"):
+            seed_urls(wrong)
+    assert first_key(("EVALSHA", "sha", 2, "k1", "k2", "arg")) == "k1"
+    assert first_key(("EVALSHA", "sha", 0, "arg")) is None
+    assert first_key(("HGET", "k", "f")) == "k"
+
+
+async def test_one_batch_over_every_master(redis_cluster: RedisCluster, prefix: str) -> None:
+    async with pipelined(redis_cluster.url) as (r, _):
+        keys = [f"{prefix}{{u:user{n}}}:account" for n in range(300)]
+        assert masters_used(redis_cluster, keys) == {n.port for n in redis_cluster.nodes}
+        results: dict[str, bytes] = {}
+
+        async def one(key: str) -> None:
+            await r.set(key, key)
+            value = await r.get(key)
+            assert isinstance(value, bytes)
+            results[key] = value
+
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                for key in keys:
+                    nursery.start_soon(one, key)
+        assert results == {k: k.encode() for k in keys}
+        assert r.batches <= 60, "the commands were not batched"
+        # A refused command fails alone, on whichever master.
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            await r.hget(keys[0], "field")
+
+
+async def test_lua_steps_and_groups_on_their_slot(redis_cluster: RedisCluster, prefix: str) -> None:
+    digest = hashlib.sha1(STEP.encode()).hexdigest()
+    async with pipelined(redis_cluster.url) as (r, _):
+        conversations = [f"{prefix}{{c:si_a{n}_b{n}}}" for n in range(30)]
+        seqs = await trio_gather([r.evalsha(digest, 1, c, "hello") for c in conversations])
+        assert seqs == [1] * 30
+        again = await r.evalsha(digest, 1, conversations[0], "again")
+        assert again == 2
+        # A MULTI group stays on its slot's master.
+        group = r.pipeline(transaction=True)
+        group.hset(f"{conversations[0]}:meta", "x", "1")
+        group.hget(f"{conversations[0]}:meta", "seq")
+        assert await group.execute() == [1, b"2"]
+        # A plain group may span slots.
+        spread = r.pipeline()
+        for c in conversations[:5]:
+            spread.hget(f"{c}:meta", "seq")
+        assert await spread.execute() == [b"2"] + [b"1"] * 4
+
+
+async def trio_gather(awaitables: list[object]) -> list[object]:
+    results: list[object] = [None] * len(awaitables)
+
+    async def one(i: int, awaitable: object) -> None:
+        results[i] = await awaitable  # type: ignore[misc]
+
+    async with trio.open_nursery() as nursery:
+        for i, awaitable in enumerate(awaitables):
+            nursery.start_soon(one, i, awaitable)
+    return results
+
+
+async def test_a_moved_slot_is_followed(redis_cluster: RedisCluster, prefix: str) -> None:
+    async with pipelined(redis_cluster.url) as (r, router):
+        key = f"{prefix}{{u:moving}}:account"
+        slot = key_slot(key.encode())
+        await r.set(f"{prefix}{{u:warm-up}}", 1)  # the router has read the slot map
+        source = redis_cluster.master_of_slot(slot)
+        target = next(n for n in redis_cluster.nodes if n.port != source.port)
+        target_id = target.client().cluster("MYID")
+        # An empty slot is given to another master at once: every node is told.
+        for node in [target, source, *redis_cluster.nodes]:
+            node.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)  # type: ignore[no-untyped-call]
+        redis_cluster.await_healthy()
+        before = router.refreshes
+        await r.set(key, "moved")
+        assert await r.get(key) == b"moved"
+        assert router.refreshes == before + 1  # MOVED made it read the map again
+        direct = target.client()
+        assert direct.get(key) == b"moved"
+        direct.close()
+
+
+async def test_a_failed_over_master_is_reached_again(
+    failover_cluster: RedisCluster, prefix: str
+) -> None:
+    async with pipelined(failover_cluster.url) as (r, _):
+        key = f"{prefix}{{c:si_x_y}}:meta"
+        await r.hset(key, "seq", 7)
+        master = failover_cluster.master_of_slot(key_slot(key.encode()))
+        direct = master.client()
+        assert direct.execute_command("WAIT", 1, 5000) == 1  # type: ignore[no-untyped-call]
+        direct.close()
+        failover_cluster.kill(master)
+        with pytest.raises(redis.ConnectionError):
+            await r.hget(key, "seq")
+        await trio.to_thread.run_sync(lambda: failover_cluster.await_healthy(replicas=0))
+        with trio.fail_after(30):
+            while True:
+                try:
+                    value = await r.hincrby(key, "seq", 1)
+                    break
+                except redis.RedisError:
+                    await trio.sleep(0.2)
+        assert value == 8
