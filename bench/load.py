@@ -92,6 +92,14 @@ def _common_options() -> argparse.ArgumentParser:
         "this Python; the load client is this checkout's",
     )
     group.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="start the server here as N worker processes (parley serve --workers N); "
+        "server CPU and memory are the workers' together",
+    )
+    group.add_argument(
         "--set",
         dest="server_settings",
         action="append",
@@ -132,7 +140,7 @@ def _target(args: argparse.Namespace, scenario: Scenario) -> targets.Target:
             raise targets.TargetError(f"{scenario.name} with --url needs --redis-url for set-up")
         return targets.external(args.url, args.redis_url, args.prefix, args.server_pid)
     print("starting the server ...", file=sys.stderr, flush=True)
-    return targets.start_server(args.server_settings, tree=args.server_tree)
+    return targets.start_server(args.server_settings, tree=args.server_tree, workers=args.workers)
 
 
 def _source_commit(tree: str | Path = _REPO) -> str | None:

@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     from storage import EmbeddedRedis
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-LISTENING = re.compile(r"parley listening on (ws://\S+) \(node (\S+), redis (\S+)\)")
+LISTENING = re.compile(
+    r"parley listening on (ws://\S+) \((?:node (\S+), |\d+ workers: nodes ([^;]+); )redis (\S+)\)"
+)
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
 
@@ -80,13 +82,22 @@ class Target:
     log_path: Path | None = None
     _process: subprocess.Popen[str] | None = field(default=None, repr=False)
     _data_dir: Path | None = field(default=None, repr=False)
+    worker_pids: list[int] = field(default_factory=list)
+    """With ``--workers``: the node processes, measured together as the server."""
 
     def usage(self) -> Usage:
-        server = procstat.usage(self.server_pid) if self.server_pid else None
+        if self.worker_pids:
+            workers = [u for u in map(procstat.usage, self.worker_pids) if u is not None]
+            server_cpu: float | None = sum(u.cpu_s for u in workers) if workers else None
+            server_rss: int | None = sum(u.rss_kb for u in workers) if workers else None
+        else:
+            server = procstat.usage(self.server_pid) if self.server_pid else None
+            server_cpu = server.cpu_s if server else None
+            server_rss = server.rss_kb if server else None
         redis = procstat.usage(self.redis_pid) if self.redis_pid else None
         return Usage(
-            server.cpu_s if server else None,
-            server.rss_kb if server else None,
+            server_cpu,
+            server_rss,
             redis.cpu_s if redis else None,
             redis.rss_kb if redis else None,
         )
@@ -152,6 +163,7 @@ def start_server(
     redis_url: str | None = None,
     prefix: str | None = None,
     tree: Path | None = None,
+    workers: int = 1,
 ) -> Target:
     """Start ``server.py serve`` on a free port with a fresh embedded Redis, or on the
     Redis at ``redis_url`` (a cluster node: ``--redis-url``, ``--prefix``); the server
@@ -170,6 +182,8 @@ def start_server(
         command += ["--redis-url", redis_url]
     if prefix:
         command += ["--prefix", prefix]
+    if workers > 1:
+        command += ["--workers", str(workers)]
     for setting in settings:
         command += ["--set", setting]
     env = {**os.environ, **BENCH_ENVIRONMENT, **(extra_env or {})}
@@ -193,11 +207,12 @@ def start_server(
     except BaseException:
         target.stop()
         raise
-    target.url, target.redis_url = match.group(1), match.group(3)
+    target.url, target.redis_url = match.group(1), match.group(4)
     target.prefix = prefix or os.environ.get("PARLEY_REDIS_PREFIX", "parley:")
-    target.redis_pid = next(
-        (p for p in procstat.children(process.pid) if "redis" in procstat.process_name(p)), None
-    )
+    children = procstat.children(process.pid)
+    target.redis_pid = next((p for p in children if "redis" in procstat.process_name(p)), None)
+    if workers > 1:
+        target.worker_pids = [p for p in children if p != target.redis_pid]
     return target
 
 
