@@ -7,6 +7,7 @@ conversation; every call is signed and carries no password or token."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 import trio
@@ -528,3 +529,45 @@ async def test_webhooks_off_make_no_calls(
     await trio.sleep(0.2)
     assert receiver.received == []
     assert node.registry.get_sample_value("parley_webhook_queue_length") == 0
+
+
+async def test_a_retried_send_returns_the_first_result_without_asking(
+    nursery: trio.Nursery, start_node: StartNode, connect: Connect
+) -> None:
+    receiver = await start_receiver(nursery)
+    node = await hooked(start_node, receiver.url, {SEND: {}})
+    alice, _ = await pair(node, connect)
+    text = m.TextContent(text="once")
+    first = await alice.send_message(text, to_user_id="bob", client_msg_id="retry-1")
+    receiver.answers[SEND] = verdict(allow=False, code=1, message="no more")
+    again = await alice.send_message(text, to_user_id="bob", client_msg_id="retry-1")
+    assert (again.seq, again.server_msg_id) == (first.seq, first.server_msg_id)
+    assert len(receiver.of(SEND)) == 1
+
+
+async def test_before_calls_in_flight_are_bounded(
+    nursery: trio.Nursery, start_node: StartNode, connect: Connect
+) -> None:
+    receiver = await start_receiver(nursery)
+    busy = {"now": 0, "most": 0}
+
+    async def slow_allow(_: Received) -> Response:
+        busy["now"] += 1
+        busy["most"] = max(busy["most"], busy["now"])
+        await trio.sleep(0.1)
+        busy["now"] -= 1
+        return JSONResponse({"allow": True})
+
+    receiver.answers[SEND] = slow_allow
+    node = await hooked(start_node, receiver.url, {SEND: {"timeout": 10}}, max_in_flight=1)
+    await signed_in(await connect(node.url), "dan")
+    senders = []
+    for name in ("ann", "ben", "cat"):
+        client = await connect(node.url)
+        await signed_in(client, name)
+        senders.append(client)
+    async with trio.open_nursery() as sending:
+        for client in senders:
+            sending.start_soon(partial(client.send_text, "hi", to_user_id="dan"))
+    assert len(receiver.of(SEND)) == 3
+    assert busy["most"] == 1

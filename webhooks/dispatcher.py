@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import trio
+from prometheus_client import CollectorRegistry
 
 from protocol.errors import ErrorCode, ProtocolError
 from settings import WebhookSettings
@@ -81,7 +82,9 @@ def enabled_callbacks(settings: WebhookSettings) -> dict[str, Callback]:
 
 
 class Webhooks:
-    def __init__(self, settings: WebhookSettings, node_id: str, registry: Any) -> None:
+    def __init__(
+        self, settings: WebhookSettings, node_id: str, registry: CollectorRegistry
+    ) -> None:
         self._settings = settings
         self._node_id = node_id
         self._callbacks = enabled_callbacks(settings)
@@ -120,7 +123,9 @@ class Webhooks:
             max_keepalive_connections=self._settings.max_in_flight + self._settings.workers,
         )
         try:
-            async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
+            # No proxy or .netrc from the environment: calls go straight to the app's server.
+            client = httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False)
+            async with client:
                 self._client = client
                 async with trio.open_nursery() as workers:
                     for inbox in self._worker_inboxes:
@@ -152,14 +157,15 @@ class Webhooks:
             async with self._limiter:
                 try:
                     response = await self._post(callback, call_id, payload)
-                    verdict = read_verdict(response.status_code, response.content)
                 except CallFailed as exc:
                     failure = exc
-                except BadAnswer as exc:
-                    failure = CallFailed(
-                        outcomes.BAD_STATUS if response.status_code != 200 else outcomes.BAD_ANSWER,
-                        str(exc),
-                    )
+                else:
+                    try:
+                        verdict = read_verdict(response.status_code, response.content)
+                    except BadAnswer as exc:
+                        status_ok = response.status_code == 200
+                        outcome = outcomes.BAD_ANSWER if status_ok else outcomes.BAD_STATUS
+                        failure = CallFailed(outcome, str(exc))
         seconds = trio.current_time() - started
         if verdict is None:
             self.metrics.call(name, failure.outcome, seconds)

@@ -185,10 +185,13 @@ async def store_and_push(
     )
     hooks = services.webhooks
     if hooks.on:
-        earlier = await previous_send(services, conversation_id, request)
-        if earlier is not None:
-            return earlier
-        message = await _before_send(services, message)
+        asked = catalog.before(_send_action(message))
+        if hooks.wants(asked, content_type(message)):
+            # A retry of a stored send returns the first result without asking.
+            earlier = await previous_send(services, conversation_id, request)
+            if earlier is not None:
+                return earlier
+            message = await _before_send(services, asked, message)
     try:
         stored = await services.storage.messages.send(
             conversation_id,
@@ -227,13 +230,10 @@ def _send_action(message: ChatMessage) -> str:
     return catalog.SEND_GROUP if message.session_type == GROUP_CHAT else catalog.SEND_SINGLE
 
 
-async def _before_send(services: NodeServices, message: ChatMessage) -> ChatMessage:
-    """The message as the app's before-send callback allows it: as it is, or with
-    the content and ``ex`` its answer gives (checked as a client's would be)."""
+async def _before_send(services: NodeServices, name: str, message: ChatMessage) -> ChatMessage:
+    """The message as the app's before-send callback ``name`` allows it: as it is, or
+    with the content and ``ex`` its answer gives (checked as a client's would be)."""
     hooks = services.webhooks
-    name = catalog.before(_send_action(message))
-    if not hooks.wants(name, content_type(message)):
-        return message
     verdict = await hooks.before(name, {"message": message})
     if verdict is None or (verdict.content is None and verdict.ex is None):
         return message
