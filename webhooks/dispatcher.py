@@ -1,11 +1,17 @@
 """A node's webhooks: before-calls awaited by the actor handling the command, and
 after-calls made by worker tasks from a bounded queue.
 
-One ``httpx.AsyncClient`` (on trio, through anyio) per node serves both. At most
+The calls are made with ``httpx.AsyncClient`` (on trio, through anyio): one client
+of one keep-alive connection per before-call slot and per after-call worker, all
+sharing one TLS context. One client with a pool of connections for all would be
+simpler, but httpcore's pool scans every connection (a ``poll`` system call each)
+for every request and retries when another task took the connection it chose: at
+64 calls in flight that cost 1.9-3.9 ms of CPU per call here, against 0.7 ms with a
+connection per client (bench/FINDINGS.md, "Webhooks"). At most
 ``webhooks.max_in_flight`` before-calls are awaiting their answer at once
-(``trio.CapacityLimiter``); a call's ``timeout`` bounds its whole wait, its turn
-included. After-calls go to one of ``webhooks.workers`` queues chosen by a key (the
-conversation for messages, else the user or group), so the calls of one
+(``trio.CapacityLimiter``, one free client each); a call's ``timeout`` bounds its
+whole wait, its turn included. After-calls go to one of ``webhooks.workers`` queues
+chosen by a key (the conversation for messages, else the user or group), so the calls of one
 conversation are made one at a time, in the order of their actions, each retried
 with back-off until it succeeds or its attempts are used up. A full queue drops the
 call (logged, counted): the action and its pushes never wait for an after-call.
@@ -16,7 +22,9 @@ only that attribute.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import ssl
 import time
 import zlib
 from collections.abc import Mapping
@@ -92,7 +100,8 @@ class Webhooks:
         """Whether any callback is enabled: the one test on the paths of actions."""
         self._secret = settings.secret.encode()
         self._limiter = trio.CapacityLimiter(settings.max_in_flight)
-        self._client: httpx.AsyncClient | None = None
+        self._idle_clients: list[httpx.AsyncClient] = []
+        """The before-call slots' clients not in use; one per free limiter token."""
         capacity = max(1, settings.queue_size // settings.workers)
         channels = [trio.open_memory_channel[AfterCall](capacity) for _ in range(settings.workers)]
         self._queues = [send for send, _ in channels]
@@ -118,21 +127,18 @@ class Webhooks:
         if not self.on:
             task_status.started()
             return
-        limits = httpx.Limits(
-            max_connections=self._settings.max_in_flight + self._settings.workers,
-            max_keepalive_connections=self._settings.max_in_flight + self._settings.workers,
-        )
+        tls = ssl.create_default_context()
         try:
-            # No proxy or .netrc from the environment: calls go straight to the app's server.
-            client = httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False)
-            async with client:
-                self._client = client
+            async with contextlib.AsyncExitStack() as clients:
+                for _ in range(self._settings.max_in_flight):
+                    self._idle_clients.append(await clients.enter_async_context(_client(tls)))
                 async with trio.open_nursery() as workers:
                     for inbox in self._worker_inboxes:
-                        workers.start_soon(self._work, inbox)
+                        client = await clients.enter_async_context(_client(tls))
+                        workers.start_soon(self._work, client, inbox)
                     task_status.started()
         finally:
-            self._client = None
+            self._idle_clients.clear()
             left = self.queue_length()
             if left:
                 log.warning("node stopping: %d after-calls not made", left)
@@ -156,7 +162,7 @@ class Webhooks:
         with trio.move_on_after(callback.timeout):
             async with self._limiter:
                 try:
-                    response = await self._post(callback, call_id, payload)
+                    response = await self._post_before(callback, call_id, payload)
                 except CallFailed as exc:
                     failure = exc
                 else:
@@ -216,11 +222,13 @@ class Webhooks:
             self.metrics.dropped.labels(name, outcomes.QUEUE_FULL).inc()
             log.warning("webhook queue full: %s %s dropped", name, call_id)
 
-    async def _work(self, inbox: trio.MemoryReceiveChannel[AfterCall]) -> None:
+    async def _work(
+        self, client: httpx.AsyncClient, inbox: trio.MemoryReceiveChannel[AfterCall]
+    ) -> None:
         async for call in inbox:
-            await self._deliver(call)
+            await self._deliver(client, call)
 
-    async def _deliver(self, call: AfterCall) -> None:
+    async def _deliver(self, client: httpx.AsyncClient, call: AfterCall) -> None:
         callback = call.callback
         attempts = 1 + self._settings.retries
         for attempt in range(attempts):
@@ -231,7 +239,7 @@ class Webhooks:
             outcome = outcomes.TIMEOUT
             with trio.move_on_after(callback.timeout):
                 try:
-                    response = await self._post(callback, call.call_id, call.body)
+                    response = await self._post(client, callback, call.call_id, call.body)
                     outcome = (
                         outcomes.OK if 200 <= response.status_code < 300 else outcomes.BAD_STATUS
                     )
@@ -260,10 +268,21 @@ class Webhooks:
         }
         return encode_body({**envelope, **body})
 
-    async def _post(self, callback: Callback, call_id: str, payload: bytes) -> httpx.Response:
-        client = self._client
-        if client is None:
-            raise CallFailed(outcomes.UNREACHABLE, "the node's webhook client is not running")
+    async def _post_before(
+        self, callback: Callback, call_id: str, payload: bytes
+    ) -> httpx.Response:
+        """A before-call on a free slot's client (the caller holds a limiter token)."""
+        if not self._idle_clients:
+            raise CallFailed(outcomes.UNREACHABLE, "the node's webhook clients are not running")
+        client = self._idle_clients.pop()
+        try:
+            return await self._post(client, callback, call_id, payload)
+        finally:
+            self._idle_clients.append(client)
+
+    async def _post(
+        self, client: httpx.AsyncClient, callback: Callback, call_id: str, payload: bytes
+    ) -> httpx.Response:
         request = signed_request(self._secret, callback.name, call_id, payload, int(time.time()))
         try:
             return await client.post(
@@ -276,3 +295,10 @@ class Webhooks:
             raise CallFailed(outcomes.TIMEOUT, f"timed out: {exc!r}") from None
         except httpx.HTTPError as exc:
             raise CallFailed(outcomes.UNREACHABLE, f"{type(exc).__name__}: {exc}") from None
+
+
+def _client(tls: ssl.SSLContext) -> httpx.AsyncClient:
+    """A client of one keep-alive connection; no proxy or .netrc from the environment:
+    calls go straight to the app's server."""
+    one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    return httpx.AsyncClient(limits=one, verify=tls, follow_redirects=False, trust_env=False)

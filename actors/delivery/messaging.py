@@ -287,7 +287,7 @@ async def revoke_and_push(
     request = command.request
     revoker = command.user_id or ""
     hooks = services.webhooks
-    if hooks.on:
+    if hooks.on and hooks.wants(catalog.before(catalog.REVOKE)):
         _, original = await load_for_revoke(services, conversation_id, seq)
         await hooks.before(
             catalog.before(catalog.REVOKE),
