@@ -38,6 +38,7 @@ from actors.user.conversations import ConversationCommands
 from actors.user.groups import UserGroupCommands
 from settings import Settings
 from storage import EmbeddedRedis, EmbeddedRedisError, Storage
+from webhooks.dispatcher import Webhooks
 
 log = logging.getLogger("parley")
 
@@ -130,7 +131,10 @@ async def _run_node(
     # One registry per node, not the process-wide default: tests run several nodes in one
     # process.
     registry = CollectorRegistry(auto_describe=True)
-    services = NodeServices(settings, storage, hasher, signer, node_id, hub, cluster, registry)
+    webhooks = Webhooks(settings.webhooks, node_id, registry)
+    services = NodeServices(
+        settings, storage, hasher, signer, node_id, hub, cluster, registry, webhooks
+    )
     user_command_groups: list[type[CommandGroup]] = [SingleChatCommands, ConversationCommands]
     user_command_groups.append(UserGroupCommands)
     actor_factories: dict[str, ActorFactory] = {
@@ -149,6 +153,7 @@ async def _run_node(
         settings.server.reuse_port,
     )
     async with trio.open_nursery() as actors:
+        await actors.start(webhooks.run)
         await actors.start(supervisor.run)
         try:
             async with trio.open_nursery() as sessions:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
@@ -19,10 +19,13 @@ import cattrs
 from cattrs.v import format_exception
 
 from protocol.handshake import normalize_origin
+from webhooks import catalog
 
 MultiLoginPolicy = Literal["all", "one_per_platform", "one_per_class", "single"]
 StringList = tuple[str, ...]
 """A list of strings: a TOML array, or comma-separated text (environment, ``--set``)."""
+IntList = tuple[int, ...]
+"""A list of integers: a TOML array, or comma-separated text (environment, ``--set``)."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,63 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class CallbackDefaults:
+    """The ``[webhooks.default]`` block: what every callback has unless its own block
+    says otherwise."""
+
+    url: str = ""
+    enable: bool = False
+    timeout: float = 5.0
+    """Seconds a call may take: a before-call's whole wait (its turn included), an
+    after-call's one attempt."""
+    failed_continue: bool = True
+    """Before-callbacks: when the app cannot be reached or answers badly, go on
+    (``true``) or refuse the action (``false``)."""
+    content_types: IntList = ()
+    """Message send callbacks: the content types they fire for; empty is every type."""
+
+
+@dataclass(frozen=True)
+class CallbackSettings:
+    """A ``[webhooks.<callback name>]`` block; an unset key takes the default's value."""
+
+    url: str | None = None
+    enable: bool | None = None
+    timeout: float | None = None
+    failed_continue: bool | None = None
+    content_types: IntList | None = None
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    secret: str = ""
+    """Shared key of the HMAC-SHA256 signature on every call; required when any
+    callback is enabled."""
+    max_in_flight: int = 64
+    """Before-calls awaiting an answer at once on this node; more wait their turn."""
+    queue_size: int = 10000
+    """After-calls waiting to be made; one more is dropped (logged and counted)."""
+    workers: int = 4
+    """Tasks making after-calls; each conversation's (or user's, group's) calls go to
+    one of them, in order."""
+    retries: int = 5
+    """Further attempts of a failed after-call."""
+    retry_backoff: float = 0.5
+    """Seconds before the first retry; doubled for each next one, at most 30 s."""
+    default: CallbackDefaults = field(default_factory=CallbackDefaults)
+    callbacks: dict[str, CallbackSettings] = field(default_factory=dict)
+    """The blocks named after a callback; filled from ``[webhooks.<name>]``."""
+
+    def resolved(self, name: str) -> CallbackDefaults:
+        """Callback ``name``'s settings: its own block's keys over the default's."""
+        own = self.callbacks.get(name)
+        if own is None:
+            return self.default
+        given = {f.name: v for f in fields(own) if (v := getattr(own, f.name)) is not None}
+        return replace(self.default, **given)
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -138,6 +198,7 @@ class Settings:
     messaging: MessagingSettings = field(default_factory=MessagingSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     groups: GroupSettings = field(default_factory=GroupSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
 
@@ -167,8 +228,13 @@ _POSITIVE = {
     "messaging.max_content_bytes",
     "cluster.node_timeout",
     "cluster.lease_time",
+    "webhooks.max_in_flight",
+    "webhooks.queue_size",
+    "webhooks.workers",
+    "webhooks.retry_backoff",
 }
 _NON_NEGATIVE = {
+    "webhooks.retries",
     "auth.login_failures_per_user",
     "auth.login_failures_per_address",
     "messaging.revoke_time_limit",
@@ -210,6 +276,15 @@ def _strict_converter() -> cattrs.Converter:
     converter.register_structure_hook(str, to_str)
     converter.register_structure_hook(bool, to_bool)
     converter.register_structure_hook_func(lambda type_: type_ == StringList, to_strings)
+
+    def to_ints(value: Any, _: type) -> IntList:
+        if not isinstance(value, list | tuple) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise ValueError(f"expected a list of integers, got {value!r}")
+        return tuple(value)
+
+    converter.register_structure_hook_func(lambda type_: type_ == IntList, to_ints)
     return converter
 
 
@@ -234,11 +309,24 @@ def parse_scalar(text: str) -> Any:
         return text
 
 
-def _field_types() -> dict[str, dict[str, Any]]:
+_WEBHOOK_BLOCKS = frozenset({"default", *catalog.ALL})
+"""The tables of the ``webhooks`` section: the default block and one per callback."""
+
+
+def _block_keys() -> set[str]:
+    return {f.name for f in fields(CallbackDefaults)}
+
+
+def _setting_type(dotted_key: str) -> Any:
+    """The type of a setting, or None for an unknown one."""
+    section, _, key = dotted_key.partition(".")
+    block, nested, leaf = key.partition(".")
+    if section == "webhooks" and nested:
+        return get_type_hints(CallbackDefaults).get(leaf) if block in _WEBHOOK_BLOCKS else None
     hints = get_type_hints(Settings)
-    return {
-        section: get_type_hints(hints[section]) for section in (f.name for f in fields(Settings))
-    }
+    if section not in hints:
+        return None
+    return get_type_hints(hints[section]).get(key)
 
 
 def text_setting(dotted_key: str, text: str) -> dict[str, Any]:
@@ -246,28 +334,48 @@ def text_setting(dotted_key: str, text: str) -> dict[str, Any]:
     settings, split at commas for list settings unless it is a TOML array (an
     empty text is the empty list), read as a TOML literal (number, boolean, ...)
     for the others."""
-    section, _, key = dotted_key.partition(".")
-    target = _field_types().get(section, {}).get(key)
+    target = _setting_type(dotted_key)
     value = parse_scalar(text)
     if target is str and not isinstance(value, str):
         value = text
     elif target == StringList and not isinstance(value, list):
         value = [item.strip() for item in text.split(",") if item.strip()]
+    elif target == IntList and not isinstance(value, list):
+        value = [parse_scalar(item.strip()) for item in text.split(",") if item.strip()]
     return assignment(dotted_key, value)
 
 
 def _sections() -> dict[str, set[str]]:
+    """Each section's scalar settings (the ``webhooks`` tables are checked apart)."""
     defaults = Settings()
-    return {f.name: {g.name for g in fields(getattr(defaults, f.name))} for f in fields(Settings)}
+    known = {f.name: {g.name for g in fields(getattr(defaults, f.name))} for f in fields(Settings)}
+    known["webhooks"] -= {"default", "callbacks"}
+    return known
 
 
 def assignment(dotted_key: str, value: Any) -> dict[str, Any]:
-    """``("session.idle_timeout", 5)`` -> ``{"session": {"idle_timeout": 5}}``, checked."""
+    """``("session.idle_timeout", 5)`` -> ``{"session": {"idle_timeout": 5}}``, checked;
+    ``webhooks.<block>.<key>`` names a key of a webhooks table."""
     section, _, key = dotted_key.partition(".")
+    block, nested, leaf = key.partition(".")
+    if section == "webhooks" and nested:
+        if block in _WEBHOOK_BLOCKS and leaf in _block_keys():
+            return {section: {block: {leaf: value}}}
+        raise ConfigError(f"{dotted_key}: unknown setting")
     known = _sections()
     if section not in known or key not in known[section]:
         raise ConfigError(f"{dotted_key}: unknown setting")
     return {section: {key: value}}
+
+
+def _environment_key(section: str, key: str) -> str:
+    """``PARLEY_WEBHOOKS_DEFAULT_URL`` names ``webhooks.default.url``: the key of a
+    webhooks table starts with the table's name."""
+    if section == "webhooks":
+        for block in sorted(_WEBHOOK_BLOCKS, key=len, reverse=True):
+            if key.startswith(f"{block}_"):
+                return f"{section}.{block}.{key[len(block) + 1 :]}"
+    return f"{section}.{key}"
 
 
 def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -277,10 +385,11 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         if not name.startswith("PARLEY_"):
             continue
         section, _, key = name[len("PARLEY_") :].lower().partition("_")
+        dotted = _environment_key(section, key)
         try:
-            result = _merge(result, text_setting(f"{section}.{key}", text))
+            result = _merge(result, text_setting(dotted, text))
         except ConfigError:
-            raise ConfigError(f"{name}: no such setting ({section}.{key})") from None
+            raise ConfigError(f"{name}: no such setting ({dotted})") from None
     return result
 
 
@@ -319,8 +428,12 @@ def build(
             unknown.append(f"{name}: unknown name")
         elif isinstance(values, Mapping):
             unknown += [
-                f"{name}.{key}: unknown setting" for key in values if key not in known[name]
+                f"{name}.{key}: unknown setting"
+                for key in values
+                if key not in known[name] and not (name == "webhooks" and key in _WEBHOOK_BLOCKS)
             ]
+    if isinstance(raw.get("webhooks"), Mapping):
+        raw["webhooks"] = _webhook_tables(raw["webhooks"], unknown)
     if unknown:
         raise ConfigError("; ".join(unknown))
     try:
@@ -345,9 +458,61 @@ def build(
                 "server.allowed_origins: expected an origin such as 'https://app.example.com'"
                 f" (scheme://host[:port], no path), got {origin!r}"
             )
+    problems += _webhook_problems(settings.webhooks)
     if problems:
         raise ConfigError("; ".join(problems))
     return settings
+
+
+def _webhook_tables(values: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
+    """The ``webhooks`` section with its callback tables gathered under ``callbacks``;
+    a table that is not one, or has an unknown key, is added to ``problems``."""
+    result: dict[str, Any] = {}
+    callbacks: dict[str, Any] = {}
+    keys = _block_keys()
+    for name, value in values.items():
+        if name not in _WEBHOOK_BLOCKS:
+            result[name] = value
+            continue
+        if not isinstance(value, Mapping):
+            problems.append(f"webhooks.{name}: expected a table, got {value!r}")
+            continue
+        problems += [f"webhooks.{name}.{key}: unknown setting" for key in value if key not in keys]
+        if name == "default":
+            result[name] = value
+        else:
+            callbacks[name] = value
+    result["callbacks"] = callbacks
+    return result
+
+
+def _webhook_problems(webhooks: WebhookSettings) -> list[str]:
+    problems = []
+    blocks: dict[str, CallbackDefaults | CallbackSettings] = {
+        "default": webhooks.default,
+        **webhooks.callbacks,
+    }
+    for name, block in blocks.items():
+        where = f"webhooks.{name}"
+        if block.timeout is not None and not block.timeout > 0:
+            problems.append(f"{where}.timeout: expected a number > 0, got {block.timeout}")
+        if block.url and not block.url.startswith(("http://", "https://")):
+            problems.append(f"{where}.url: expected an http:// or https:// URL, got {block.url!r}")
+        if name == "default":
+            continue
+        if block.failed_continue is not None and name not in catalog.BEFORE:
+            problems.append(f"{where}.failed_continue: applies to before_* callbacks only")
+        if block.content_types is not None and name not in catalog.CONTENT_FILTERED:
+            problems.append(f"{where}.content_types: applies to the message send callbacks only")
+    enabled = [name for name in sorted(catalog.ALL) if webhooks.resolved(name).enable]
+    for name in enabled:
+        if not webhooks.resolved(name).url:
+            problems.append(f"webhooks.{name}: enabled without a url (nor a default url)")
+    if enabled and not webhooks.secret:
+        problems.append(
+            "webhooks.secret: required when a callback is enabled (every call is signed)"
+        )
+    return problems
 
 
 def load(

@@ -8,11 +8,17 @@ from protocol.errors import ErrorCode
 class ParleyError(Exception):
     """The server answered a request with a typed error; nothing was changed."""
 
-    def __init__(self, code: int, name: str, message: str) -> None:
+    def __init__(
+        self, code: int, name: str, message: str, app_code: int = 0, app_message: str = ""
+    ) -> None:
         super().__init__(f"{name} ({code}): {message}")
         self.code = code
         self.name = name
         self.message = message
+        self.app_code = app_code
+        """``REFUSED_BY_APP``: the app server's own code for its refusal (0 otherwise)."""
+        self.app_message = app_message
+        """``REFUSED_BY_APP``: the app server's message, meant for the user."""
 
     @property
     def error(self) -> ErrorCode | None:

@@ -290,7 +290,9 @@ class ParleyClient(RelationMethods, ChatMethods, GroupMethods):
             raise waiter.error
         reply = waiter.reply
         if isinstance(reply, m.Error):
-            raise ParleyError(reply.code, reply.name, reply.message)
+            raise ParleyError(
+                reply.code, reply.name, reply.message, reply.app_code, reply.app_message
+            )
         if not isinstance(reply, expect):
             raise TypeError(f"expected {expect.__name__}, got {type(reply).__name__}")
         return reply

@@ -74,6 +74,10 @@ class Error(Reply, frozen=True, tag="error"):
     code: int
     name: str
     message: str
+    app_code: int = 0
+    """``REFUSED_BY_APP``: the app server's own code for the refusal (0 otherwise)."""
+    app_message: str = ""
+    """``REFUSED_BY_APP``: the app server's message for the user ("" otherwise)."""
 
 
 class Ok(Reply, frozen=True, tag="ok"):

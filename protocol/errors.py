@@ -11,6 +11,7 @@ range       meaning
 3000-3999   relations: friends and blacklist
 4000-4999   groups
 5000-5999   messages and conversations
+6000-6999   the app's own rules (its server refused the action, see docs/WEBHOOKS.md)
 9000-9999   the server could not serve a valid request; retrying later may work
 ==========  ===================================================================
 
@@ -81,9 +82,13 @@ class ErrorCode(enum.IntEnum):
     ALREADY_REVOKED = 5006
     BAD_RECIPIENT = 5007
 
+    # 6000-6999: the app's rules (webhooks).
+    REFUSED_BY_APP = 6000
+
     # 9000-9999: the server failed.
     INTERNAL = 9000
     UNAVAILABLE = 9001
+    CALLBACK_FAILED = 9002
 
     @property
     def retryable(self) -> bool:
@@ -136,8 +141,20 @@ def should_reconnect(code: int | None) -> bool:
 class ProtocolError(Exception):
     """A request that cannot be served, with the error code to send back."""
 
-    def __init__(self, code: ErrorCode, message: str, rid: int = 0) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        rid: int = 0,
+        *,
+        app_code: int = 0,
+        app_message: str = "",
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.rid = rid
+        self.app_code = app_code
+        """``REFUSED_BY_APP``: the code the app's server gave with its refusal."""
+        self.app_message = app_message
+        """``REFUSED_BY_APP``: the message the app's server gave with its refusal."""

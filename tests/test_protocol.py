@@ -935,7 +935,8 @@ AUTH_ERRORS = {
 RELATION_ERRORS = {c for c in ErrorCode if 3000 <= c <= 3999}
 GROUP_ERRORS = {c for c in ErrorCode if 4000 <= c <= 4999}
 MESSAGE_ERRORS = {c for c in ErrorCode if 5000 <= c <= 5999}
-SERVER_ERRORS = {ErrorCode.INTERNAL, ErrorCode.UNAVAILABLE}
+APP_ERRORS = {ErrorCode.REFUSED_BY_APP}
+SERVER_ERRORS = {ErrorCode.INTERNAL, ErrorCode.UNAVAILABLE, ErrorCode.CALLBACK_FAILED}
 
 
 def test_error_codes_are_unique() -> None:
@@ -950,6 +951,7 @@ def test_every_error_code_is_classified() -> None:
         | RELATION_ERRORS
         | GROUP_ERRORS
         | MESSAGE_ERRORS
+        | APP_ERRORS
         | SERVER_ERRORS
     )
 
@@ -959,6 +961,7 @@ def test_every_error_code_is_classified() -> None:
     [
         pytest.param(REQUEST_ERRORS, 1000, 1999, id="request"),
         pytest.param(AUTH_ERRORS, 2000, 2999, id="auth"),
+        pytest.param(APP_ERRORS, 6000, 6999, id="app"),
         pytest.param(SERVER_ERRORS, 9000, 9999, id="server"),
     ],
 )
@@ -976,6 +979,7 @@ def test_retryable_error_codes() -> None:
         ErrorCode.RATE_LIMITED,
         ErrorCode.INTERNAL,
         ErrorCode.UNAVAILABLE,
+        ErrorCode.CALLBACK_FAILED,
     }
 
 

@@ -21,10 +21,12 @@ from actors.runtime.messages import Command
 from actors.runtime.services import NodeServices
 from actors.runtime.steps import STEP_ATTEMPTS, now_ms
 from protocol import messages as m
+from protocol.base import Ex
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.messaging import ChatMessage, RevokedContent
+from protocol.messaging import GROUP_CHAT, ChatMessage, MessageContent, RevokedContent
 from storage import ConversationRecord, StaleRead, StepRefused
 from storage.conversations import encode_record
+from webhooks import catalog
 
 _encoder = msgspec.msgpack.Encoder()
 _message = msgspec.msgpack.Decoder(ChatMessage)
@@ -57,7 +59,10 @@ def content_type(message: ChatMessage) -> int:
 
 def check_content(services: NodeServices, request: m.SendMessage) -> None:
     """Refuse content that no sender may send, or that is too large."""
-    content = request.content
+    check_content_value(services, request.content)
+
+
+def check_content_value(services: NodeServices, content: MessageContent) -> None:
     if isinstance(content, RevokedContent):
         raise ProtocolError(
             ErrorCode.CONTENT_NOT_ALLOWED, "content type 111 is written by the server only"
@@ -178,6 +183,15 @@ async def store_and_push(
         content=request.content,
         ex=request.ex,
     )
+    hooks = services.webhooks
+    if hooks.on:
+        asked = catalog.before(_send_action(message))
+        if hooks.wants(asked, content_type(message)):
+            # A retry of a stored send returns the first result without asking.
+            earlier = await previous_send(services, conversation_id, request)
+            if earlier is not None:
+                return earlier
+            message = await _before_send(services, asked, message)
     try:
         stored = await services.storage.messages.send(
             conversation_id,
@@ -207,7 +221,34 @@ async def store_and_push(
             command.session.session_id,
             stored.nodes,
         )
+        if hooks.on:
+            hooks.after(catalog.after(_send_action(message)), {"message": message}, conversation_id)
     return sent_reply(request.rid, message)
+
+
+def _send_action(message: ChatMessage) -> str:
+    return catalog.SEND_GROUP if message.session_type == GROUP_CHAT else catalog.SEND_SINGLE
+
+
+async def _before_send(services: NodeServices, name: str, message: ChatMessage) -> ChatMessage:
+    """The message as the app's before-send callback ``name`` allows it: as it is, or
+    with the content and ``ex`` its answer gives (checked as a client's would be)."""
+    hooks = services.webhooks
+    verdict = await hooks.before(name, {"message": message})
+    if verdict is None or (verdict.content is None and verdict.ex is None):
+        return message
+    try:
+        content = message.content
+        if verdict.content is not None:
+            content = msgspec.convert(verdict.content, MessageContent)
+            if isinstance(content, m.TypingContent):
+                raise ProtocolError(ErrorCode.CONTENT_NOT_ALLOWED, "typing is not a message")
+            check_content_value(services, content)
+        ex = message.ex if verdict.ex is None else msgspec.convert(verdict.ex, Ex)
+    except (msgspec.ValidationError, ProtocolError) as exc:
+        hooks.bad_answer(name, str(exc))
+        return message
+    return msgspec.structs.replace(message, content=content, ex=ex)
 
 
 async def load_for_revoke(
@@ -245,6 +286,13 @@ async def revoke_and_push(
     the requester may revoke it."""
     request = command.request
     revoker = command.user_id or ""
+    hooks = services.webhooks
+    if hooks.on and hooks.wants(catalog.before(catalog.REVOKE)):
+        _, original = await load_for_revoke(services, conversation_id, seq)
+        await hooks.before(
+            catalog.before(catalog.REVOKE),
+            {"op_user_id": revoker, "conversation_id": conversation_id, "message": original},
+        )
     for _ in range(STEP_ATTEMPTS):
         raw, original = await load_for_revoke(services, conversation_id, seq)
         now = now_ms()
@@ -287,6 +335,12 @@ async def revoke_and_push(
             frame,
             command.session.session_id,
         )
+        if hooks.on:
+            hooks.after(
+                catalog.after(catalog.REVOKE),
+                {"op_user_id": revoker, "conversation_id": conversation_id, "notice": notice},
+                conversation_id,
+            )
         return m.MessageSent(
             rid=request.rid,
             conversation_id=conversation_id,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from actors.delivery.notify import stored_form
+from actors.runtime.callbacks import ask_before, notes_body, tell_after
 from actors.runtime.messages import Command
 from actors.runtime.services import NodeServices
 from actors.runtime.steps import now_ms
@@ -222,7 +223,20 @@ class GroupCommands:
         return self._actor.require_state()
 
     async def _commit(self, change: Change, command: Command) -> None:
+        """Store the change, asking the app first and telling it after, if the
+        command's callbacks are enabled (``before_<t>`` may refuse it)."""
+        services = self._services
+        if services.webhooks.on:
+            await ask_before(services, command, group_id=self.group_id)
         await self._actor.commit(change, command)
+        if services.webhooks.on:
+            tell_after(
+                services,
+                command,
+                self.group_id,
+                group_id=self.group_id,
+                notifications=notes_body(change.notes),
+            )
 
 
 T = TypeVar("T")

@@ -120,7 +120,8 @@ class Connection:
             supervisor.detach(user.KIND, self.user_id)
             self._users_contacted.add(self.user_id)
         for user_id in self._users_contacted:
-            supervisor.tell(user.KIND, user_id, SessionClosed(self.session_id))
+            signed_in = user_id == self.user_id
+            supervisor.tell(user.KIND, user_id, SessionClosed(self.session_id, signed_in))
 
     def _start_close(self, code: int, reason: str) -> None:
         """Send our close frame, then give the peer ``handshake_timeout`` to answer

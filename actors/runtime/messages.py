@@ -69,3 +69,5 @@ class SessionClosed:
     """The connection of ``session_id`` has ended; forget it."""
 
     session_id: str
+    signed_in: bool = False
+    """Whether the session was signed in as the user told (not only tried to)."""

@@ -1,5 +1,6 @@
 """What every actor of a node is given: storage, settings, credentials, the hub, the
-cluster link and the node's metrics registry (each part defines its own metrics in it)."""
+cluster link, the webhooks and the node's metrics registry (each part defines its own
+metrics in it)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from actors.node.hub import Hub
 from actors.runtime.credentials import PasswordHasher, TokenSigner
 from settings import Settings
 from storage import Storage
+from webhooks.dispatcher import Webhooks
 
 
 @dataclass(frozen=True)
@@ -24,3 +26,4 @@ class NodeServices:
     hub: Hub
     cluster: ClusterLink
     registry: CollectorRegistry
+    webhooks: Webhooks

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from actors.runtime.callbacks import ask_before, tell_after
 from actors.runtime.credentials import IssuedToken
 from actors.runtime.messages import Command
 from actors.runtime.services import NodeServices
@@ -71,6 +72,9 @@ class AccountCommands:
         exists = ProtocolError(ErrorCode.USER_EXISTS, f"user {self.user_id!r} already exists")
         if await self._accounts.load(self.user_id) is not None:
             raise exists
+        hooks = self._services.webhooks
+        if hooks.on:
+            await ask_before(self._services, command, user_id=self.user_id)
         record = AccountRecord(
             user_id=self.user_id,
             password_hash=await self._services.hasher.hash(request.password),
@@ -82,6 +86,10 @@ class AccountCommands:
         )
         if not await self._accounts.create(record):
             raise exists
+        if hooks.on:
+            tell_after(
+                self._services, command, self.user_id, user_id=self.user_id, user=profile_of(record)
+            )
         return m.Registered(rid=request.rid, user_id=self.user_id)
 
     async def _check_password(self, command: Command, password: str) -> AccountRecord:
@@ -160,10 +168,20 @@ class AccountCommands:
                 reason=f"signed in on platform {claims.platform} elsewhere",
             )
         )
+        hooks = self._services.webhooks
         for other_session, node in displaced:
             self._services.cluster.close_session(
                 node, other_session, CloseCode.KICKED, "signed in elsewhere", kicked
             )
+            if hooks.on:
+                self._session_event(
+                    "after_user_kicked",
+                    other_session,
+                    close_code=int(CloseCode.KICKED),
+                    reason="signed in elsewhere",
+                    by_session_id=session.session_id,
+                    by_platform=claims.platform,
+                )
         reply = m.LoginOk(
             rid=command.request.rid,
             user_id=self.user_id,
@@ -175,6 +193,18 @@ class AccountCommands:
         session.outbox.signed_in(
             self.user_id, claims.platform, claims.token_id, encode_server_message(reply)
         )
+        if hooks.on:
+            self._session_event(
+                "after_user_online",
+                session.session_id,
+                platform=claims.platform,
+                address=session.address,
+                with_password=new_token,
+            )
+
+    def _session_event(self, name: str, session_id: str, **details: object) -> None:
+        body = {"user_id": self.user_id, "session_id": session_id, **details}
+        self._services.webhooks.after(name, body, self.user_id)
 
     async def _close_others(
         self, sessions: list[PresenceEntry], code: CloseCode, reason: str
@@ -185,6 +215,14 @@ class AccountCommands:
             self._services.cluster.close_session(
                 other.node_id, other.session_id, code, reason, frame
             )
+            if self._services.webhooks.on:
+                self._session_event(
+                    "after_user_kicked",
+                    other.session_id,
+                    close_code=int(code),
+                    reason=reason,
+                    platform=other.platform,
+                )
 
     async def logout(self, command: Command) -> None:
         session_id = command.session.session_id
@@ -231,6 +269,9 @@ class AccountCommands:
             for name in ("nickname", "face_url", "ex")
             if (value := getattr(request, name)) is not None
         }
+        hooks = self._services.webhooks
+        if hooks.on:
+            await ask_before(self._services, command, user_id=self.user_id)
         if await self._accounts.update_profile(self.user_id, changes) < 0:
             raise ProtocolError(ErrorCode.USER_NOT_FOUND, f"no user {self.user_id!r}")
         profile = profile_of(await self._account())
@@ -243,6 +284,8 @@ class AccountCommands:
             ex=profile.ex,
         )
         await notify_followers(self._services, self.user_id, public)
+        if hooks.on:
+            tell_after(self._services, command, self.user_id, user_id=self.user_id, user=profile)
         return m.Profile(rid=request.rid, profile=profile)
 
     async def get_users(self, command: Command) -> m.Reply:

@@ -113,6 +113,13 @@ class UserActor(EntityActor):
                 )
             except redis.RedisError as exc:
                 log.warning("could not mark session %s offline: %s", message.session_id, exc)
+            hooks = self._services.webhooks
+            if hooks.on and message.signed_in:
+                hooks.after(
+                    "after_user_offline",
+                    {"user_id": self.user_id, "session_id": message.session_id},
+                    self.user_id,
+                )
             # A session that tried to sign in as a made-up id tells it when it closes.
             await self._stop_if_no_account()
         else:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from msgspec.structs import replace
 
 from actors.delivery.notify import from_stored, push_stored, stored_form
+from actors.runtime.callbacks import ask_before, notes_body, tell_after
 from actors.runtime.messages import Command
 from actors.runtime.services import NodeServices
 from actors.runtime.steps import STEP_ATTEMPTS, now_ms
@@ -139,6 +140,20 @@ class RelationCommands:
         # sees its notification seqs without gaps.
         push_stored(self._hub, kind, detail, now, recipients, None)
 
+    async def _ask_app(self, command: Command) -> None:
+        if self._services.webhooks.on:
+            await ask_before(self._services, command, user_id=self.user_id)
+
+    def _tell_app(self, command: Command, *notes: tuple[N, m.NotificationDetail]) -> None:
+        if self._services.webhooks.on:
+            tell_after(
+                self._services,
+                command,
+                self.user_id,
+                user_id=self.user_id,
+                notifications=notes_body(notes),
+            )
+
     # -- applications ---------------------------------------------------------------
 
     async def apply_friend(self, command: Command) -> m.Reply:
@@ -146,6 +161,7 @@ class RelationCommands:
         target = request.to_user_id
         if target == self.user_id:
             raise ProtocolError(ErrorCode.CANNOT_ADD_SELF, "you cannot befriend yourself")
+        await self._ask_app(command)
         now = now_ms()
         application = ApplicationRecord(self.user_id, target, request.message, PENDING, "", now, 0)
         detail = m.FriendApplicationDetail(application=application_info(application))
@@ -159,11 +175,13 @@ class RelationCommands:
             command, N.FRIEND_APPLICATION, detail, now,
             [(target, seq_target), (self.user_id, seq_self)],
         )  # fmt: skip
+        self._tell_app(command, (N.FRIEND_APPLICATION, detail))
         return m.Ok(rid=request.rid)
 
     async def respond(self, command: Command) -> m.Reply:
         request = _as(command, m.RespondFriendApplication)
         applicant = request.from_user_id
+        asked = False
         for _ in range(STEP_ATTEMPTS):
             found = await self._store.received_application(self.user_id, applicant)
             if found is None:
@@ -173,6 +191,9 @@ class RelationCommands:
                 raise ProtocolError(
                     ErrorCode.APPLICATION_HANDLED, "this application was already answered"
                 )
+            if not asked:
+                await self._ask_app(command)
+                asked = True
             now = now_ms()
             handled = replace(
                 application,
@@ -210,6 +231,15 @@ class RelationCommands:
                 command, result_kind, result, now,
                 [(self.user_id, seqs.responder_result), (applicant, seqs.applicant_result)],
             )  # fmt: skip
+            if request.accept:
+                self._tell_app(
+                    command,
+                    (N.FRIEND_ADDED, added_mine),
+                    (N.FRIEND_ADDED, added_theirs),
+                    (result_kind, result),
+                )
+            else:
+                self._tell_app(command, (result_kind, result))
             return m.Ok(rid=request.rid)
         raise ProtocolError(ErrorCode.UNAVAILABLE, "the application kept changing; try again")
 
@@ -229,6 +259,7 @@ class RelationCommands:
     async def delete_friend(self, command: Command) -> m.Reply:
         request = _as(command, m.DeleteFriend)
         friend = request.friend_id
+        await self._ask_app(command)
         now = now_ms()
         mine = m.FriendDeletedDetail(owner_user_id=self.user_id, friend_user_id=friend)
         theirs = m.FriendDeletedDetail(owner_user_id=friend, friend_user_id=self.user_id)
@@ -242,6 +273,7 @@ class RelationCommands:
             raise _refused(exc, request.rid) from None
         self._push(command, N.FRIEND_DELETED, mine, now, [(self.user_id, seq_mine)])
         self._push(command, N.FRIEND_DELETED, theirs, now, [(friend, seq_theirs)])
+        self._tell_app(command, (N.FRIEND_DELETED, mine), (N.FRIEND_DELETED, theirs))
         return m.Ok(rid=request.rid)
 
     async def update_friend(self, command: Command) -> m.Reply:
@@ -307,6 +339,7 @@ class RelationCommands:
         request = _as(command, m.AddBlack)
         if request.user_id == self.user_id:
             raise ProtocolError(ErrorCode.INVALID_FIELD, "you cannot block yourself")
+        await self._ask_app(command)
         now = now_ms()
         entry = BlackRecord(request.user_id, request.ex, now)
         detail = m.BlackDetail(owner_user_id=self.user_id, black=black_info(entry))
@@ -317,10 +350,12 @@ class RelationCommands:
         except StepRefused as exc:
             raise _refused(exc, request.rid) from None
         self._push(command, N.BLACK_ADDED, detail, now, [(self.user_id, seq)])
+        self._tell_app(command, (N.BLACK_ADDED, detail))
         return m.Ok(rid=request.rid)
 
     async def remove_black(self, command: Command) -> m.Reply:
         request = _as(command, m.RemoveBlack)
+        await self._ask_app(command)
         now = now_ms()
         detail = m.BlackDeletedDetail(owner_user_id=self.user_id, user_id=request.user_id)
         try:
@@ -330,6 +365,7 @@ class RelationCommands:
         except StepRefused as exc:
             raise _refused(exc, request.rid) from None
         self._push(command, N.BLACK_DELETED, detail, now, [(self.user_id, seq)])
+        self._tell_app(command, (N.BLACK_DELETED, detail))
         return m.Ok(rid=request.rid)
 
     async def blacks(self, command: Command) -> m.Reply:
