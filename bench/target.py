@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from storage import EmbeddedRedis
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-LISTENING = re.compile(r"parley listening on (ws://\S+) \(node (\S+), redis (\S+)\)")
+LISTENING = re.compile(r"parley listening on (ws://\S+) \(node (\S+), redis ([^\s,)]+)[,)]")
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
 

@@ -162,3 +162,45 @@ async def test_a_late_reply_is_dropped_and_a_retried_send_is_not_stored_twice(
     sent = (await replies(zoe, 1))[51]
     assert isinstance(sent, m.MessageSent) and sent.seq == 1, sent
     await zoe.aclose()
+
+
+async def test_a_sign_in_behind_a_silent_owner_is_answered_unavailable_and_never_applied(
+    start_node: StartNode, aaron_owned_by: NodeProcess, redis_client: redis.Redis, prefix: str
+) -> None:
+    """The node holding aaron's lease is alive (its heartbeat key has not expired) but
+    does not answer: a sign-in forwarded there is answered ``UNAVAILABLE`` after
+    ``session.sign_in_deadline``, long before the session's auth timeout, and when the
+    node wakes up it does not carry the sign-in out."""
+    node = await start_node(
+        session={"sign_in_deadline": 1.5, "auth_timeout": 60, "ping_interval": 60},
+        cluster=SLOW_CLUSTER,
+    )
+    aaron_owned_by.process.send_signal(signal.SIGSTOP)
+    raw = await RawClient.open(node.url)
+    login = m.Login(rid=1, user_id="aaron", password="password-1", platform=7)
+    await raw.send(codec.encode(login))
+    # Another sign-in while the first is in progress is refused at once.
+    await raw.send(codec.encode(m.TokenLogin(rid=2, token="x")))
+    answered = await replies(raw, 2, timeout=10)
+    assert error_code(answered[2]) == ErrorCode.TOKEN_INVALID  # checked before routing
+    assert error_code(answered[1]) == ErrorCode.UNAVAILABLE
+    assert "did not take effect" in answered[1].message
+    # Once answered, the session may sign in again; that one waits as well.
+    await raw.send(codec.encode(m.Login(rid=3, user_id="aaron", password="password-1", platform=7)))
+    await raw.send(codec.encode(m.Login(rid=4, user_id="aaron", password="password-1", platform=7)))
+    answered = await replies(raw, 2, timeout=10)
+    assert error_code(answered[4]) == ErrorCode.ALREADY_AUTHENTICATED
+    assert error_code(answered[3]) == ErrorCode.UNAVAILABLE
+
+    # The owner wakes up with both sign-ins waiting for it: too late for each, so
+    # neither registers a session nor answers.
+    aaron_owned_by.process.send_signal(signal.SIGCONT)
+    await trio.sleep(1.5)
+    await raw.send(codec.encode(m.GetSelf(rid=5)))
+    assert error_code((await replies(raw, 1))[5]) == ErrorCode.NOT_AUTHENTICATED
+    assert redis_client.hlen(f"{prefix}{{u:aaron}}:presence") == 0
+    # And now a sign-in is served by the owner as usual.
+    await raw.send(codec.encode(m.Login(rid=6, user_id="aaron", password="password-1", platform=7)))
+    assert isinstance((await replies(raw, 1))[6], m.LoginOk)
+    assert redis_client.hlen(f"{prefix}{{u:aaron}}:presence") == 1
+    await raw.aclose()
