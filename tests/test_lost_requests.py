@@ -13,13 +13,16 @@ import pytest
 import redis
 import trio
 
+from actors.cluster.envelopes import Forward, SessionSignedIn, decode_envelope, encode_envelope
 from client import ErrorCode, ParleyClient
 from protocol import messages as m
 from protocol.codec import ClientCodec
+from protocol.errors import CloseCode
 from server import RunningNode
 from tests.conftest import StartNode
 from tests.processes import NodeProcess, stop_all
 from tests.rawws import RawClient
+from tests.support import eventually
 
 codec = ClientCodec()
 SLOW_CLUSTER = {"node_timeout": 60, "lease_time": 60}
@@ -204,3 +207,43 @@ async def test_a_sign_in_behind_a_silent_owner_is_answered_unavailable_and_never
     assert isinstance((await replies(raw, 1))[6], m.LoginOk)
     assert redis_client.hlen(f"{prefix}{{u:aaron}}:presence") == 1
     await raw.aclose()
+
+
+async def test_a_success_after_the_sign_in_deadline_closes_the_session(
+    start_node: StartNode, redis_client: redis.Redis, prefix: str
+) -> None:
+    """An owner whose clock is far off may still answer a sign-in its session has
+    answered ``UNAVAILABLE``: the session is closed (4000) rather than signed in
+    behind the client's back, and leaves presence. The owner here is played by the
+    test through Redis: the lease of ``zed`` names node ``ghost``, whose inbox the
+    test reads."""
+    node = await start_node(session={"sign_in_deadline": 1.0}, cluster=SLOW_CLUSTER)
+    redis_client.set(f"{prefix}node:ghost", "played by the test", ex=60)
+    redis_client.set(f"{prefix}{{u:zed}}:owner", "ghost", px=60_000)
+    inbox = redis_client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    inbox.subscribe(f"{prefix}node:ghost:inbox")
+    raw = await RawClient.open(node.url)
+    await raw.send(codec.encode(m.Login(rid=7, user_id="zed", password="password-1", platform=7)))
+
+    def forwarded() -> Forward:
+        for _ in range(100):
+            message = inbox.get_message(timeout=0.1)
+            if message is not None:
+                envelope = decode_envelope(message["data"])
+                assert isinstance(envelope, Forward)
+                return envelope
+        raise AssertionError("the sign-in was not forwarded to the lease holder")
+
+    forward = await trio.to_thread.run_sync(forwarded)
+    inbox.close()
+    assert forward.entity_id == "zed" and forward.answer_by_ms > 0
+    assert error_code((await replies(raw, 1))[7]) == ErrorCode.UNAVAILABLE
+    # The "owner" registers the session and answers, too late.
+    presence = f"{prefix}{{u:zed}}:presence"
+    redis_client.hset(presence, forward.session_id, f"7:{node.node_id}:late-token")
+    redis_client.sadd(f"{prefix}node:{node.node_id}:sessions", f"zed\t{forward.session_id}")
+    late = SessionSignedIn(forward.session_id, "zed", 7, "late-token", b"", rid=7)
+    redis_client.publish(f"{prefix}node:{node.node_id}:inbox", encode_envelope(late))
+    assert await raw.wait_closed() == CloseCode.AUTH_TIMEOUT
+    await raw.aclose()  # our close frame: the session ends
+    await eventually(lambda: redis_client.hlen(presence) == 0)
