@@ -11,6 +11,7 @@ import logging
 import secrets
 import signal
 import sys
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ import trio
 from prometheus_client import CollectorRegistry
 
 import settings as config
+from actors.cluster.identity import NodeRefused, join_cluster, retire
 from actors.cluster.link import ClusterLink
 from actors.group import actor as group
 from actors.group.actor import GroupActor
@@ -27,8 +29,10 @@ from actors.group.chat import GroupChatCommands
 from actors.node.connection import ConnectionContext
 from actors.node.gateway import Gateway
 from actors.node.hub import Hub
+from actors.node.startup import parley_version, redact_url, startup_failure
 from actors.node.workers import WorkersError, WorkerSupervisor
 from actors.runtime.credentials import PasswordHasher, TokenSigner
+from actors.runtime.logs import configure_logging
 from actors.runtime.services import NodeServices
 from actors.runtime.supervisor import ActorFactory, Supervisor
 from actors.user import actor as user
@@ -42,6 +46,8 @@ from webhooks.dispatcher import Webhooks
 
 log = logging.getLogger("parley")
 
+
+VERSION = parley_version()
 GC_THRESHOLD_YOUNG = 50_000
 SHUTDOWN_GRACE_S = 3.0
 """How long sessions get to finish their close handshake at shutdown."""
@@ -96,11 +102,12 @@ async def serve(
         )
         async with trio.open_nursery() as infrastructure:
             await infrastructure.start(storage.run)
-            await _run_node(settings, node_id, storage, embedded, redis_url, stopped, task_status)
+            await _run_node(settings, node_id, storage, redis_url, stopped, task_status)
             infrastructure.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
             if storage is not None:
+                retire(storage.presence.instance)
                 storage.close()
             if embedded is not None:
                 await trio.to_thread.run_sync(embedded.stop)
@@ -111,17 +118,13 @@ async def _run_node(
     settings: Settings,
     node_id: str,
     storage: Storage,
-    embedded: EmbeddedRedis | None,
     redis_url: str,
     stopped: trio.Event,
     task_status: trio.TaskStatus[RunningNode],
 ) -> None:
     """The node on a running storage: until ``request_stop()``, then a drained stop."""
-    await storage.ping()
-    if embedded is not None:
-        await _forget_other_nodes(storage, node_id)
+    secret = await join_cluster(settings, storage, node_id)
     auth = settings.auth
-    secret = auth.secret or await storage.token_secret()
     hasher = await trio.to_thread.run_sync(
         PasswordHasher, auth.argon2_time_cost, auth.argon2_memory_kib, auth.argon2_parallelism
     )
@@ -143,7 +146,7 @@ async def _run_node(
     }
     supervisor = Supervisor(actor_factories, settings.actors.idle_timeout)
     cluster.attach(hub, supervisor)
-    context = ConnectionContext(settings.session, supervisor, hub, signer)
+    context = ConnectionContext(settings.session, supervisor, hub, signer, node_id)
     gateway = Gateway(
         context,
         node_id,
@@ -189,26 +192,20 @@ async def _run_node(
             actors.cancel_scope.cancel()
 
 
-async def _forget_other_nodes(storage: Storage, node_id: str) -> None:
-    """Deregister every other node found in this node's own embedded Redis.
-
-    Only one node runs on an embedded Redis (its data directory is locked), so any
-    other node record there is this node's earlier run, killed before it could
-    deregister. Its sessions would count as online, and its leases would keep its
-    users and groups, with every command for them forwarded to a node that is gone,
-    until the record expired (``cluster.node_timeout``)."""
-    for other in await storage.presence.live_nodes():
-        if other != node_id:
-            removed = await storage.presence.forget_node(other)
-            log.info("forgot node %s of an earlier run (%d sessions)", other, removed)
+@dataclass
+class _Progress:
+    listening: bool = False
 
 
-async def _run_until_signalled(settings: Settings) -> None:
+async def _run_until_signalled(settings: Settings, progress: _Progress) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             node: RunningNode = await nursery.start(serve, settings)
+            progress.listening = True
             print(
-                f"parley listening on {node.url} (node {node.node_id}, redis {node.redis_url})",
+                f"parley listening on {node.url} (node {node.node_id},"
+                f" redis {redact_url(node.redis_url)}, prefix {settings.redis.prefix!r},"
+                f" version {VERSION})",
                 flush=True,
             )
             async for signum in signals:
@@ -287,22 +284,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers < 1:
         print(f"parley: --workers: expected 1 or more, got {args.workers}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log.level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log)
     if args.workers > 1:
         return _supervise_workers(settings, args.workers, argv)
     tune_garbage_collector()
+    progress = _Progress()
     try:
-        trio.run(_run_until_signalled, settings)
-    except* EmbeddedRedisError as failed:
-        # E.g. the data directory is in use: one line for the operator, no traceback.
-        print(f"parley: {_first_leaf(failed)}", file=sys.stderr)
-        return_code = 1
-    else:
-        return_code = 0
-    return return_code
+        trio.run(_run_until_signalled, settings, progress)
+    except Exception as exc:
+        message, leaf = startup_failure(exc, settings)
+        if message is None or (progress.listening and not isinstance(leaf, NodeRefused)):
+            raise
+        print(f"parley: {message}", file=sys.stderr)
+        if settings.log.level == "debug":
+            traceback.print_exception(exc)
+        return 2
+    return 0
 
 
 def _supervise_workers(settings: Settings, count: int, argv: Sequence[str] | None) -> int:
@@ -314,17 +311,11 @@ def _supervise_workers(settings: Settings, count: int, argv: Sequence[str] | Non
     try:
         return_code = WorkerSupervisor(settings, count, command).run()
     except (WorkersError, EmbeddedRedisError) as failed:
+        # A failure to start, like a single node's: one line, status 2.
         print(f"parley: {failed}", file=sys.stderr)
-        return 1
+        return 2
     print("parley stopped", flush=True)
     return return_code
-
-
-def _first_leaf(group: BaseExceptionGroup[EmbeddedRedisError]) -> BaseException:
-    first: BaseException = group
-    while isinstance(first, BaseExceptionGroup):
-        first = first.exceptions[0]
-    return first
 
 
 if __name__ == "__main__":

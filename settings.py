@@ -71,6 +71,9 @@ class SessionSettings:
     handshake_timeout: float = 10.0
     auth_timeout: float = 30.0
     """A session that has not signed in after this long is closed."""
+    sign_in_deadline: float = 10.0
+    """A sign-in unanswered for this long (the node that owns the user does not answer)
+    is answered ``UNAVAILABLE`` by the session; the sign-in then does not take effect."""
     multi_login: MultiLoginPolicy = "one_per_platform"
 
 
@@ -123,6 +126,9 @@ class ClusterSettings:
     """Seconds without a heartbeat after which a node counts as gone (beats every third)."""
     lease_time: float = 10.0
     """Seconds an entity's owner node holds its lease without using it."""
+
+
+LogLevel = Literal["debug", "info", "warning", "error"]
 
 
 @dataclass(frozen=True)
@@ -184,7 +190,12 @@ class WebhookSettings:
 
 @dataclass(frozen=True)
 class LogSettings:
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    level: LogLevel = "info"
+    format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per line, with the fields of each event."""
+    library_level: LogLevel = "warning"
+    """Level of the libraries' own loggers (redis, hypercorn, hpack, asyncio, ...), so
+    that ``level = "debug"`` shows Parley's debug lines without theirs."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +213,11 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
 
 
+MIN_SECRET_BYTES = 32
+"""Shortest ``auth.secret`` accepted: the token signature (HMAC-SHA256) is as strong
+as its key, and RFC 7518 asks for a key at least as long as the hash."""
+
+
 class ConfigError(Exception):
     """The configuration is wrong; the message names each bad key."""
 
@@ -216,6 +232,7 @@ _POSITIVE = {
     "session.idle_timeout",
     "session.handshake_timeout",
     "session.auth_timeout",
+    "session.sign_in_deadline",
     "auth.token_ttl",
     "auth.argon2_time_cost",
     "auth.argon2_memory_kib",
@@ -450,6 +467,13 @@ def build(
                 problems.append(f"{dotted}: expected a number > 0, got {value}")
             if dotted in _NON_NEGATIVE and not value >= 0:
                 problems.append(f"{dotted}: expected a number >= 0, got {value}")
+    secret = settings.auth.secret
+    if secret and len(secret.encode()) < MIN_SECRET_BYTES:
+        problems.append(
+            f"auth.secret: expected at least {MIN_SECRET_BYTES} bytes (or empty for one"
+            f" generated and kept in Redis), got {len(secret.encode())}; make one with"
+            " `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
     if not 0 <= settings.server.port <= 65535:
         problems.append(f"server.port: expected 0..65535, got {settings.server.port}")
     for origin in settings.server.allowed_origins:

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LISTENING = re.compile(
-    r"parley listening on (ws://\S+) \((?:node (\S+), |\d+ workers: nodes ([^;]+); )redis (\S+)\)"
+    r"parley listening on (ws://\S+) \((?:node (\S+), |\d+ workers: nodes ([^;]+); )"
+    r"redis ([^\s,)]+)[,)]"
 )
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0

@@ -37,7 +37,7 @@ from client.groups import GroupMethods
 from client.relations import RelationMethods
 from protocol import messages as m
 from protocol.codec import ClientCodec
-from protocol.errors import should_reconnect
+from protocol.errors import ErrorCode, should_reconnect
 from protocol.platforms import Platform
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,11 @@ Event = (
     | Reconnected
 )
 R = TypeVar("R", bound=m.Reply)
-RESUME_TIMEOUT_S = 5.0
+RESUME_TIMEOUT_S = 12.0
+"""How long a sign-in after a reconnect waits for its answer before it is sent again:
+longer than the server's own deadline for answering a sign-in (10 s,
+``session.sign_in_deadline``), so that a lost connection, not a slow node, ends it."""
+_RESUME_AGAIN = (ErrorCode.UNAVAILABLE, ErrorCode.ALREADY_AUTHENTICATED)
 
 
 class _Waiter:
@@ -179,7 +183,19 @@ class ParleyClient(RelationMethods, ChatMethods, GroupMethods):
                 await trio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, self.backoff_max)
                 continue
-            except (ParleyError, ClientClosed) as exc:
+            except ParleyError as exc:
+                if exc.error in _RESUME_AGAIN:
+                    # The node that owns this user did not answer in time (it may be
+                    # failing over; nothing took effect), or the sign-in sent before
+                    # is still awaiting its answer: try again.
+                    await trio.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, self.backoff_max)
+                    continue
+                log.warning("could not resume the session: %s", exc)
+                if ws is self._ws:
+                    self._ready.set()  # requests now get the server's own answer
+                return
+            except ClientClosed as exc:
                 log.warning("could not resume the session: %s", exc)
                 if ws is self._ws:
                     self._ready.set()  # requests now get the server's own answer

@@ -197,6 +197,20 @@ class Storage:
         raw = cast(list[bytes | None], await self._redis.hmget(key, list(group_ids)))
         return [None if r is None else int(r) for r in raw]
 
+    async def compare_fingerprint(
+        self, node_id: str, values: dict[str, str]
+    ) -> tuple[bool, dict[str, str]]:
+        """Compare ``values`` with the cluster's fingerprint (``cluster:fingerprint``).
+        (True, the cluster's differing values) if another node is live and some differ;
+        else (False, the values replaced) once ``values`` are recorded."""
+        reply = await self.scripts.run(
+            "cluster_fingerprint",
+            [f"{self.keys.prefix}cluster:fingerprint", f"{self.keys.prefix}nodes"],
+            [node_id, self.keys.prefix, *(x for pair in values.items() for x in pair)],
+        )
+        names = [x.decode() if isinstance(x, bytes) else str(x) for x in reply[1:]]
+        return reply[0] == 1, dict(zip(names[0::2], names[1::2], strict=True))
+
     async def ping(self) -> None:
         await self._redis.ping()
 

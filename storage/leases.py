@@ -27,12 +27,17 @@ class LeaseStore:
         )
         return f"{base}:owner"
 
-    async def claim(self, kind: str, entity_id: str, lease_ms: int) -> str:
-        """Take, renew or take over the lease if possible; the owner's node id after."""
-        owner = await self._scripts.run(
+    async def claim(self, kind: str, entity_id: str, lease_ms: int) -> tuple[str, str]:
+        """Take, renew or take over the lease if possible: the owner's node id after,
+        and the gone node it was taken over from ("" if none)."""
+        owner, taken_from = await self._scripts.run(
             "lease_claim", [self.key(kind, entity_id)], [self.node_id, lease_ms, self._keys.prefix]
         )
-        return owner.decode() if isinstance(owner, bytes) else str(owner)
+        return _text(owner), _text(taken_from)
 
     async def release(self, kind: str, entity_id: str) -> None:
         await self._scripts.run("lease_release", [self.key(kind, entity_id)], [self.node_id])
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -7,8 +7,10 @@ lists the sessions it holds in ``node:<id>:sessions``, so that when a node
 stops heartbeating any other node can remove its sessions from presence, and
 so that each node can find, at its heartbeat, the sessions it holds that were
 ended elsewhere.
-Readers count only sessions on live nodes. Methods are awaited on the node's trio
-loop; the heartbeat's reads and writes are one ``MULTI`` transaction.
+Readers count only sessions on live nodes. The value of ``node:<id>`` is the
+record of the running instance that claimed the id (``instance``): a node never
+renews or removes a key that another instance holds. Methods are awaited on the
+node's trio loop; the heartbeat's reads and writes are one Lua step.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ class NodeBeat:
     listed: frozenset[tuple[str, str]]
     """(user id, session id) of every session ``node:<id>:sessions`` listed at that
     moment."""
+    taken_by: str | None = None
+    """The record of another instance that holds this node's id now (nothing was
+    renewed): this instance must stop."""
 
 
 def _entry(session_id: bytes | str, value: bytes) -> PresenceEntry:
@@ -54,6 +59,8 @@ class PresenceStore:
         self._keys = keys
         self._scripts = scripts
         self.node_id = node_id
+        self.instance = ""
+        """This instance's record, the value of its node key once claimed."""
 
     # -- nodes ------------------------------------------------------------------
 
@@ -63,25 +70,52 @@ class PresenceStore:
     def _nodes(self) -> str:
         return f"{self._keys.prefix}nodes"
 
+    async def claim(self, instance: str, ttl_s: int, replaces: str, now_ms: int) -> str:
+        """Claim this node's id for ``instance`` unless another instance holds it
+        (``replaces``: the record of an earlier instance known to be gone); "" when
+        claimed, else the holder's record."""
+        holder = await self._scripts.run(
+            "node_claim",
+            [self._keys.node(self.node_id), self._nodes()],
+            [instance, ttl_s, replaces, now_ms, self.node_id],
+        )
+        if holder:
+            return holder.decode() if isinstance(holder, bytes) else str(holder)
+        self.instance = instance
+        return ""
+
+    async def holder(self, node_id: str) -> tuple[str, int] | None:
+        """The record holding ``node_id`` and its remaining time in ms, or None."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.get(self._keys.node(node_id))
+        pipe.pttl(self._keys.node(node_id))
+        record, ttl = await pipe.execute()
+        if record is None:
+            return None
+        return cast(bytes, record).decode(), int(ttl)
+
     async def heartbeat(self, ttl_s: int, now_ms: int) -> NodeBeat:
         """Mark this node alive for ``ttl_s`` seconds and read the sessions it is listed
-        as holding, in one transaction. A node that gives this one up deletes its key
-        and its session set with one ``DEL``, so a list read while the key still
-        existed is never the empty one such a clean-up leaves."""
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.set(self._keys.node(self.node_id), "1", ex=ttl_s, get=True)
-        pipe.zadd(self._nodes(), {self.node_id: now_ms})
-        pipe.smembers(self._node_sessions(self.node_id))
-        previous, _, listed = await pipe.execute()
-        pairs = (item.decode().partition("\t") for item in cast(set[bytes], listed))
+        as holding, in one step, unless another instance holds its id. A node that
+        gives this one up deletes its key and its session set in one step, so a list
+        read while the key still existed is never the empty one such a clean-up
+        leaves."""
+        status, found = await self._scripts.run(
+            "node_beat",
+            [self._keys.node(self.node_id), self._nodes(), self._node_sessions(self.node_id)],
+            [self.instance, ttl_s, now_ms, self.node_id],
+        )
+        if status == -1:
+            return NodeBeat(False, frozenset(), cast(bytes, found).decode())
+        pairs = (item.decode().partition("\t") for item in cast(list[bytes], found))
         return NodeBeat(
-            previous is not None,
+            status == 1,
             frozenset((user_id, session_id) for user_id, _, session_id in pairs),
         )
 
     async def node_gone(self) -> None:
-        """Deregister this node (clean shutdown)."""
-        await self.forget_node(self.node_id)
+        """Deregister this node (clean shutdown), if this instance still holds its id."""
+        await self.forget_node(self.node_id, self.instance)
 
     async def live_nodes(self) -> list[str]:
         nodes = [
@@ -101,20 +135,18 @@ class PresenceStore:
         live = set(await self.live_nodes())
         return [n for n in nodes if n not in live]
 
-    async def forget_node(self, node_id: str) -> int:
-        """Remove a gone node and every presence entry of its sessions; how many."""
-        if not await self._redis.set(f"{self._keys.node(node_id)}:cleanup", "1", nx=True, ex=60):
-            return 0  # another node is cleaning up
-        listed = cast(set[bytes], await self._redis.smembers(self._node_sessions(node_id)))
-        pipe = self._redis.pipeline(transaction=False)
-        for item in listed:
-            user_id, _, session_id = item.decode().partition("\t")
-            pipe.hdel(self._keys.presence(user_id), session_id)
-        pipe.delete(self._node_sessions(node_id), self._keys.node(node_id))
-        pipe.zrem(self._nodes(), node_id)
-        pipe.delete(f"{self._keys.node(node_id)}:cleanup")
-        await pipe.execute()
-        return len(listed)
+    async def forget_node(self, node_id: str, record: str = "", keep_key: bool = False) -> int:
+        """Remove a gone node's record and every presence entry of its sessions; how
+        many sessions. ``record``: the instance record the caller knows to be gone
+        (its own, or a predecessor's), else only a node whose key has expired is
+        removed; nothing is removed while another instance holds the id (-1).
+        ``keep_key``: remove the sessions only (this instance has claimed the id)."""
+        removed = await self._scripts.run(
+            "node_forget",
+            [self._keys.node(node_id), self._node_sessions(node_id), self._nodes()],
+            [node_id, record, self._keys.prefix, "1" if keep_key else "0"],
+        )
+        return int(removed)
 
     # -- sessions -----------------------------------------------------------------
 

@@ -13,13 +13,16 @@ import pytest
 import redis
 import trio
 
+from actors.cluster.envelopes import Forward, SessionSignedIn, decode_envelope, encode_envelope
 from client import ErrorCode, ParleyClient
 from protocol import messages as m
 from protocol.codec import ClientCodec
+from protocol.errors import CloseCode
 from server import RunningNode
 from tests.conftest import StartNode
 from tests.processes import NodeProcess, stop_all
 from tests.rawws import RawClient
+from tests.support import eventually
 
 codec = ClientCodec()
 SLOW_CLUSTER = {"node_timeout": 60, "lease_time": 60}
@@ -162,3 +165,85 @@ async def test_a_late_reply_is_dropped_and_a_retried_send_is_not_stored_twice(
     sent = (await replies(zoe, 1))[51]
     assert isinstance(sent, m.MessageSent) and sent.seq == 1, sent
     await zoe.aclose()
+
+
+async def test_a_sign_in_behind_a_silent_owner_is_answered_unavailable_and_never_applied(
+    start_node: StartNode, aaron_owned_by: NodeProcess, redis_client: redis.Redis, prefix: str
+) -> None:
+    """The node holding aaron's lease is alive (its heartbeat key has not expired) but
+    does not answer: a sign-in forwarded there is answered ``UNAVAILABLE`` after
+    ``session.sign_in_deadline``, long before the session's auth timeout, and when the
+    node wakes up it does not carry the sign-in out."""
+    node = await start_node(
+        session={"sign_in_deadline": 1.5, "auth_timeout": 60, "ping_interval": 60},
+        cluster=SLOW_CLUSTER,
+    )
+    aaron_owned_by.process.send_signal(signal.SIGSTOP)
+    raw = await RawClient.open(node.url)
+    login = m.Login(rid=1, user_id="aaron", password="password-1", platform=7)
+    await raw.send(codec.encode(login))
+    # Another sign-in while the first is in progress is refused at once.
+    await raw.send(codec.encode(m.TokenLogin(rid=2, token="x")))
+    answered = await replies(raw, 2, timeout=10)
+    assert error_code(answered[2]) == ErrorCode.TOKEN_INVALID  # checked before routing
+    assert error_code(answered[1]) == ErrorCode.UNAVAILABLE
+    assert "did not take effect" in answered[1].message
+    # Once answered, the session may sign in again; that one waits as well.
+    await raw.send(codec.encode(m.Login(rid=3, user_id="aaron", password="password-1", platform=7)))
+    await raw.send(codec.encode(m.Login(rid=4, user_id="aaron", password="password-1", platform=7)))
+    answered = await replies(raw, 2, timeout=10)
+    assert error_code(answered[4]) == ErrorCode.ALREADY_AUTHENTICATED
+    assert error_code(answered[3]) == ErrorCode.UNAVAILABLE
+
+    # The owner wakes up with both sign-ins waiting for it: too late for each, so
+    # neither registers a session nor answers.
+    aaron_owned_by.process.send_signal(signal.SIGCONT)
+    await trio.sleep(1.5)
+    await raw.send(codec.encode(m.GetSelf(rid=5)))
+    assert error_code((await replies(raw, 1))[5]) == ErrorCode.NOT_AUTHENTICATED
+    assert redis_client.hlen(f"{prefix}{{u:aaron}}:presence") == 0
+    # And now a sign-in is served by the owner as usual.
+    await raw.send(codec.encode(m.Login(rid=6, user_id="aaron", password="password-1", platform=7)))
+    assert isinstance((await replies(raw, 1))[6], m.LoginOk)
+    assert redis_client.hlen(f"{prefix}{{u:aaron}}:presence") == 1
+    await raw.aclose()
+
+
+async def test_a_success_after_the_sign_in_deadline_closes_the_session(
+    start_node: StartNode, redis_client: redis.Redis, prefix: str
+) -> None:
+    """An owner whose clock is far off may still answer a sign-in its session has
+    answered ``UNAVAILABLE``: the session is closed (4000) rather than signed in
+    behind the client's back, and leaves presence. The owner here is played by the
+    test through Redis: the lease of ``zed`` names node ``ghost``, whose inbox the
+    test reads."""
+    node = await start_node(session={"sign_in_deadline": 1.0}, cluster=SLOW_CLUSTER)
+    redis_client.set(f"{prefix}node:ghost", "played by the test", ex=60)
+    redis_client.set(f"{prefix}{{u:zed}}:owner", "ghost", px=60_000)
+    inbox = redis_client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    inbox.subscribe(f"{prefix}node:ghost:inbox")
+    raw = await RawClient.open(node.url)
+    await raw.send(codec.encode(m.Login(rid=7, user_id="zed", password="password-1", platform=7)))
+
+    def forwarded() -> Forward:
+        for _ in range(100):
+            message = inbox.get_message(timeout=0.1)
+            if message is not None:
+                envelope = decode_envelope(message["data"])
+                assert isinstance(envelope, Forward)
+                return envelope
+        raise AssertionError("the sign-in was not forwarded to the lease holder")
+
+    forward = await trio.to_thread.run_sync(forwarded)
+    inbox.close()
+    assert forward.entity_id == "zed" and forward.answer_by_ms > 0
+    assert error_code((await replies(raw, 1))[7]) == ErrorCode.UNAVAILABLE
+    # The "owner" registers the session and answers, too late.
+    presence = f"{prefix}{{u:zed}}:presence"
+    redis_client.hset(presence, forward.session_id, f"7:{node.node_id}:late-token")
+    redis_client.sadd(f"{prefix}node:{node.node_id}:sessions", f"zed\t{forward.session_id}")
+    late = SessionSignedIn(forward.session_id, "zed", 7, "late-token", b"", rid=7)
+    redis_client.publish(f"{prefix}node:{node.node_id}:inbox", encode_envelope(late))
+    assert await raw.wait_closed() == CloseCode.AUTH_TIMEOUT
+    await raw.aclose()  # our close frame: the session ends
+    await eventually(lambda: redis_client.hlen(presence) == 0)

@@ -192,7 +192,7 @@ async def test_a_stopped_redis_fails_commands_and_a_restarted_one_serves(
     try:
         async with trio.open_nursery() as nursery:
             storage = await _running(nursery, server.url, key_prefix)
-            assert await storage.leases.claim("user", "alice", 10_000) == "node-a"
+            assert await storage.leases.claim("user", "alice", 10_000) == ("node-a", "")
             await trio.to_thread.run_sync(server.stop)
             with pytest.raises(redis.ConnectionError):
                 await storage.accounts.load("alice")
@@ -202,7 +202,7 @@ async def test_a_stopped_redis_fails_commands_and_a_restarted_one_serves(
             with trio.fail_after(20):
                 while True:
                     try:  # a Lua step by SHA1: the new connection loaded the scripts
-                        assert await storage.leases.claim("user", "alice", 10_000) == "node-a"
+                        assert await storage.leases.claim("user", "alice", 10_000) == ("node-a", "")
                         break
                     except redis.ConnectionError:
                         await trio.sleep(0.1)

@@ -181,7 +181,7 @@ def test_a_port_in_use_stops_the_supervisor_with_a_message(redis_url: str, prefi
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         done = run_server("--workers=2", f"--port={port}", f"--redis-url={redis_url}")
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert done.stderr.strip() == (
         f"parley: cannot listen on 127.0.0.1:{port}: Address already in use"
     )

@@ -30,6 +30,7 @@ class Forward(msgspec.Struct, frozen=True, tag="forward", array_like=True):
     user_id: str | None
     platform: int | None
     hops: int
+    answer_by_ms: int = 0
 
 
 class SessionReply(msgspec.Struct, frozen=True, tag="reply", array_like=True):
@@ -50,6 +51,8 @@ class SessionSignedIn(msgspec.Struct, frozen=True, tag="signed_in", array_like=T
     platform: int
     token_id: str
     frame: bytes
+    rid: int = 0
+    """The sign-in's request id; 0 from a node of a version before it was sent."""
 
 
 class Membership(msgspec.Struct, frozen=True, tag="membership", array_like=True):

@@ -40,7 +40,9 @@ from actors.cluster.envelopes import (
     decode_envelope,
     encode_envelope,
 )
+from actors.cluster.identity import NodeRefused, describe_record
 from actors.cluster.remote_outbox import RemoteOutbox
+from actors.runtime.logs import log_event
 from actors.runtime.messages import Command, SessionRef
 from actors.runtime.steps import now_ms
 from protocol import messages as m
@@ -80,7 +82,7 @@ class LocalSessions(Protocol):
     def session_push(self, session_id: str, frame: bytes) -> None: ...
 
     def session_signed_in(
-        self, session_id: str, user_id: str, platform: int, token_id: str, frame: bytes
+        self, session_id: str, rid: int, user_id: str, platform: int, token_id: str, frame: bytes
     ) -> None: ...
 
     def signed_in_sessions(self) -> list[tuple[str, str, int, str]]: ...
@@ -181,6 +183,7 @@ class ClusterLink:
                 command.user_id,
                 command.platform,
                 command.hops + 1,
+                command.answer_by_ms,
             ),
         )
 
@@ -295,8 +298,16 @@ class ClusterLink:
                 others = set(self.other_nodes)
                 if envelope.joined:
                     others.add(envelope.node_id)
+                    log_event(log, "node-join", node=envelope.node_id, seen_by=self.node_id)
                 else:
                     others.discard(envelope.node_id)
+                    log_event(
+                        log,
+                        "node-leave",
+                        node=envelope.node_id,
+                        seen_by=self.node_id,
+                        why="stopped",
+                    )
                 self.other_nodes = tuple(sorted(others))
         elif isinstance(envelope, Deliver):
             sessions.push(envelope.user_ids, envelope.frame, envelope.exclude_session)
@@ -313,6 +324,7 @@ class ClusterLink:
         elif isinstance(envelope, SessionSignedIn):
             sessions.session_signed_in(
                 envelope.session_id,
+                envelope.rid,
                 envelope.user_id,
                 envelope.platform,
                 envelope.token_id,
@@ -336,6 +348,7 @@ class ClusterLink:
             forward.user_id,
             forward.platform,
             forward.hops,
+            forward.answer_by_ms,
         )
         commands.tell(forward.kind, forward.entity_id, command)
 
@@ -352,7 +365,8 @@ class ClusterLink:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._run_relays)
                 # A node restarted under the same id must not leave its old sessions online.
-                await self._storage.presence.forget_node(self.node_id)
+                presence = self._storage.presence
+                await presence.forget_node(self.node_id, presence.instance, keep_key=True)
                 await self._beat()
                 await self._announce(True)
                 task_status.started()
@@ -383,6 +397,11 @@ class ClusterLink:
         try:
             held = sessions.signed_in_sessions()
             beat = await presence.heartbeat(self.node_timeout_s, now_ms())
+            if beat.taken_by is not None:
+                raise NodeRefused(
+                    f"server.node_id: node id {self.node_id!r} was claimed by another running"
+                    f" node ({describe_record(beat.taken_by)}); this one stops"
+                )
             if beat.was_known:
                 self._close_unlisted(held, beat.listed)
             else:
@@ -392,7 +411,15 @@ class ClusterLink:
                 self._unlisted_at_last_beat = frozenset()
             for node in await presence.dead_nodes():
                 removed = await presence.forget_node(node)
-                log.info("node %s is gone; removed %d of its sessions from presence", node, removed)
+                if removed >= 0:
+                    log_event(
+                        log,
+                        "node-leave",
+                        node=node,
+                        seen_by=self.node_id,
+                        why="heartbeat expired",
+                        sessions_removed=removed,
+                    )
             self.other_nodes = tuple(n for n in await presence.live_nodes() if n != self.node_id)
         except redis.RedisError as exc:
             log.warning("node heartbeat failed: %s", exc)

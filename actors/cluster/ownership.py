@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import redis
 
+from actors.runtime.logs import log_event
 from actors.runtime.messages import Command
 from actors.runtime.replies import refuse
 from actors.runtime.services import NodeServices
@@ -43,9 +44,18 @@ class Ownership:
         if now < self._valid_until:
             return None
         leases = self._services.storage.leases
-        owner = await leases.claim(self.kind, self.entity_id, self._lease_ms)
+        owner, taken_from = await leases.claim(self.kind, self.entity_id, self._lease_ms)
         if owner == self._services.node_id:
             self._valid_until = now + self._lease_ms / 2000
+            if taken_from:
+                log_event(
+                    log,
+                    "lease-takeover",
+                    kind=self.kind,
+                    entity=self.entity_id,
+                    node=owner,
+                    from_node=taken_from,
+                )
             return None
         self._valid_until = 0.0
         return owner

@@ -36,8 +36,8 @@ class RemoteOutbox:
     def push(self, frame: bytes) -> None:
         self.link.publish_or_drop(self.origin, SessionPush(self.session_id, frame))
 
-    def signed_in(self, user_id: str, platform: int, token_id: str, frame: bytes) -> None:
-        envelope = SessionSignedIn(self.session_id, user_id, platform, token_id, frame)
+    def signed_in(self, rid: int, user_id: str, platform: int, token_id: str, frame: bytes) -> None:
+        envelope = SessionSignedIn(self.session_id, user_id, platform, token_id, frame, rid)
         self.link.publish_or_drop(self.origin, envelope)
 
     def close(self, code: int, reason: str, last_frame: bytes | None = None) -> None:

@@ -28,6 +28,7 @@ from actors.node.websocket import (
     WebSocket,
 )
 from actors.runtime.credentials import TokenSigner
+from actors.runtime.logs import log_event
 from actors.runtime.messages import Command, SessionClosed, SessionRef
 from actors.runtime.replies import error_frame
 from actors.runtime.steps import now_ms
@@ -44,8 +45,14 @@ _SIGN_IN_COMMANDS = (m.Register, m.Login, m.TokenLogin)
 _CODEC = ServerCodec()
 """One decoder and encoder for every session of the node (they are reusable, and all
 sessions run on one loop)."""
-SIGN_IN_RETRY_S = 4.0
-"""A sign-in unanswered for this long (lost on its way to another node) may be retried."""
+SIGN_IN_CLOCK_MARGIN_S = 1.0
+"""The node running a sign-in stops carrying it out this much before its session
+answers it ``UNAVAILABLE`` (at most half the deadline), so that node clocks this far
+apart never let a sign-in succeed after its session has given up on it."""
+SIGN_IN_TOO_LATE = (
+    "the server node that owns this user did not answer in time (it may be restarting"
+    " or failing over); the sign-in did not take effect: try again"
+)
 NO_ANSWER_IN_TIME = (
     "no answer in time from the server node that handles this request; it may or may not"
     " have taken effect (repeat send_message with the same client_msg_id, and read the"
@@ -61,6 +68,7 @@ class ConnectionContext:
     supervisor: Supervisor
     hub: Hub
     signer: TokenSigner
+    node_id: str
 
 
 class Connection:
@@ -81,10 +89,11 @@ class Connection:
         self.close_code: int | None = None
         self._awaiting: dict[int, float] = {}
         """Requests routed to actors and not answered yet: rid -> when (trio clock) it
-        was read, oldest first. Sign-ins in progress are only counted, in
-        ``_sign_ins_awaited``: the session's sign-in deadline bounds their wait."""
-        self._sign_ins_awaited = 0
-        self._login_started: float | None = None
+        was read, oldest first. A sign-in in progress is kept in ``_sign_in`` instead."""
+        self._sign_in: tuple[int, float] | None = None
+        """The sign-in awaiting its answer: (rid, trio time by which the session answers
+        it ``UNAVAILABLE`` itself). One at a time."""
+        self._timer_sleep: trio.CancelScope | None = None
         self._users_contacted: set[str] = set()
         self._last_seen = trio.current_time()
         self._closing = False
@@ -117,6 +126,15 @@ class Connection:
         supervisor = self._context.supervisor
         self._context.hub.close_session_entry(self)
         if self.user_id is not None:
+            log_event(
+                log,
+                "sign-out",
+                user=self.user_id,
+                platform=self.platform,
+                session=self.session_id,
+                node=self._context.node_id,
+                code=self.close_code,
+            )
             supervisor.detach(user.KIND, self.user_id)
             self._users_contacted.add(self.user_id)
         for user_id in self._users_contacted:
@@ -174,25 +192,32 @@ class Connection:
         return False
 
     async def _timers(self) -> None:
-        """The session's timers in one task: the sign-in deadline first (a task each
-        cost memory per connection), then a ping every ``ping_interval``."""
+        """The session's timers in one task (a task each cost memory per connection):
+        the deadline of a sign-in in progress, the session's sign-in deadline, and a
+        ping every ``ping_interval``."""
         settings = self._settings
         opened = trio.current_time()
         next_ping = opened + settings.ping_interval
         sign_in_by = opened + settings.auth_timeout
         while True:
-            if self.user_id is None and sign_in_by < next_ping:
-                await trio.sleep_until(sign_in_by)
-                if self.user_id is None:
-                    self.close(CloseCode.AUTH_TIMEOUT, "not signed in in time")
-                    return
-                continue
-            await trio.sleep_until(next_ping)
-            next_ping += settings.ping_interval
-            if self.user_id is None and trio.current_time() >= sign_in_by:
+            wake = next_ping
+            if self.user_id is None:
+                wake = min(wake, sign_in_by)
+            if self._sign_in is not None:
+                wake = min(wake, self._sign_in[1])
+            with trio.move_on_at(wake) as self._timer_sleep:
+                await trio.sleep_forever()
+            self._timer_sleep = None
+            now = trio.current_time()
+            if self._sign_in is not None and now >= self._sign_in[1]:
+                self._answer_sign_in_overdue()
+            if self.user_id is None and now >= sign_in_by:
                 self.close(CloseCode.AUTH_TIMEOUT, "not signed in in time")
                 return
-            if trio.current_time() - self._last_seen >= settings.idle_timeout:
+            if now < next_ping:
+                continue
+            next_ping += settings.ping_interval
+            if now - self._last_seen >= settings.idle_timeout:
                 self.close(CloseCode.HEARTBEAT_TIMEOUT, "no heartbeat")
                 return
             self._answer_overdue()
@@ -214,9 +239,9 @@ class Connection:
             self._enqueue(self._codec.encode(pong))
             return
         max_pending = self._settings.max_pending
-        if len(self._awaiting) + self._sign_ins_awaited >= max_pending:
+        if len(self._awaiting) + (self._sign_in is not None) >= max_pending:
             self._answer_overdue()
-            if len(self._awaiting) + self._sign_ins_awaited >= max_pending:
+            if len(self._awaiting) + (self._sign_in is not None) >= max_pending:
                 raise ProtocolError(
                     ErrorCode.TOO_MANY_PENDING, f"more than {max_pending} requests in flight", rid
                 )
@@ -224,18 +249,14 @@ class Connection:
             if self.user_id is not None:
                 raise ProtocolError(ErrorCode.ALREADY_AUTHENTICATED, "already signed in", rid)
             target = self._sign_in_target(request)
+            answer_by_ms = 0
             if isinstance(request, m.Register):
                 self._await_reply(rid)
             else:
-                started = self._login_started
-                if started is not None and trio.current_time() - started < SIGN_IN_RETRY_S:
-                    raise ProtocolError(
-                        ErrorCode.ALREADY_AUTHENTICATED, "a sign-in is already in progress", rid
-                    )
-                self._login_started = trio.current_time()
-                self._sign_ins_awaited += 1
+                answer_by_ms = self._start_sign_in(rid)
             self._users_contacted.add(target)
-            self._context.supervisor.tell(user.KIND, target, Command(self._ref, request))
+            command = Command(self._ref, request, answer_by_ms=answer_by_ms)
+            self._context.supervisor.tell(user.KIND, target, command)
             return
         if self.user_id is None:
             tag = request.__struct_config__.tag
@@ -244,6 +265,32 @@ class Connection:
         self._await_reply(rid)
         command = Command(self._ref, request, self.user_id, self.platform)
         self._context.supervisor.tell(kind, entity_id, command)
+
+    def _start_sign_in(self, rid: int) -> int:
+        """Count sign-in ``rid`` as in progress until its answer, or until
+        ``sign_in_deadline`` has passed; the wall-clock time (ms) after which the node
+        running it must not carry it out."""
+        if self._sign_in is not None:
+            raise ProtocolError(
+                ErrorCode.ALREADY_AUTHENTICATED, "a sign-in is already in progress", rid
+            )
+        deadline = self._settings.sign_in_deadline
+        due = trio.current_time() + deadline
+        self._sign_in = (rid, due)
+        if self._timer_sleep is not None:
+            self._timer_sleep.deadline = min(self._timer_sleep.deadline, due)
+        margin = min(SIGN_IN_CLOCK_MARGIN_S, deadline / 2)
+        return now_ms() + int((deadline - margin) * 1000)
+
+    def _answer_sign_in_overdue(self) -> None:
+        """Answer ``UNAVAILABLE`` to the sign-in that got no answer in time. The node
+        running it no longer carries it out (``Command.answer_by_ms``); if its success
+        comes all the same, ``signed_in`` closes the session."""
+        assert self._sign_in is not None
+        rid = self._sign_in[0]
+        self._sign_in = None
+        log.info("session %s: sign-in got no answer in time", self.session_id)
+        self._enqueue(error_frame(rid, ErrorCode.UNAVAILABLE, SIGN_IN_TOO_LATE))
 
     def _sign_in_target(self, request: m.Register | m.Login | m.TokenLogin) -> str:
         if isinstance(request, m.TokenLogin):
@@ -287,13 +334,22 @@ class Connection:
         try:
             self._ws.send_message(frame)
         except PendingFull:
-            log.info("session %s: outbound queue full; closing slow consumer", self.session_id)
+            log_event(
+                log,
+                "slow-consumer",
+                user=self.user_id,
+                platform=self.platform,
+                session=self.session_id,
+                node=self._context.node_id,
+                queued=self._settings.outbound_queue,
+            )
             self.close(CloseCode.SLOW_CONSUMER, "client does not read fast enough")
 
     def reply(self, rid: int, frame: bytes, ends_sign_in: bool = False) -> None:
         if ends_sign_in:
-            self._sign_ins_awaited = max(0, self._sign_ins_awaited - 1)
-            self._login_started = None
+            if self._sign_in is None or rid not in (self._sign_in[0], 0):
+                return  # already answered UNAVAILABLE: no answer came in time
+            self._sign_in = None
         elif self._awaiting.pop(rid, None) is None:
             return  # already answered UNAVAILABLE: no answer came in time
         self._enqueue(frame)
@@ -301,19 +357,32 @@ class Connection:
     def push(self, frame: bytes) -> None:
         self._enqueue(frame)
 
-    def signed_in(self, user_id: str, platform: int, token_id: str, frame: bytes) -> None:
-        # Signed in: a sign-in sent again after this one was lost keeps no slot.
-        self._sign_ins_awaited = 0
-        self._login_started = None
+    def signed_in(self, rid: int, user_id: str, platform: int, token_id: str, frame: bytes) -> None:
         if self._finished:
+            # The sign-in registered a session that has ended: take it out again.
+            self._context.supervisor.tell(user.KIND, user_id, SessionClosed(self.session_id))
             return
-        if self.user_id is not None and self.user_id != user_id:
-            # A late answer to an earlier sign-in as someone else: never mix identities.
-            self.close(CloseCode.INTERNAL_ERROR, "conflicting sign-ins")
+        if self._sign_in is None or rid not in (self._sign_in[0], 0):
+            # A success after this session answered the sign-in UNAVAILABLE (the node
+            # running it ignored its deadline, or its clock is far off): the client
+            # believes it is not signed in, the server that it is. Close, so both agree;
+            # the close takes the session out of presence, and the client signs in again.
+            self._users_contacted.add(user_id)
+            self.close(CloseCode.AUTH_TIMEOUT, "sign-in answered after its deadline")
             return
+        self._sign_in = None
         self.user_id = user_id
         self.platform = platform
         self.token_id = token_id
+        log_event(
+            log,
+            "sign-in",
+            user=user_id,
+            platform=platform,
+            session=self.session_id,
+            node=self._context.node_id,
+            address=self.address,
+        )
         self._context.supervisor.attach(user.KIND, user_id)
         self._context.hub.add(user_id, self)
         self._enqueue(frame)

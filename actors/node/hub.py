@@ -65,11 +65,11 @@ class Hub:
             target.push(frame)
 
     def session_signed_in(
-        self, session_id: str, user_id: str, platform: int, token_id: str, frame: bytes
+        self, session_id: str, rid: int, user_id: str, platform: int, token_id: str, frame: bytes
     ) -> None:
         target = self._by_session.get(session_id)
         if target is not None:
-            target.signed_in(user_id, platform, token_id, frame)
+            target.signed_in(rid, user_id, platform, token_id, frame)
 
     def push(self, user_ids: Sequence[str], frame: bytes, exclude_session: str | None) -> None:
         """Queue ``frame`` to every local session of ``user_ids`` but ``exclude_session``."""

@@ -47,6 +47,7 @@ from typing import IO
 
 import trio
 
+from actors.node.startup import parley_version, redact_url
 from settings import Settings
 from storage import EmbeddedRedis, Storage
 from storage.embedded import die_with_parent, how_it_ended
@@ -228,7 +229,8 @@ class WorkerSupervisor:
         nodes = " ".join(w.node_id for w in self.workers)
         print(
             f"{LISTENING}ws://{shown}:{self._port} "
-            f"({len(self.workers)} workers: nodes {nodes}; redis {self._redis_url})",
+            f"({len(self.workers)} workers: nodes {nodes}; redis {redact_url(self._redis_url)},"
+            f" prefix {self._settings.redis.prefix!r}, version {parley_version()})",
             flush=True,
         )
 

@@ -30,8 +30,10 @@ class Outbox(Protocol):
         """Queue a server push."""
         ...
 
-    def signed_in(self, user_id: str, platform: int, token_id: str, frame: bytes) -> None:
-        """Mark the session signed in (with the id of its token), then queue the reply."""
+    def signed_in(self, rid: int, user_id: str, platform: int, token_id: str, frame: bytes) -> None:
+        """Mark the session signed in (with the id of its token), then queue the reply to
+        sign-in request ``rid``. A session that has already answered that request
+        itself (no answer came within ``session.sign_in_deadline``) closes instead."""
         ...
 
     def close(self, code: int, reason: str, last_frame: bytes | None = None) -> None:
@@ -62,6 +64,9 @@ class Command:
     platform: int | None = None
     hops: int = 0
     """How many times the command was forwarded to another node."""
+    answer_by_ms: int = 0
+    """For a sign-in: the wall-clock time (ms) after which it must not be carried out,
+    because its session answers it ``UNAVAILABLE`` then; 0 for other commands."""
 
 
 @dataclass(frozen=True)

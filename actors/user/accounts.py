@@ -12,10 +12,12 @@ on other nodes are closed through the cluster link.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from actors.runtime.callbacks import ask_before, tell_after
 from actors.runtime.credentials import IssuedToken
+from actors.runtime.logs import log_event
 from actors.runtime.messages import Command
 from actors.runtime.services import NodeServices
 from actors.runtime.steps import now_ms
@@ -25,6 +27,8 @@ from protocol.codec import encode_server_message
 from protocol.errors import CloseCode, ErrorCode, ProtocolError
 from protocol.platforms import PLATFORM_IDS, Platform
 from storage import AccountRecord, PresenceEntry
+
+log = logging.getLogger(__name__)
 
 
 def profile_of(account: AccountRecord) -> m.UserProfile:
@@ -36,6 +40,15 @@ def profile_of(account: AccountRecord) -> m.UserProfile:
         created_at=account.created_at,
         version=account.version,
     )
+
+
+def _refuse_if_too_late(command: Command) -> None:
+    """Refuse a sign-in that its session has answered ``UNAVAILABLE`` by now (it waited
+    too long for this node, e.g. behind a lease held by a node that did not answer):
+    carried out, it would register a session, issue a token and end other sessions of
+    the user that the client does not know of. The session drops this refusal."""
+    if command.answer_by_ms and now_ms() > command.answer_by_ms:
+        raise ProtocolError(ErrorCode.UNAVAILABLE, "sign-in arrived after its deadline")
 
 
 class AccountCommands:
@@ -116,6 +129,7 @@ class AccountCommands:
     async def login(self, command: Command) -> None:
         request = command.request
         assert isinstance(request, m.Login)
+        _refuse_if_too_late(command)
         account = await self._check_password(command, request.password)
         await self._accounts.clear_login_failures(self.user_id)
         issued = self._services.signer.issue(self.user_id, request.platform)
@@ -124,6 +138,7 @@ class AccountCommands:
     async def token_login(self, command: Command) -> None:
         request = command.request
         assert isinstance(request, m.TokenLogin)
+        _refuse_if_too_late(command)
         claims = self._services.signer.verify(request.token, request.rid)
         if claims.user_id != self.user_id:
             raise ProtocolError(ErrorCode.TOKEN_INVALID, "token was routed to the wrong user")
@@ -152,6 +167,7 @@ class AccountCommands:
         claims = issued.claims
         session = command.session
         entry = f"{claims.platform}:{claims.expires_at_ms}" if new_token else None
+        _refuse_if_too_late(command)
         displaced = await self._storage.presence.sign_in(
             self.user_id,
             session.session_id,
@@ -170,6 +186,16 @@ class AccountCommands:
         )
         hooks = self._services.webhooks
         for other_session, node in displaced:
+            log_event(
+                log,
+                "kick",
+                user=self.user_id,
+                session=other_session,
+                node=node,
+                reason="multi-login",
+                by_session=session.session_id,
+                platform=claims.platform,
+            )
             self._services.cluster.close_session(
                 node, other_session, CloseCode.KICKED, "signed in elsewhere", kicked
             )
@@ -191,7 +217,11 @@ class AccountCommands:
             profile=profile_of(account),
         )
         session.outbox.signed_in(
-            self.user_id, claims.platform, claims.token_id, encode_server_message(reply)
+            command.request.rid,
+            self.user_id,
+            claims.platform,
+            claims.token_id,
+            encode_server_message(reply),
         )
         if hooks.on:
             self._session_event(
@@ -212,6 +242,15 @@ class AccountCommands:
         frame = encode_server_message(m.Kicked(close_code=code, reason=reason))
         await self._storage.presence.remove_sessions(self.user_id, sessions)
         for other in sessions:
+            log_event(
+                log,
+                "kick",
+                user=self.user_id,
+                session=other.session_id,
+                node=other.node_id,
+                reason=reason,
+                platform=other.platform,
+            )
             self._services.cluster.close_session(
                 other.node_id, other.session_id, code, reason, frame
             )
@@ -230,6 +269,14 @@ class AccountCommands:
         mine = [s for s in sessions if s.session_id == session_id]
         await self._accounts.revoke_tokens(self.user_id, [s.token_id for s in mine])
         await self._storage.presence.remove_sessions(self.user_id, mine)
+        log_event(
+            log,
+            "logout",
+            user=self.user_id,
+            platform=command.platform,
+            session=session_id,
+            node=self._services.cluster.node_of(command.session),
+        )
         done = encode_server_message(m.Ok(rid=command.request.rid))
         command.session.outbox.close(CloseCode.LOGGED_OUT, "logged out", done)
 

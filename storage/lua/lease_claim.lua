@@ -4,11 +4,14 @@
 -- the owner's node key)
 -- The lease is taken when free, renewed when held by this node, and taken over
 -- when the node holding it has stopped heartbeating (its node key expired).
--- Returns the owner after the step.
+-- Returns {the owner after the step, the gone node it was taken over from or ''}.
 local owner = redis.call('GET', KEYS[1])
-if (not owner) or owner == ARGV[1]
-    or redis.call('EXISTS', ARGV[3] .. 'node:' .. owner) == 0 then
+if (not owner) or owner == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return ARGV[1]
+  return {ARGV[1], ''}
 end
-return owner
+if redis.call('EXISTS', ARGV[3] .. 'node:' .. owner) == 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {ARGV[1], owner}
+end
+return {owner, ''}
