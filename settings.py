@@ -20,7 +20,9 @@ from cattrs.v import format_exception
 
 from protocol.handshake import normalize_origin
 
-MultiLoginPolicy = Literal["all", "one_per_platform", "one_per_class", "single"]
+MultiLoginPolicy = Literal[
+    "all", "one_per_platform_except_web", "one_per_platform", "one_per_class", "single"
+]
 StringList = tuple[str, ...]
 """A list of strings: a TOML array, or comma-separated text (environment, ``--set``)."""
 
@@ -65,7 +67,9 @@ class SessionSettings:
     handshake_timeout: float = 10.0
     auth_timeout: float = 30.0
     """A session that has not signed in after this long is closed."""
-    multi_login: MultiLoginPolicy = "one_per_platform"
+    multi_login: MultiLoginPolicy = "one_per_platform_except_web"
+    """Which of a user's sessions a new sign-in ends. The default keeps every browser
+    tab signed in (web platforms end nothing) and one session per other platform."""
 
 
 @dataclass(frozen=True)
