@@ -40,6 +40,19 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    enabled: bool = False
+    """Whether the node runs its HTTP listener (server API, metrics, health, web client)."""
+    host: str = "127.0.0.1"
+    port: int = 8081
+    api_secrets: tuple[str, ...] = ()
+    """Bearer secrets of the server API (``/api/v1``); several are accepted at once so a
+    secret can be rotated without downtime. Empty: every API request gets 401."""
+    web_root: str = ""
+    """Folder served at ``/``; empty: the ``webclient`` folder next to server.py, if any."""
+
+
+@dataclass(frozen=True)
 class RedisSettings:
     url: str = ""
     """External Redis (``redis://`` or ``unix://``); empty starts an embedded one."""
@@ -131,6 +144,7 @@ class LogSettings:
 @dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     session: SessionSettings = field(default_factory=SessionSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -146,6 +160,7 @@ class ConfigError(Exception):
     """The configuration is wrong; the message names each bad key."""
 
 
+MIN_API_SECRET_LENGTH = 16
 _POSITIVE = {
     "redis.max_connections",
     "session.max_frame_bytes",
@@ -338,8 +353,15 @@ def build(
                 problems.append(f"{dotted}: expected a number > 0, got {value}")
             if dotted in _NON_NEGATIVE and not value >= 0:
                 problems.append(f"{dotted}: expected a number >= 0, got {value}")
-    if not 0 <= settings.server.port <= 65535:
-        problems.append(f"server.port: expected 0..65535, got {settings.server.port}")
+    for dotted, port in (("server.port", settings.server.port), ("http.port", settings.http.port)):
+        if not 0 <= port <= 65535:
+            problems.append(f"{dotted}: expected 0..65535, got {port}")
+    for secret in settings.http.api_secrets:
+        if len(secret) < MIN_API_SECRET_LENGTH:
+            problems.append(
+                f"http.api_secrets: expected secrets of {MIN_API_SECRET_LENGTH} characters"
+                f" or more, got one of {len(secret)}"
+            )
     for origin in settings.server.allowed_origins:
         if normalize_origin(origin) is None:
             problems.append(
