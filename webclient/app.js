@@ -76,6 +76,7 @@ async function start(signIn) {
   me.textContent = `Signed in as ${client.userId}`;
   me.hidden = false;
   byId("signout").hidden = false;
+  byId("skip").hidden = false;
   await tracker.catchUp();
   await Promise.all([people.refreshAll(), chat.refreshList()]);
   setStatus(`Signed in as ${client.userId}`);
@@ -90,6 +91,7 @@ function signedOut(message) {
   byId("signin-view").hidden = false;
   byId("whoami").hidden = true;
   byId("signout").hidden = true;
+  byId("skip").hidden = true;
   setStatus(message, true);
   byId("signin-user").focus();
 }

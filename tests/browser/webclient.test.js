@@ -121,8 +121,19 @@ describe("the web client in Chromium", () => {
     withScreenshots("chat", async () => {
       alicePage = await openClient(await browser.newContext(), "alice");
       bobPage = await openClient(await browser.newContext(), "bob");
+      // The sign-in page in keyboard order: each field has its label.
+      const focused = () => alicePage.evaluate(() => document.activeElement?.id || document.activeElement?.textContent);
+      await alicePage.waitForFunction(() => document.activeElement?.id === "signin-user");
+      await alicePage.keyboard.press("Tab");
+      assert.equal(await focused(), "signin-password");
+      await alicePage.keyboard.press("Tab");
+      assert.equal(await focused(), "Sign in");
+      await alicePage.keyboard.press("Tab");
+      assert.equal(await focused(), "signup-user");
       await signUp(alicePage, alice);
       await signUp(bobPage, bob);
+      // Signed in, the focus is on the first field of the conversation list.
+      assert.equal(await alicePage.evaluate(() => document.activeElement?.id), "newchat-user");
 
       await alicePage.getByLabel("Chat with user").fill(bob);
       await alicePage.getByRole("button", { name: "Open", exact: true }).click();
