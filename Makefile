@@ -86,8 +86,8 @@ js-check: $(STAMP) $(NODE_STAMP)
 	node_modules/.bin/tsc -p client-js/tsconfig.json
 
 js-test: $(STAMP) js
-	@test -x $(CHROMIUM) || { echo "make: the browser tests need Chromium at $(CHROMIUM) \
-	  (apt-get install chromium, or CHROMIUM=/path/to/chrome)"; exit 1; }
+	@test -x $(CHROMIUM) || { echo "make: the browser tests need Chromium at $(CHROMIUM)" \
+	  "(apt-get install chromium, or CHROMIUM=/path/to/chrome)"; exit 1; }
 	CHROMIUM=$(CHROMIUM) TEST_PYTHON=$(abspath $(BIN))/python node --test client-js/test/*.test.js tests/browser/*.test.js
 
 lock: $(UV)
