@@ -12,11 +12,16 @@ BIN := $(VENV)/bin
 TOOLS := .venv-uv
 UV := $(TOOLS)/bin/uv
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+WEB_VENDOR := webclient/vendor/.built
+CHROMIUM ?= /usr/bin/chromium
+NEEDS_NODE := node >= 20 and npm (e.g. apt-get install nodejs npm)
 # uv must never fetch an interpreter of its own: the environment uses $(PYTHON).
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lock-check lint typecheck unit lock upgrade uv-pin bench bench-compare clean
+.PHONY: run test lock-check lint typecheck unit lock upgrade uv-pin bench bench-compare clean \
+  js js-types js-check js-test
 
 $(UV): .ci/uv.txt
 	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
@@ -27,7 +32,9 @@ $(STAMP): uv.lock pyproject.toml $(UV)
 	$(UV) sync --locked --all-extras --python $(PYTHON)
 	@touch $(STAMP)
 
-run: $(STAMP)
+# The web client (webclient/) needs its vendored modules, built from node_modules;
+# without npm the node still runs, without the web client's files.
+run: $(STAMP) $(if $(shell command -v npm),$(WEB_VENDOR))
 	$(BIN)/python server.py serve $(ARGS)
 
 # Fails when pyproject.toml and uv.lock disagree (run `make lock`).
@@ -44,7 +51,44 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-test: lock-check lint typecheck unit
+test: lock-check lint typecheck js-check unit js-test
+
+# -- JavaScript: the SDK (client-js/), the web client (webclient/), their tests ----
+# npm packages come from package-lock.json (`npm ci`); the browser tests drive the
+# system's Chromium (CHROMIUM) with playwright-core. Without node, npm or Chromium
+# `make test` stops with a line saying what to install.
+
+$(NODE_STAMP): package.json package-lock.json client-js/package.json
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+	  { echo "make: the JavaScript SDK and web client need $(NEEDS_NODE)"; exit 1; }
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 20 ? 1 : 0)' || \
+	  { echo "make: node $$(node --version) is too old: they need $(NEEDS_NODE)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
+js: $(NODE_STAMP) $(WEB_VENDOR)
+
+# The SDK and @msgpack/msgpack's ES module build, copied where the node serves them.
+$(WEB_VENDOR): $(NODE_STAMP) $(wildcard client-js/src/*)
+	rm -rf webclient/vendor
+	mkdir -p webclient/vendor/parley webclient/vendor/msgpack
+	cp client-js/src/*.js webclient/vendor/parley/
+	cp -R node_modules/@msgpack/msgpack/dist.esm/. webclient/vendor/msgpack/
+	cp node_modules/@msgpack/msgpack/LICENSE webclient/vendor/msgpack/
+	@touch $(WEB_VENDOR)
+
+# client-js/src/protocol.d.ts and codes.js from the server's definitions in protocol/.
+js-types: $(STAMP)
+	$(BIN)/python client-js/tools/protocol_types.py
+
+js-check: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python client-js/tools/protocol_types.py --check
+	node_modules/.bin/tsc -p client-js/tsconfig.json
+
+js-test: $(STAMP) js
+	@test -x $(CHROMIUM) || { echo "make: the browser tests need Chromium at $(CHROMIUM)" \
+	  "(apt-get install chromium, or CHROMIUM=/path/to/chrome)"; exit 1; }
+	CHROMIUM=$(CHROMIUM) TEST_PYTHON=$(abspath $(BIN))/python node --test client-js/test/*.test.js tests/browser/*.test.js
 
 lock: $(UV)
 	$(UV) lock --python $(PYTHON)
@@ -59,7 +103,7 @@ uv-pin: $(UV)
 	{ grep '^#' .ci/uv.txt; cat .ci/uv.txt.new; } > .ci/uv.txt && rm .ci/uv.txt.new
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .pytest_cache .ruff_cache node_modules webclient/vendor
 
 # The standard benchmark set (about 9 minutes); results in bench/results/, summary and
 # plots in docs/BENCHMARKS.md. Each run starts its own server (cluster: its own Redis

@@ -40,6 +40,10 @@ from actors.user.actor import CommandGroup, UserActor
 from actors.user.chat import SingleChatCommands
 from actors.user.conversations import ConversationCommands
 from actors.user.groups import UserGroupCommands
+from api.app import build_app
+from api.calls import ActorCalls
+from api.context import ApiContext
+from api.listener import serve_http
 from settings import Settings
 from storage import EmbeddedRedis, EmbeddedRedisError, Storage
 from webhooks.dispatcher import Webhooks
@@ -65,6 +69,8 @@ class RunningNode:
     storage: Storage
     cluster: ClusterLink
     registry: CollectorRegistry
+    http_url: str | None = None
+    """Where the HTTP listener listens (``http://host:port``); None when it is off."""
     _stop: trio.Event = field(default_factory=trio.Event)
     stopped: trio.Event = field(default_factory=trio.Event)
 
@@ -155,41 +161,64 @@ async def _run_node(
         settings.server.allowed_origins,
         settings.server.reuse_port,
     )
+    stopping = trio.Event()
+    calls = ActorCalls(hub, supervisor, node_id, settings.session.request_deadline, stopping)
+    http_stopped = trio.Event()
     async with trio.open_nursery() as actors:
         await actors.start(webhooks.run)
         await actors.start(supervisor.run)
+        calls.open()
         try:
-            async with trio.open_nursery() as sessions:
-                async with trio.open_nursery() as background:
-                    await background.start(cluster.run)
-                    listener = await background.start(gateway.serve, sessions)
-                    host = settings.server.host
-                    node = RunningNode(
-                        f"ws://{host}:{listener.port}",
-                        node_id,
-                        redis_url,
-                        gateway,
-                        supervisor,
-                        storage,
-                        cluster,
-                        registry,
+            async with trio.open_nursery() as http:
+                http_url = None
+                if settings.http.enabled:
+                    app = build_app(
+                        ApiContext(services, supervisor, calls, stopping, settings.http),
                     )
-                    node.stopped = stopped
-                    task_status.started(node)
-                    await node._stop.wait()
-                    background.cancel_scope.cancel()
-                await gateway.close_all(
-                    timeout=min(settings.session.handshake_timeout, SHUTDOWN_GRACE_S)
-                )
-                sessions.cancel_scope.cancel()
+                    http_url = await http.start(
+                        serve_http, app, settings.http.host, settings.http.port, http_stopped
+                    )
+                async with trio.open_nursery() as sessions:
+                    async with trio.open_nursery() as background:
+                        await background.start(cluster.run)
+                        listener = await background.start(gateway.serve, sessions)
+                        host = settings.server.host
+                        node = RunningNode(
+                            f"ws://{host}:{listener.port}",
+                            node_id,
+                            redis_url,
+                            gateway,
+                            supervisor,
+                            storage,
+                            cluster,
+                            registry,
+                            http_url,
+                            _stop=stopping,
+                        )
+                        node.stopped = stopped
+                        task_status.started(node)
+                        await node._stop.wait()
+                        background.cancel_scope.cancel()
+                    await gateway.close_all(
+                        timeout=min(settings.session.handshake_timeout, SHUTDOWN_GRACE_S)
+                    )
+                    sessions.cancel_scope.cancel()
+                # /ready answers 503 from the stop until here; requests in progress finish.
+                http_stopped.set()
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(SHUTDOWN_GRACE_S * 4):
-                await supervisor.stop_all()
-                try:
-                    await storage.presence.node_gone()
-                except Exception as exc:
-                    log.warning("could not deregister node: %s", exc)
+            calls.close_entry()
+            await _stop_actors(supervisor, storage)
             actors.cancel_scope.cancel()
+
+
+async def _stop_actors(supervisor: Supervisor, storage: Storage) -> None:
+    """Let every actor finish its mailbox, then deregister the node (shielded, bounded)."""
+    with trio.CancelScope(shield=True), trio.move_on_after(SHUTDOWN_GRACE_S * 4):
+        await supervisor.stop_all()
+        try:
+            await storage.presence.node_gone()
+        except Exception as exc:
+            log.warning("could not deregister node: %s", exc)
 
 
 @dataclass
@@ -208,6 +237,8 @@ async def _run_until_signalled(settings: Settings, progress: _Progress) -> None:
                 f" version {VERSION})",
                 flush=True,
             )
+            if node.http_url is not None:
+                print(f"parley http on {node.http_url}", flush=True)
             async for signum in signals:
                 log.info("received %s; shutting down", signal.Signals(signum).name)
                 node.request_stop()

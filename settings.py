@@ -21,7 +21,9 @@ from cattrs.v import format_exception
 from protocol.handshake import normalize_origin
 from webhooks import catalog
 
-MultiLoginPolicy = Literal["all", "one_per_platform", "one_per_class", "single"]
+MultiLoginPolicy = Literal[
+    "all", "one_per_platform_except_web", "one_per_platform", "one_per_class", "single"
+]
 StringList = tuple[str, ...]
 """A list of strings: a TOML array, or comma-separated text (environment, ``--set``)."""
 IntList = tuple[int, ...]
@@ -41,6 +43,19 @@ class ServerSettings:
     reuse_port: bool = False
     """Listen with ``SO_REUSEPORT``, so that other processes of the same user can listen
     on the same port and the kernel spreads connections over them (``--workers``)."""
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    enabled: bool = False
+    """Whether the node runs its HTTP listener (server API, metrics, health, web client)."""
+    host: str = "127.0.0.1"
+    port: int = 8081
+    api_secrets: tuple[str, ...] = ()
+    """Bearer secrets of the server API (``/api/v1``); several are accepted at once so a
+    secret can be rotated without downtime. Empty: every API request gets 401."""
+    web_root: str = ""
+    """Folder served at ``/``; empty: the ``webclient`` folder next to server.py, if any."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +89,9 @@ class SessionSettings:
     sign_in_deadline: float = 10.0
     """A sign-in unanswered for this long (the node that owns the user does not answer)
     is answered ``UNAVAILABLE`` by the session; the sign-in then does not take effect."""
-    multi_login: MultiLoginPolicy = "one_per_platform"
+    multi_login: MultiLoginPolicy = "one_per_platform_except_web"
+    """Which of a user's sessions a new sign-in ends. The default keeps every browser
+    tab signed in (web platforms end nothing) and one session per other platform."""
 
 
 @dataclass(frozen=True)
@@ -201,6 +218,7 @@ class LogSettings:
 @dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     session: SessionSettings = field(default_factory=SessionSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -222,6 +240,7 @@ class ConfigError(Exception):
     """The configuration is wrong; the message names each bad key."""
 
 
+MIN_API_SECRET_LENGTH = 16
 _POSITIVE = {
     "redis.max_connections",
     "session.max_frame_bytes",
@@ -474,8 +493,15 @@ def build(
             f" generated and kept in Redis), got {len(secret.encode())}; make one with"
             " `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
         )
-    if not 0 <= settings.server.port <= 65535:
-        problems.append(f"server.port: expected 0..65535, got {settings.server.port}")
+    for dotted, port in (("server.port", settings.server.port), ("http.port", settings.http.port)):
+        if not 0 <= port <= 65535:
+            problems.append(f"{dotted}: expected 0..65535, got {port}")
+    for secret in settings.http.api_secrets:
+        if len(secret) < MIN_API_SECRET_LENGTH:
+            problems.append(
+                f"http.api_secrets: expected secrets of {MIN_API_SECRET_LENGTH} characters"
+                f" or more, got one of {len(secret)}"
+            )
     for origin in settings.server.allowed_origins:
         if normalize_origin(origin) is None:
             problems.append(

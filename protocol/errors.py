@@ -114,6 +114,9 @@ class CloseCode(enum.IntEnum):
     KICKED = 4500
     TOKEN_REVOKED = 4501
     LOGGED_OUT = 4502
+    UNSUPPORTED_PROTOCOL = 4503
+    """Sent right after accepting an upgrade that offered no protocol version this server
+    speaks, so that a browser's page can read why (PROTOCOL.md 1.2)."""
 
     @property
     def should_reconnect(self) -> bool:
@@ -122,7 +125,13 @@ class CloseCode(enum.IntEnum):
 
 
 _TERMINAL = frozenset(
-    {CloseCode.KICKED, CloseCode.TOKEN_REVOKED, CloseCode.LOGGED_OUT, CloseCode.UNSUPPORTED_DATA}
+    {
+        CloseCode.KICKED,
+        CloseCode.TOKEN_REVOKED,
+        CloseCode.LOGGED_OUT,
+        CloseCode.UNSUPPORTED_PROTOCOL,
+        CloseCode.UNSUPPORTED_DATA,
+    }
 )
 
 

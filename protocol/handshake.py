@@ -7,7 +7,8 @@ decides, as soon as the request head is complete (or is known to be bad), one of
   WebSocket frames; :attr:`Accepted.leftover` holds the bytes that followed the
   request head in what was received, the start of the frame stream;
 - :class:`Rejected`: send :attr:`Rejected.response` (a complete HTTP response with a
-  one-line plain-text body) and close the connection.
+  one-line plain-text body, or for an unsupported subprotocol a ``101`` and a close
+  frame) and close the connection.
 
 HTTP is parsed by h11 (``h11.Connection`` in the server role, its head size bounded);
 the checks on the upgrade request, the subprotocol and the ``Origin`` are ours, and
@@ -27,12 +28,15 @@ The answers, one per fault (see docs/PROTOCOL.md section 1.2):
 status  when
 ======  ==================================================================
 101     a valid upgrade offering a subprotocol this server speaks
+101     a valid upgrade offering no subprotocol this server speaks: accepted
+        only to be closed at once with close code 4503 and a reason (a
+        browser's page sees no HTTP refusal, only a close event)
 400     malformed HTTP, not ``GET``, not HTTP/1.1, a request body, not an
         upgrade (``Upgrade: websocket`` and ``Connection: Upgrade``), a
         missing ``Sec-WebSocket-Version`` (answered with
         ``Sec-WebSocket-Version: 13``), a missing or invalid
-        ``Sec-WebSocket-Key``, more than one ``Origin``, no supported
-        subprotocol offered, or the connection closed before the head ended
+        ``Sec-WebSocket-Key``, more than one ``Origin``, or the connection
+        closed before the head ended
 403     an ``Origin`` not in the allowed origins (when that list is not
         empty); a request without ``Origin`` is allowed
 426     a ``Sec-WebSocket-Version`` other than ``13`` (RFC 6455 4.4),
@@ -57,6 +61,8 @@ import h11
 from wsproto.utilities import generate_accept_token
 
 from protocol.base import SUPPORTED_SUBPROTOCOLS
+from protocol.errors import CloseCode
+from protocol.websocket import encode_close
 
 __all__ = [
     "DEFAULT_MAX_HEAD_BYTES",
@@ -75,6 +81,8 @@ DEFAULT_MAX_HEAD_BYTES = 16 * 1024
 """Largest request head (request line and headers) accepted; browsers send < 2 KiB."""
 _MAX_REASON_CHARS = 200
 """A reason quoting the peer's bytes (h11's message, the offered versions) is cut here."""
+_MAX_CLOSE_REASON_BYTES = 123
+"""The most a close frame's reason can carry (RFC 6455 5.5: 125 bytes with the code)."""
 
 _ORIGIN = re.compile(
     r"(?P<scheme>[a-z][a-z0-9+.-]*)://"
@@ -164,11 +172,14 @@ class Rejected:
 
     status: int
     reason: str
-    """One line saying why (also the response body), for logs."""
+    """One line saying why (also the response body or close reason), for logs."""
     response: bytes
-    """A complete HTTP/1.1 response with ``Connection: close`` and a plain-text body."""
+    """A complete HTTP/1.1 response with ``Connection: close`` and a plain-text body; or,
+    when :attr:`close_code` is set, a ``101`` followed by a close frame."""
     peer_closed: bool = False
     """The peer closed its side before the request head ended (sending is optional)."""
+    close_code: int | None = None
+    """Set when the refusal is told after accepting the upgrade (status 101)."""
 
 
 HandshakeOutcome = Accepted | Rejected
@@ -331,14 +342,34 @@ class ServerHandshake:
         for subprotocol in self._policy.subprotocols:
             if subprotocol in proposed:
                 return subprotocol, key
+        return self._unsupported_subprotocol(key, proposed)
+
+    def _unsupported_subprotocol(self, key: bytes, proposed: tuple[str, ...]) -> Rejected:
+        """Accept the upgrade only to close it at once with 4503 and the reason.
+
+        Browsers hide an HTTP refusal from the page (it sees a bare 1006), but show it
+        a close frame's code and reason. The ``101`` names the first subprotocol
+        offered, if any, since a browser fails a handshake whose answer names none
+        of those it offered."""
         offered = ", ".join(proposed) or "none"
-        return _reject(
-            400,
-            _cut(
-                f"unsupported protocol version (offered: {offered}); "
-                f"this server speaks: {', '.join(self._policy.subprotocols)}"
-            ),
+        reason = (
+            f"unsupported protocol version (offered: {offered}); "
+            f"this server speaks: {', '.join(self._policy.subprotocols)}"
         )
+        if len(reason.encode()) > _MAX_CLOSE_REASON_BYTES:
+            cut = reason.encode()[: _MAX_CLOSE_REASON_BYTES - 3]
+            reason = cut.decode("utf-8", "ignore") + "..."
+        lines = [
+            "HTTP/1.1 101 Switching Protocols",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            "Sec-WebSocket-Accept: " + generate_accept_token(key).decode("ascii"),
+            *(["Sec-WebSocket-Protocol: " + proposed[0]] if proposed else []),
+        ]
+        head = "".join(line + "\r\n" for line in lines) + "\r\n"
+        code = CloseCode.UNSUPPORTED_PROTOCOL
+        response = head.encode("latin-1") + encode_close(code, reason)
+        return Rejected(101, reason, response, close_code=code)
 
     def _accept(self, subprotocol: str, key: bytes) -> Accepted:
         leftover, _ = self._connection.trailing_data

@@ -69,10 +69,12 @@ class RawClient:
             body = b""
             status = 0
             while True:
-                for event in await client._receive():
+                events = await client._receive()
+                for index, event in enumerate(events):
                     if isinstance(event, AcceptConnection):
                         client.subprotocol = event.subprotocol
                         client.extensions = list(event.extensions)
+                        client._pending = events[index + 1 :]  # what came with the 101
                         return client
                     if isinstance(event, RejectConnection):
                         status = event.status_code

@@ -21,6 +21,7 @@ def node_settings(redis_url: str, prefix: str, **sections: dict[str, Any]) -> Se
     and cheap password hashing. ``sections`` override, e.g. ``session={"idle_timeout": 1}``."""
     values: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": 0},
+        "http": {"host": "127.0.0.1", "port": 0},
         "redis": {"url": redis_url, "prefix": prefix},
         "auth": {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1},
         "log": {"level": "warning"},

@@ -212,27 +212,54 @@ def test_bytes_received_after_the_outcome_are_a_usage_error() -> None:
 
 
 # --------------------------------------------------------------------------
-# Refusing: subprotocol (the documented 400)
+# Refusing: subprotocol (accepted, then closed with 4503 and the reason)
 # --------------------------------------------------------------------------
 
 
+def refused_after_upgrade(outcome: Rejected) -> tuple[dict[str, str], int, str]:
+    """The 101's headers, and the close frame's code and reason, of ``outcome``."""
+    assert outcome.status == 101
+    head, _, frame = outcome.response.partition(b"\r\n\r\n")
+    status, headers, _ = parse_response(head + b"\r\n\r\n")
+    assert status == 101 and headers["sec-websocket-accept"] == RFC_ACCEPT
+    assert frame[0] == 0x88 and frame[1] == len(frame) - 2  # final close, unmasked
+    code, reason = int.from_bytes(frame[2:4], "big"), frame[4:].decode()
+    assert outcome.close_code == code and outcome.reason == reason
+    return headers, code, reason
+
+
 @pytest.mark.parametrize(
-    ("offer", "offered"),
-    [(None, "none"), ("parley.v2", "parley.v2"), ("chat, parley.v0", "chat, parley.v0")],
+    ("offer", "offered", "echoed"),
+    [
+        (None, "none", None),
+        ("parley.v2", "parley.v2", "parley.v2"),
+        ("chat, parley.v0", "chat, parley.v0", "chat"),
+    ],
     ids=["absent", "other-version", "several"],
 )
-def test_without_parley_v1_the_answer_is_the_documented_400(
-    offer: str | None, offered: str
+def test_without_parley_v1_the_upgrade_is_closed_with_4503_and_the_reason(
+    offer: str | None, offered: str, echoed: str | None
 ) -> None:
-    outcome = rejected(request({"Sec-WebSocket-Protocol": offer}))
-    assert_rejection(outcome, 400)
-    _, _, body = parse_response(outcome.response)
+    headers, code, reason = refused_after_upgrade(
+        rejected(request({"Sec-WebSocket-Protocol": offer}))
+    )
+    assert code == 4503
     expected = f"unsupported protocol version (offered: {offered}); this server speaks: parley.v1"
-    assert body == f"{expected}\n".encode()
+    assert reason == expected
+    # A browser fails a 101 that names none of the subprotocols it offered.
+    assert headers.get("sec-websocket-protocol") == echoed
 
 
 def test_subprotocols_are_case_sensitive() -> None:
-    assert rejected(request({"Sec-WebSocket-Protocol": "Parley.V1"})).status == 400
+    outcome = rejected(request({"Sec-WebSocket-Protocol": "Parley.V1"}))
+    assert outcome.close_code == 4503
+
+
+def test_a_long_offer_still_fits_a_close_frame() -> None:
+    offer = ", ".join(f"proto{i}" for i in range(100))
+    _, code, reason = refused_after_upgrade(rejected(request({"Sec-WebSocket-Protocol": offer})))
+    assert code == 4503 and reason.startswith("unsupported protocol version (offered: proto0")
+    assert len(reason.encode()) <= 123
 
 
 # --------------------------------------------------------------------------

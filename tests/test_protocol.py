@@ -1041,6 +1041,7 @@ def test_terminal_close_codes() -> None:
         CloseCode.KICKED,
         CloseCode.TOKEN_REVOKED,
         CloseCode.LOGGED_OUT,
+        CloseCode.UNSUPPORTED_PROTOCOL,
     }
 
 

@@ -12,6 +12,7 @@ import msgspec
 import pytest
 import redis
 import trio
+from wsproto.events import CloseConnection
 
 from actors.cluster.envelopes import CloseSession, Envelope
 from client import ErrorCode, ParleyClient, ParleyError, Platform, Reconnected
@@ -19,7 +20,7 @@ from protocol import messages as m
 from protocol.codec import ClientCodec
 from server import RunningNode
 from tests.conftest import StartNode
-from tests.rawws import RawClient, Rejected
+from tests.rawws import RawClient
 from tests.support import Connect, eventually, expect_error, signed_in, stored_state
 
 codec = ClientCodec()
@@ -59,10 +60,11 @@ class TestHandshake:
     async def test_unknown_version_is_refused(
         self, node: RunningNode, connect: Connect, offered: list[str]
     ) -> None:
-        with pytest.raises(Rejected) as caught:
-            await RawClient.open(node.url, offered)
-        assert caught.value.status == 400
-        assert b"parley.v1" in caught.value.body
+        raw = await RawClient.open(node.url, offered)
+        closed = await raw.next_event()
+        assert isinstance(closed, CloseConnection) and closed.code == 4503
+        assert "this server speaks: parley.v1" in (closed.reason or "")
+        await raw.aclose()
         await assert_still_serving(node, connect)
 
 
@@ -105,6 +107,11 @@ class TestMultiDevice:
             ("one_per_class", Platform.IOS, Platform.ANDROID, True),
             ("one_per_class", Platform.IOS, Platform.WEB, False),
             ("one_per_platform", Platform.IOS, Platform.ANDROID, False),
+            ("one_per_platform", Platform.WEB, Platform.WEB, True),
+            ("one_per_platform_except_web", Platform.IOS, Platform.IOS, True),
+            ("one_per_platform_except_web", Platform.WEB, Platform.WEB, False),
+            ("one_per_platform_except_web", Platform.MINI_WEB, Platform.MINI_WEB, False),
+            ("one_per_platform_except_web", Platform.WEB, Platform.MINI_WEB, False),
         ],
     )
     async def test_multi_login_policies(
@@ -126,6 +133,35 @@ class TestMultiDevice:
             assert a.close_code == 4500
         else:
             assert (await a.get_self()).user_id == "cleo"
+
+    async def test_browser_tabs_of_one_user_stay_signed_in_by_default(
+        self, node: RunningNode, connect: Connect
+    ) -> None:
+        """Two tabs signing in with a password, and a third reusing a tab's token (as a
+        web app shares its token between tabs), all stay signed in together."""
+        first = await connect(node.url, reconnect=False)
+        token = await signed_in(first, "tabby", Platform.WEB)
+        second = await connect(node.url, reconnect=False)
+        await second.login("tabby", "password-1", Platform.WEB)
+        third = await connect(node.url, reconnect=False)
+        await third.login_with_token(token)
+        for tab in (first, second, third):
+            assert (await tab.get_self()).user_id == "tabby"
+        assert (await first.get_online_status(["tabby"]))["tabby"] == [5]
+        # A message reaches every tab; the sending tab has its reply instead.
+        sender = await connect(node.url)
+        await signed_in(sender, "sender")
+        await sender.send_text("to every tab", to_user_id="tabby")
+        for tab in (first, second, third):
+            pushed = await tab.next_event(m.NewMessage)
+            assert pushed.message.content == m.TextContent(text="to every tab")
+        assert not first.closed and not second.closed and not third.closed
+        # A tab's logout revokes its own token only.
+        await second.logout()
+        await second.wait_closed()
+        assert second.close_code == 4502
+        assert (await first.get_self()).user_id == "tabby"
+        await third.get_self()
 
     async def test_token_reconnect_on_same_platform_keeps_its_token(
         self, node: RunningNode, connect: Connect

@@ -71,7 +71,7 @@ def test_no_source_gives_the_defaults() -> None:
     assert settings.redis.url == ""
     assert settings.redis.prefix == "parley:"
     assert settings.session.idle_timeout == 60.0
-    assert settings.session.multi_login == "one_per_platform"
+    assert settings.session.multi_login == "one_per_platform_except_web"
     assert settings.auth.token_ttl == 7 * 24 * 3600
     assert settings.log.level == "info"
 
@@ -245,7 +245,9 @@ def test_set_multi_login() -> None:
     assert from_cli("--set", "session.multi_login=single").session.multi_login == "single"
 
 
-@pytest.mark.parametrize("policy", ["all", "one_per_platform", "one_per_class", "single"])
+@pytest.mark.parametrize(
+    "policy", ["all", "one_per_platform_except_web", "one_per_platform", "one_per_class", "single"]
+)
 def test_every_multi_login_policy_is_accepted(policy: str) -> None:
     assert from_cli("--set", f"session.multi_login={policy}").session.multi_login == policy
 

@@ -9,6 +9,7 @@ import struct
 
 import pytest
 import trio
+import websockets.exceptions
 import websockets.sync.client
 from websockets.typing import Subprotocol
 from wsproto.events import CloseConnection, Pong
@@ -144,6 +145,51 @@ async def test_allowed_origins_limit_browsers_and_let_other_clients_in(
         await raw.send(PING_REQUEST)
         assert isinstance(await _next_reply(raw), m.Pong)
         await raw.aclose()
+
+
+@pytest.mark.parametrize("offer", [("parley.v2",), ()], ids=["other-version", "none"])
+async def test_an_unsupported_subprotocol_is_told_by_close_code_4503(
+    node: server.RunningNode, offer: tuple[str, ...]
+) -> None:
+    raw = await RawClient.open(node.url, subprotocols=offer)
+    assert raw.subprotocol == (offer[0] if offer else None)
+    # A page sends its sign-in as soon as the socket opens: it is read and dropped.
+    await raw.send_frame(BINARY, PING_REQUEST)
+    with trio.fail_after(10):
+        event = await raw.next_event()
+    assert isinstance(event, CloseConnection)
+    assert event.code == CloseCode.UNSUPPORTED_PROTOCOL
+    offered = offer[0] if offer else "none"
+    assert event.reason == (
+        f"unsupported protocol version (offered: {offered}); this server speaks: parley.v1"
+    )
+    with trio.fail_after(10):
+        assert await raw.stream.receive_some(100) == b""  # then the server's end closes
+    await raw.aclose()
+    # The refused connection changed nothing: the node serves the next one.
+    good = await RawClient.open(node.url)
+    await good.send(PING_REQUEST)
+    assert isinstance(await _next_reply(good), m.Pong)
+    await good.aclose()
+
+
+async def test_the_websockets_package_client_reads_the_4503_refusal(
+    node: server.RunningNode,
+) -> None:
+    def session() -> tuple[int | None, str | None]:
+        with websockets.sync.client.connect(
+            node.url, subprotocols=[Subprotocol("parley.v2")], open_timeout=10
+        ) as ws:
+            try:
+                ws.recv(timeout=10)
+            except websockets.exceptions.ConnectionClosed as closed:
+                assert closed.rcvd is not None
+                return closed.rcvd.code, closed.rcvd.reason
+        return None, None
+
+    code, reason = await trio.to_thread.run_sync(session)
+    assert code == 4503
+    assert reason is not None and reason.startswith("unsupported protocol version")
 
 
 async def test_the_websockets_package_client_talks_to_the_server(

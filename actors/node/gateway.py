@@ -34,6 +34,8 @@ BACKLOG = 4096
 ACCEPTS_IN_A_ROW = 64
 """Connections accepted before the accept loop lets other tasks run."""
 HANDSHAKE_READ_BYTES = 16384
+REFUSAL_LINGER_S = 2.0
+"""Longest wait for a client to close after a refusal sent as a close frame."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,8 @@ class Gateway:
                 self.rejected += 1
                 if not outcome.peer_closed:
                     await _send_all(sock, outcome.response)
+                if outcome.close_code is not None:
+                    await _drain_until_closed(sock)
                 log.debug("handshake refused (%d): %s", outcome.status, outcome.reason)
                 return None
             await _send_all(sock, outcome.response)
@@ -172,6 +176,26 @@ class Gateway:
                 await trio.sleep(0.01)
         if self._connections:
             log.warning("%d sessions did not close in %.1f s", len(self._connections), timeout)
+
+
+async def _drain_until_closed(sock: socket.socket) -> None:
+    """After a close frame sent right after the 101: end our side and read what the
+    client sends until it closes (at most ``REFUSAL_LINGER_S``). Closing with unread
+    frames (a page sends its sign-in as soon as the socket opens) would reset the
+    connection, and the client's system could drop the close frame unread."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        return
+    with trio.move_on_after(REFUSAL_LINGER_S):
+        while True:
+            try:
+                if not sock.recv(HANDSHAKE_READ_BYTES):
+                    return
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(sock)
+            except OSError:
+                return
 
 
 async def _send_all(sock: socket.socket, data: bytes) -> None:

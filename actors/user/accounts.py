@@ -158,6 +158,9 @@ class AccountCommands:
             return None
         if policy == "one_per_platform":
             return [platform]
+        if policy == "one_per_platform_except_web":
+            # Browser tabs: each tab holds a session of its own, none ends another.
+            return [] if Platform(platform).device_class == "web" else [platform]
         device_class = Platform(platform).device_class
         return [p.value for p in Platform if p.device_class == device_class]
 
