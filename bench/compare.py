@@ -12,7 +12,10 @@ starts that side's ``server.py serve`` (a commit's own Python files, this
 virtual environment's interpreter) and stops it after. The load client and the
 set-up code are always this checkout's, so only the server differs (unless
 ``--base-client`` / ``--head-client`` differ: the same server with two load
-clients). The order of the two sides flips every round (base first in odd
+clients, or ``--base-set`` / ``--head-set`` give one side's server a setting of
+its own: two settings of one revision, e.g. ``--base HEAD --head .
+--base-set redis.durability=everysec --head-set redis.durability=always``). The
+order of the two sides flips every round (base first in odd
 rounds, head first in even ones), so a drift of the machine's speed during the
 run weighs on both.
 

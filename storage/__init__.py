@@ -24,6 +24,14 @@ from redis.retry import Retry
 from storage.accounts import AccountRecord, AccountStore, CorruptRecordError, PublicProfile
 from storage.connections import connection_pool
 from storage.conversations import ConversationRecord, ConversationStore
+from storage.durability import (
+    DurabilityUnsupported,
+    DurabilityWait,
+    NotDurable,
+    check_server,
+    durability_wait,
+    embedded_appendfsync,
+)
 from storage.embedded import EmbeddedRedis, EmbeddedRedisError
 from storage.errors import StaleRead, StepRefused
 from storage.groups import (
@@ -59,6 +67,8 @@ __all__ = [
     "ConversationRecord",
     "ConversationStore",
     "CorruptRecordError",
+    "DurabilityUnsupported",
+    "DurabilityWait",
     "EmbeddedRedis",
     "EmbeddedRedisError",
     "FriendRecord",
@@ -71,6 +81,7 @@ __all__ = [
     "LeaseStore",
     "MemberRecord",
     "MessageStore",
+    "NotDurable",
     "NotificationPage",
     "NotificationStore",
     "PipelinedRedis",
@@ -82,6 +93,8 @@ __all__ = [
     "StepRefused",
     "Storage",
     "Stored",
+    "durability_wait",
+    "embedded_appendfsync",
 ]
 
 
@@ -99,15 +112,18 @@ class Storage:
         max_connections: int = 64,
         version_log_length: int = 200,
         notifications_kept: int = 1000,
+        wait: DurabilityWait | None = None,
     ) -> None:
         self.url = url
         self.keys = Keys(prefix)
         self._redis = PipelinedRedis()
         self.scripts = Scripts(self._redis)
+        self.wait = wait
+        """What ends every batch before its results are released (``redis.durability``)."""
         pool = connection_pool(
             url,
             max_connections,
-            5,
+            5 + (wait.timeout if wait is not None else 0),  # Redis answers a wait late
             Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
             scripts=self.scripts.texts(),
         )
@@ -132,8 +148,13 @@ class Storage:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Start the Redis executor (a pykka actor thread) and send the stores' commands
         to it, a pipeline per loop tick, until cancelled; then stop the executor after
-        the batch it is running."""
-        ref = start_executor(self._client, trio.lowlevel.current_trio_token(), self.scripts.texts())
+        the batch it is running. With a durability wait, first checks that the server
+        can give it (``DurabilityUnsupported`` if not)."""
+        if self.wait is not None:
+            await trio.to_thread.run_sync(check_server, self._client, self.wait)
+        ref = start_executor(
+            self._client, trio.lowlevel.current_trio_token(), self.scripts.texts(), self.wait
+        )
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._redis.run, ref)

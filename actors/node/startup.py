@@ -15,7 +15,7 @@ import redis
 
 from actors.cluster.identity import NodeRefused
 from settings import Settings
-from storage import EmbeddedRedisError
+from storage import DurabilityUnsupported, EmbeddedRedisError
 
 _NO_PASSWORD = ("NOAUTH", "Authentication required", "must be called with the client already")
 """What Redis answers a client that sent no password to a server that wants one."""
@@ -40,7 +40,7 @@ def describe_failure(exc: BaseException, settings: Settings) -> str | None:
     fix (a bug: its traceback is shown)."""
     server = settings.server
     redis_url = redact_url(settings.redis.url) if settings.redis.url else "the embedded Redis"
-    if isinstance(exc, NodeRefused | EmbeddedRedisError):
+    if isinstance(exc, NodeRefused | EmbeddedRedisError | DurabilityUnsupported):
         return str(exc)
     if isinstance(exc, redis.RedisError) and any(sign in str(exc) for sign in _NO_PASSWORD):
         return f"redis.url: {redis_url} requires a password, and the URL gives none"

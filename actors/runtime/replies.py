@@ -12,6 +12,7 @@ from actors.runtime.messages import Command
 from protocol import messages as m
 from protocol.codec import encode_server_message
 from protocol.errors import ErrorCode, ProtocolError
+from storage.durability import NotDurable
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,16 @@ async def answer(
         reply = await handler(command)
     except ProtocolError as exc:
         refuse(command, exc.code, exc.message, exc.app_code, exc.app_message)
+    except NotDurable as exc:
+        log.warning("%s not confirmed durable: %s", type(request).__name__, exc)
+        if on_failure is not None:
+            on_failure()
+        refuse(
+            command,
+            ErrorCode.UNAVAILABLE,
+            "storage did not confirm the write in time; it may have taken effect: "
+            "retry (a send with the same client_msg_id)",
+        )
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         log.warning("storage unavailable for %s: %s", type(request).__name__, exc)
         if on_failure is not None:
