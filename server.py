@@ -31,6 +31,7 @@ from actors.runtime.services import NodeServices
 from actors.runtime.supervisor import ActorFactory, Supervisor
 from actors.user import actor as user
 from actors.user.actor import CommandGroup, UserActor
+from actors.user.admin import AdminCommands
 from actors.user.chat import SingleChatCommands
 from actors.user.conversations import ConversationCommands
 from actors.user.groups import UserGroupCommands
@@ -137,6 +138,7 @@ async def _run_node(
     services = NodeServices(settings, storage, hasher, signer, node_id, hub, cluster, registry)
     user_command_groups: list[type[CommandGroup]] = [SingleChatCommands, ConversationCommands]
     user_command_groups.append(UserGroupCommands)
+    user_command_groups.append(AdminCommands)
     actor_factories: dict[str, ActorFactory] = {
         user.KIND: UserActor.factory(services, user_command_groups),
         group.KIND: GroupActor.factory(services, [GroupChatCommands]),

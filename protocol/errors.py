@@ -109,6 +109,8 @@ class CloseCode(enum.IntEnum):
     KICKED = 4500
     TOKEN_REVOKED = 4501
     LOGGED_OUT = 4502
+    FORCED_LOGOUT = 4503
+    """Ended by the server API (an app backend's force logout)."""
 
     @property
     def should_reconnect(self) -> bool:
@@ -117,7 +119,13 @@ class CloseCode(enum.IntEnum):
 
 
 _TERMINAL = frozenset(
-    {CloseCode.KICKED, CloseCode.TOKEN_REVOKED, CloseCode.LOGGED_OUT, CloseCode.UNSUPPORTED_DATA}
+    {
+        CloseCode.KICKED,
+        CloseCode.TOKEN_REVOKED,
+        CloseCode.LOGGED_OUT,
+        CloseCode.FORCED_LOGOUT,
+        CloseCode.UNSUPPORTED_DATA,
+    }
 )
 
 

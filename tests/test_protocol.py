@@ -1037,6 +1037,7 @@ def test_terminal_close_codes() -> None:
         CloseCode.KICKED,
         CloseCode.TOKEN_REVOKED,
         CloseCode.LOGGED_OUT,
+        CloseCode.FORCED_LOGOUT,
     }
 
 

@@ -206,7 +206,7 @@ class Connection:
         except ProtocolError as exc:
             self._enqueue(error_frame(exc.rid, exc.code, exc.message))
 
-    def _route(self, request: m.ClientMessage) -> None:
+    def _route(self, request: m.Request) -> None:
         rid = request.rid
         if isinstance(request, m.Ping):
             pong = m.Pong(rid=rid, server_time=now_ms())

@@ -37,6 +37,21 @@ def profile_of(account: AccountRecord) -> m.UserProfile:
     )
 
 
+async def close_sessions(
+    services: NodeServices,
+    user_id: str,
+    sessions: list[PresenceEntry],
+    code: CloseCode,
+    reason: str,
+) -> None:
+    """End sessions of ``user_id``, wherever they are held: out of presence, then the
+    ``kicked`` push and the close with ``code``."""
+    frame = encode_server_message(m.Kicked(close_code=code, reason=reason))
+    await services.storage.presence.remove_sessions(user_id, sessions)
+    for other in sessions:
+        services.cluster.close_session(other.node_id, other.session_id, code, reason, frame)
+
+
 class AccountCommands:
     def __init__(self, user_id: str, services: NodeServices) -> None:
         self.user_id = user_id
@@ -176,16 +191,6 @@ class AccountCommands:
             self.user_id, claims.platform, claims.token_id, encode_server_message(reply)
         )
 
-    async def _close_others(
-        self, sessions: list[PresenceEntry], code: CloseCode, reason: str
-    ) -> None:
-        frame = encode_server_message(m.Kicked(close_code=code, reason=reason))
-        await self._storage.presence.remove_sessions(self.user_id, sessions)
-        for other in sessions:
-            self._services.cluster.close_session(
-                other.node_id, other.session_id, code, reason, frame
-            )
-
     async def logout(self, command: Command) -> None:
         session_id = command.session.session_id
         sessions = await self._storage.presence.sessions(self.user_id)
@@ -215,7 +220,9 @@ class AccountCommands:
         )
         sessions = await self._storage.presence.sessions(self.user_id)
         others = [s for s in sessions if s.session_id != session_id]
-        await self._close_others(others, CloseCode.TOKEN_REVOKED, "password changed")
+        await close_sessions(
+            self._services, self.user_id, others, CloseCode.TOKEN_REVOKED, "password changed"
+        )
         return m.TokenIssued(rid=request.rid, token=issued.token, expires_at=claims.expires_at_ms)
 
     # -- profile ---------------------------------------------------------------------
