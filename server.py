@@ -26,7 +26,9 @@ from actors.group.chat import GroupChatCommands
 from actors.node.connection import ConnectionContext
 from actors.node.gateway import Gateway
 from actors.node.hub import Hub
+from actors.node.metrics import SessionCollector
 from actors.runtime.credentials import PasswordHasher, TokenSigner
+from actors.runtime.metrics import ActorCollector
 from actors.runtime.services import NodeServices
 from actors.runtime.supervisor import ActorFactory, Supervisor
 from actors.user import actor as user
@@ -41,6 +43,7 @@ from api.context import ApiContext
 from api.listener import serve_http
 from settings import Settings
 from storage import EmbeddedRedis, EmbeddedRedisError, Storage
+from storage.metrics import PipelineCollector
 
 log = logging.getLogger("parley")
 
@@ -145,7 +148,7 @@ async def _run_node(
     }
     supervisor = Supervisor(actor_factories, settings.actors.idle_timeout)
     cluster.attach(hub, supervisor)
-    context = ConnectionContext(settings.session, supervisor, hub, signer)
+    context = ConnectionContext(settings.session, supervisor, hub, signer, services.metrics)
     gateway = Gateway(
         context,
         node_id,
@@ -153,6 +156,7 @@ async def _run_node(
         settings.server.port,
         settings.server.allowed_origins,
     )
+    _register_metrics(registry, services, supervisor, gateway)
     stopping = trio.Event()
     calls = ActorCalls(hub, supervisor, node_id, settings.session.request_deadline, stopping)
     http_stopped = trio.Event()
@@ -161,14 +165,11 @@ async def _run_node(
         calls.open()
         try:
             async with trio.open_nursery() as http:
-                http_url = None
-                if settings.http.enabled:
-                    app = build_app(
-                        ApiContext(services, supervisor, calls, stopping, settings.http),
-                    )
-                    http_url = await http.start(
-                        serve_http, app, settings.http.host, settings.http.port, http_stopped
-                    )
+                http_url = await _start_http(
+                    http,
+                    ApiContext(services, supervisor, calls, stopping, settings.http),
+                    http_stopped,
+                )
                 async with trio.open_nursery() as sessions:
                     async with trio.open_nursery() as background:
                         await background.start(cluster.run)
@@ -202,6 +203,24 @@ async def _run_node(
             actors.cancel_scope.cancel()
 
 
+async def _start_http(nursery: trio.Nursery, context: ApiContext, stop: trio.Event) -> str | None:
+    """Start the HTTP listener if it is on; its URL, or None."""
+    http = context.settings
+    if not http.enabled:
+        return None
+    url: str = await nursery.start(serve_http, build_app(context), http.host, http.port, stop)
+    return url
+
+
+def _register_metrics(
+    registry: CollectorRegistry, services: NodeServices, supervisor: Supervisor, gateway: Gateway
+) -> None:
+    """Every part's collector, on the node's own registry (docs/OPERATIONS.md)."""
+    registry.register(SessionCollector(gateway, services.hub, services.cluster))
+    registry.register(ActorCollector(services.metrics, supervisor))
+    registry.register(PipelineCollector(services.storage.pipelined))
+
+
 async def _stop_actors(supervisor: Supervisor, storage: Storage) -> None:
     """Let every actor finish its mailbox, then deregister the node (shielded, bounded)."""
     with trio.CancelScope(shield=True), trio.move_on_after(SHUTDOWN_GRACE_S * 4):
@@ -230,12 +249,12 @@ async def _run_until_signalled(settings: Settings) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             node: RunningNode = await nursery.start(serve, settings)
+            http = f"; http on {node.http_url}" if node.http_url else ""
             print(
-                f"parley listening on {node.url} (node {node.node_id}, redis {node.redis_url})",
+                f"parley listening on {node.url} (node {node.node_id}, redis {node.redis_url})"
+                + http,
                 flush=True,
             )
-            if node.http_url is not None:
-                print(f"parley http on {node.http_url}", flush=True)
             async for signum in signals:
                 log.info("received %s; shutting down", signal.Signals(signum).name)
                 node.request_stop()

@@ -12,9 +12,10 @@ starts that side's ``server.py serve`` (a commit's own Python files, this
 virtual environment's interpreter) and stops it after. The load client and the
 set-up code are always this checkout's, so only the server differs (unless
 ``--base-client`` / ``--head-client`` differ: the same server with two load
-clients). The order of the two sides flips every round (base first in odd
-rounds, head first in even ones), so a drift of the machine's speed during the
-run weighs on both.
+clients). ``--base-set`` / ``--head-set`` give one side's server settings of its
+own (the same code with a feature off and on). The order of the two sides flips
+every round (base first in odd rounds, head first in even ones), so a drift of
+the machine's speed during the run weighs on both.
 
 Reported: each figure per round and side, the medians, and the ratio head/base
 as the median of the rounds' ratios (a round's two runs are minutes apart at
@@ -73,6 +74,8 @@ class Side:
     tree: Path
     client: str | None
     """``--client`` for this side's runs (None: the scenario's own option or default)."""
+    settings: tuple[str, ...] = ()
+    """``--set`` for this side's server only (e.g. a feature on in the head alone)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser, scenarios: Sequence[str]) -> None:
@@ -85,6 +88,14 @@ def add_arguments(parser: argparse.ArgumentParser, scenarios: Sequence[str]) -> 
     parser.add_argument("--rounds", type=int, default=3, help="rounds (one run per side each)")
     parser.add_argument("--base-client", help="--client for the base side's runs")
     parser.add_argument("--head-client", help="--client for the head side's runs")
+    for name in ("base", "head"):
+        parser.add_argument(
+            f"--{name}-set",
+            action="append",
+            default=[],
+            metavar="SECTION.KEY=VALUE",
+            help=f"setting for the {name} side's server only (repeatable)",
+        )
     parser.add_argument("--json", action="store_true", help="print the result as JSON last")
     parser.add_argument("--save", metavar="PATH", help="also write the JSON result to PATH")
     parser.add_argument("--run-timeout", type=float, default=RUN_TIMEOUT_S, help="longest run, s")
@@ -139,13 +150,15 @@ def _head_side(args: argparse.Namespace, worktrees: Worktrees) -> Side:
         commit = _git("rev-parse", "--short", "HEAD")
         dirty = _git("status", "--porcelain", "--untracked-files=no")
         return Side("head", "(this checkout)", f"{commit}+" if dirty else commit, REPO,
-                    args.head_client)  # fmt: skip
+                    args.head_client, tuple(args.head_set))  # fmt: skip
     path = Path(args.head)
     if path.is_dir() and (path / "server.py").exists():
         commit = _git("rev-parse", "--short", "HEAD", cwd=path)
-        return Side("head", args.head, commit, path.resolve(), args.head_client)
+        return Side(
+            "head", args.head, commit, path.resolve(), args.head_client, tuple(args.head_set)
+        )
     tree, commit = worktrees.add("head", args.head)
-    return Side("head", args.head, commit, tree, args.head_client)
+    return Side("head", args.head, commit, tree, args.head_client, tuple(args.head_set))
 
 
 def _run(side: Side, args: argparse.Namespace) -> dict[str, Any]:
@@ -156,6 +169,8 @@ def _run(side: Side, args: argparse.Namespace) -> dict[str, Any]:
     ]  # fmt: skip
     if side.client is not None:
         command += ["--client", side.client]
+    for setting in side.settings:
+        command += ["--set", setting]
     print(f"compare: {side.name} ({side.commit}): {shlex.join(command[1:])}", file=sys.stderr)
     process = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.PIPE, text=True, start_new_session=True
@@ -219,7 +234,12 @@ def summarize(
         "compared": compared,
         "rounds": len(rounds),
         "sides": {
-            s.name: {"rev": s.rev, "commit": s.commit, "client": s.client or _client_of(rounds, s)}
+            s.name: {
+                "rev": s.rev,
+                "commit": s.commit,
+                "client": s.client or _client_of(rounds, s),
+                "settings": list(s.settings),
+            }
             for s in sides
         },
         **totals,
@@ -299,7 +319,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     worktrees = Worktrees()
     try:
         tree, commit = worktrees.add("base", args.base)
-        base = Side("base", args.base, commit, tree, args.base_client)
+        base = Side("base", args.base, commit, tree, args.base_client, tuple(args.base_set))
         head = _head_side(args, worktrees)
         rounds: list[dict[str, Any]] = []
         for number in range(args.rounds):

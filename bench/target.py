@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LISTENING = re.compile(r"parley listening on (ws://\S+) \(node (\S+), redis (\S+)\)")
+HTTP_LISTENING = re.compile(r"; http on (http://\S+)")
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
 
@@ -80,6 +81,8 @@ class Target:
     log_path: Path | None = None
     _process: subprocess.Popen[str] | None = field(default=None, repr=False)
     _data_dir: Path | None = field(default=None, repr=False)
+    http_url: str | None = None
+    """The server's HTTP listener, when it runs one (``http.enabled``)."""
 
     def usage(self) -> Usage:
         server = procstat.usage(self.server_pid) if self.server_pid else None
@@ -194,6 +197,8 @@ def start_server(
         target.stop()
         raise
     target.url, target.redis_url = match.group(1), match.group(3)
+    http = HTTP_LISTENING.search(match.string)
+    target.http_url = http.group(1) if http else None
     target.prefix = prefix or os.environ.get("PARLEY_REDIS_PREFIX", "parley:")
     target.redis_pid = next(
         (p for p in procstat.children(process.pid) if "redis" in procstat.process_name(p)), None

@@ -29,6 +29,7 @@ from actors.node.websocket import (
 )
 from actors.runtime.credentials import TokenSigner
 from actors.runtime.messages import Command, SessionClosed, SessionRef
+from actors.runtime.metrics import ActorMetrics
 from actors.runtime.replies import error_frame
 from actors.runtime.steps import now_ms
 from actors.runtime.supervisor import Supervisor
@@ -61,6 +62,8 @@ class ConnectionContext:
     supervisor: Supervisor
     hub: Hub
     signer: TokenSigner
+    metrics: ActorMetrics
+    """Where the requests a session refuses itself are counted."""
 
 
 class Connection:
@@ -200,10 +203,13 @@ class Connection:
     # -- inbound frames ------------------------------------------------------------
 
     def _on_frame(self, frame: bytes) -> None:
+        request = None
         try:
             request = self._codec.decode(frame)
             self._route(request)
         except ProtocolError as exc:
+            refused = type(request) if request is not None else None
+            self._context.metrics.refused(refused, exc.code.name)
             self._enqueue(error_frame(exc.rid, exc.code, exc.message))
 
     def _route(self, request: m.Request) -> None:

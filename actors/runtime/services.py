@@ -3,13 +3,14 @@ cluster link and the node's metrics registry (each part defines its own metrics 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
 from actors.cluster.link import ClusterLink
 from actors.node.hub import Hub
 from actors.runtime.credentials import PasswordHasher, TokenSigner
+from actors.runtime.metrics import ActorMetrics
 from settings import Settings
 from storage import Storage
 
@@ -24,3 +25,5 @@ class NodeServices:
     hub: Hub
     cluster: ClusterLink
     registry: CollectorRegistry
+    metrics: ActorMetrics = field(default_factory=ActorMetrics)
+    """The actors' own counters (``actors.runtime.metrics``), read at scrape time."""
