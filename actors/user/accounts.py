@@ -13,6 +13,7 @@ on other nodes are closed through the cluster link.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from actors.runtime.credentials import IssuedToken
 from actors.runtime.messages import Command
@@ -35,6 +36,41 @@ def profile_of(account: AccountRecord) -> m.UserProfile:
         created_at=account.created_at,
         version=account.version,
     )
+
+
+class ProfileFields(Protocol):
+    """The profile of a new account, as ``register`` and the API's ``CreateUser`` give it."""
+
+    @property
+    def nickname(self) -> str: ...
+
+    @property
+    def face_url(self) -> str: ...
+
+    @property
+    def ex(self) -> str: ...
+
+
+async def create_account(
+    services: NodeServices, user_id: str, profile: ProfileFields, password: str | None
+) -> None:
+    """Store a new account (``USER_EXISTS`` if the id is taken). Without a password no
+    password matches it: the user signs in with tokens only (``protocol.admin``)."""
+    accounts = services.storage.accounts
+    exists = ProtocolError(ErrorCode.USER_EXISTS, f"user {user_id!r} already exists")
+    if await accounts.exists(user_id):
+        raise exists
+    record = AccountRecord(
+        user_id=user_id,
+        password_hash="" if password is None else await services.hasher.hash(password),
+        nickname=profile.nickname,
+        face_url=profile.face_url,
+        ex=profile.ex,
+        created_at=now_ms(),
+        version=1,
+    )
+    if not await accounts.create(record):
+        raise exists
 
 
 async def close_sessions(
@@ -83,20 +119,7 @@ class AccountCommands:
     async def register(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.Register)
-        exists = ProtocolError(ErrorCode.USER_EXISTS, f"user {self.user_id!r} already exists")
-        if await self._accounts.load(self.user_id) is not None:
-            raise exists
-        record = AccountRecord(
-            user_id=self.user_id,
-            password_hash=await self._services.hasher.hash(request.password),
-            nickname=request.nickname,
-            face_url=request.face_url,
-            ex=request.ex,
-            created_at=now_ms(),
-            version=1,
-        )
-        if not await self._accounts.create(record):
-            raise exists
+        await create_account(self._services, self.user_id, request, request.password)
         return m.Registered(rid=request.rid, user_id=self.user_id)
 
     async def _check_password(self, command: Command, password: str) -> AccountRecord:

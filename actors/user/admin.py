@@ -10,14 +10,10 @@ from collections.abc import Awaitable, Callable
 from actors.runtime.messages import Command
 from actors.runtime.services import NodeServices
 from actors.runtime.steps import now_ms
-from actors.user.accounts import close_sessions
+from actors.user.accounts import close_sessions, create_account
 from protocol import admin
 from protocol import messages as m
 from protocol.errors import CloseCode, ErrorCode, ProtocolError
-from storage import AccountRecord
-
-NO_PASSWORD = ""
-"""The stored hash of an account made without a password: no password matches it."""
 
 
 class AdminCommands:
@@ -42,23 +38,7 @@ class AdminCommands:
     async def create_user(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, admin.CreateUser)
-        exists = ProtocolError(ErrorCode.USER_EXISTS, f"user {self.user_id!r} already exists")
-        if await self._accounts.exists(self.user_id):
-            raise exists
-        password_hash = NO_PASSWORD
-        if request.password is not None:
-            password_hash = await self._services.hasher.hash(request.password)
-        record = AccountRecord(
-            user_id=self.user_id,
-            password_hash=password_hash,
-            nickname=request.nickname,
-            face_url=request.face_url,
-            ex=request.ex,
-            created_at=now_ms(),
-            version=1,
-        )
-        if not await self._accounts.create(record):
-            raise exists
+        await create_account(self._services, self.user_id, request, request.password)
         return m.Registered(rid=request.rid, user_id=self.user_id)
 
     async def issue_token(self, command: Command) -> m.Reply:
