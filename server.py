@@ -29,14 +29,17 @@ from actors.group.chat import GroupChatCommands
 from actors.node.connection import ConnectionContext
 from actors.node.gateway import Gateway
 from actors.node.hub import Hub
+from actors.node.metrics import SessionCollector
 from actors.node.startup import parley_version, redact_url, startup_failure
 from actors.node.workers import WorkersError, WorkerSupervisor
 from actors.runtime.credentials import PasswordHasher, TokenSigner
 from actors.runtime.logs import configure_logging
+from actors.runtime.metrics import ActorCollector
 from actors.runtime.services import NodeServices
 from actors.runtime.supervisor import ActorFactory, Supervisor
 from actors.user import actor as user
 from actors.user.actor import CommandGroup, UserActor
+from actors.user.admin import AdminCommands
 from actors.user.chat import SingleChatCommands
 from actors.user.conversations import ConversationCommands
 from actors.user.groups import UserGroupCommands
@@ -52,6 +55,7 @@ from storage import (
     durability_wait,
     embedded_appendfsync,
 )
+from storage.metrics import PipelineCollector
 from webhooks.dispatcher import Webhooks
 
 log = logging.getLogger("parley")
@@ -162,13 +166,16 @@ async def _run_node(
     )
     user_command_groups: list[type[CommandGroup]] = [SingleChatCommands, ConversationCommands]
     user_command_groups.append(UserGroupCommands)
+    user_command_groups.append(AdminCommands)
     actor_factories: dict[str, ActorFactory] = {
         user.KIND: UserActor.factory(services, user_command_groups),
         group.KIND: GroupActor.factory(services, [GroupChatCommands]),
     }
     supervisor = Supervisor(actor_factories, settings.actors.idle_timeout)
     cluster.attach(hub, supervisor)
-    context = ConnectionContext(settings.session, supervisor, hub, signer, node_id)
+    context = ConnectionContext(
+        settings.session, supervisor, hub, signer, node_id, services.metrics
+    )
     gateway = Gateway(
         context,
         node_id,
@@ -177,6 +184,7 @@ async def _run_node(
         settings.server.allowed_origins,
         settings.server.reuse_port,
     )
+    _register_metrics(registry, services, supervisor, gateway)
     stopping = trio.Event()
     calls = ActorCalls(hub, supervisor, node_id, settings.session.request_deadline, stopping)
     http_stopped = trio.Event()
@@ -186,14 +194,11 @@ async def _run_node(
         calls.open()
         try:
             async with trio.open_nursery() as http:
-                http_url = None
-                if settings.http.enabled:
-                    app = build_app(
-                        ApiContext(services, supervisor, calls, stopping, settings.http),
-                    )
-                    http_url = await http.start(
-                        serve_http, app, settings.http.host, settings.http.port, http_stopped
-                    )
+                http_url = await _start_http(
+                    http,
+                    ApiContext(services, supervisor, calls, stopping, settings.http),
+                    http_stopped,
+                )
                 async with trio.open_nursery() as sessions:
                     async with trio.open_nursery() as background:
                         await background.start(cluster.run)
@@ -227,6 +232,24 @@ async def _run_node(
             actors.cancel_scope.cancel()
 
 
+async def _start_http(nursery: trio.Nursery, context: ApiContext, stop: trio.Event) -> str | None:
+    """Start the HTTP listener if it is on; its URL, or None."""
+    http = context.settings
+    if not http.enabled:
+        return None
+    url: str = await nursery.start(serve_http, build_app(context), http.host, http.port, stop)
+    return url
+
+
+def _register_metrics(
+    registry: CollectorRegistry, services: NodeServices, supervisor: Supervisor, gateway: Gateway
+) -> None:
+    """Every part's collector, on the node's own registry (docs/OPERATIONS.md)."""
+    registry.register(SessionCollector(gateway, services.hub, services.cluster))
+    registry.register(ActorCollector(services.metrics, supervisor))
+    registry.register(PipelineCollector(services.storage.pipelined))
+
+
 async def _stop_actors(supervisor: Supervisor, storage: Storage) -> None:
     """Let every actor finish its mailbox, then deregister the node (shielded, bounded)."""
     with trio.CancelScope(shield=True), trio.move_on_after(SHUTDOWN_GRACE_S * 4):
@@ -247,14 +270,13 @@ async def _run_until_signalled(settings: Settings, progress: _Progress) -> None:
         async with trio.open_nursery() as nursery:
             node: RunningNode = await nursery.start(serve, settings)
             progress.listening = True
+            http = f"; http on {node.http_url}" if node.http_url else ""
             print(
                 f"parley listening on {node.url} (node {node.node_id},"
                 f" redis {redact_url(node.redis_url)}, prefix {settings.redis.prefix!r},"
-                f" version {VERSION})",
+                f" version {VERSION})" + http,
                 flush=True,
             )
-            if node.http_url is not None:
-                print(f"parley http on {node.http_url}", flush=True)
             async for signum in signals:
                 log.info("received %s; shutting down", signal.Signals(signum).name)
                 node.request_stop()

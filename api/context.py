@@ -22,3 +22,8 @@ class ApiContext:
     stopping: trio.Event
     """Set once the node has begun to shut down."""
     settings: HttpSettings
+
+    @property
+    def api_secrets(self) -> tuple[bytes, ...]:
+        """Bearer secrets the server API accepts (several during a rotation)."""
+        return tuple(secret.encode() for secret in self.settings.api_secrets)

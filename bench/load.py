@@ -44,6 +44,7 @@ elif _REPO not in sys.path:
 from bench import compare  # noqa: E402
 from bench import target as targets  # noqa: E402
 from bench.scenarios import SCENARIOS, NeedsMessaging, Scenario  # noqa: E402
+from bench.scrape import MetricsScraper  # noqa: E402
 from bench.summary import emit  # noqa: E402
 from bench.workers import WorkerFailed  # noqa: E402
 
@@ -98,6 +99,14 @@ def _common_options() -> argparse.ArgumentParser:
         metavar="N",
         help="start the server here as N worker processes (parley serve --workers N); "
         "server CPU and memory are the workers' together",
+    )
+    group.add_argument(
+        "--scrape-metrics",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="GET the server's /metrics every SECONDS during the run, when the server started"
+        " here runs its HTTP listener (--set http.enabled=true); 0: never",
     )
     group.add_argument(
         "--set",
@@ -208,7 +217,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = _target(args, scenario)
         if target.url:
             print(f"server: {target.url} (open-file limit here {open_files})", file=sys.stderr)
-        result = scenario.run(args, target)
+        with MetricsScraper(target.http_url, args.scrape_metrics) as scraper:
+            result = scenario.run(args, target)
+        if scraper.scrapes or scraper.failures:
+            result["metrics_scrapes"] = scraper.scrapes
+            result["metrics_scrape_failures"] = scraper.failures
+            result["metrics_bytes"] = scraper.bytes
         if not target.alive():
             result["failures"] = (result.get("failures") or 0) + 1
             result.setdefault("notes", []).append("the server exited during the run")

@@ -35,6 +35,7 @@ LISTENING = re.compile(
     r"parley listening on (ws://\S+) \((?:node (\S+), |\d+ workers: nodes ([^;]+); )"
     r"redis ([^\s,)]+)[,)]"
 )
+HTTP_LISTENING = re.compile(r"; http on (http://\S+)")
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
 
@@ -87,6 +88,8 @@ class Target:
     """With ``--workers``: the node processes, measured together as the server."""
     _external: EmbeddedRedis | None = field(default=None, repr=False)
     """The ``storage.EmbeddedRedis`` started here as the server's external Redis."""
+    http_url: str | None = None
+    """The server's HTTP listener, when it runs one (``http.enabled``)."""
 
     def usage(self) -> Usage:
         if self.worker_pids:
@@ -223,6 +226,8 @@ def start_server(
         target.stop()
         raise
     target.url, target.redis_url = match.group(1), match.group(4)
+    http = HTTP_LISTENING.search(match.string)
+    target.http_url = http.group(1) if http else None
     target.prefix = prefix or os.environ.get("PARLEY_REDIS_PREFIX", "parley:")
     children = procstat.children(process.pid)
     target.redis_pid = next((p for p in children if "redis" in procstat.process_name(p)), None)

@@ -14,12 +14,13 @@ from typing import Any, get_args
 
 import msgspec
 
+from protocol.admin import AdminRequest
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.messages import ClientMessage, ServerMessage
+from protocol.messages import ClientMessage, Request, ServerMessage
 
-_CLIENT_TAGS: frozenset[str] = frozenset(
-    str(t.__struct_config__.tag) for t in get_args(ClientMessage)
-)
+ForwardedRequest = ClientMessage | AdminRequest
+"""What one node may forward to another: a client's command, or one of the server
+API's (which no client may send)."""
 
 
 def _salvage(frame: bytes) -> tuple[int, Any]:
@@ -37,20 +38,22 @@ def _salvage(frame: bytes) -> tuple[int, Any]:
 
 
 class ServerCodec:
-    """The server's side: decodes client frames, encodes server messages."""
+    """The server's side: decodes client frames, encodes server messages.
+    ``requests``: the union it accepts (``ForwardedRequest`` between nodes)."""
 
-    def __init__(self) -> None:
-        self._decoder = msgspec.msgpack.Decoder[ClientMessage](ClientMessage)
+    def __init__(self, requests: Any = ClientMessage) -> None:
+        self._decoder: msgspec.msgpack.Decoder[Request] = msgspec.msgpack.Decoder(requests)
         self._encoder = msgspec.msgpack.Encoder()
+        self._tags = frozenset(str(t.__struct_config__.tag) for t in get_args(requests))
 
-    def decode(self, frame: bytes) -> ClientMessage:
+    def decode(self, frame: bytes) -> Request:
         try:
             return self._decoder.decode(frame)
         except msgspec.ValidationError as exc:
             rid, tag = _salvage(frame)
             if tag is None and rid == 0:
                 raise ProtocolError(ErrorCode.BAD_FRAME, f"not a request: {exc}") from None
-            if not isinstance(tag, str) or tag not in _CLIENT_TAGS:
+            if not isinstance(tag, str) or tag not in self._tags:
                 raise ProtocolError(
                     ErrorCode.UNKNOWN_COMMAND, f"unknown command {tag!r}", rid
                 ) from None

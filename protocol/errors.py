@@ -117,6 +117,8 @@ class CloseCode(enum.IntEnum):
     UNSUPPORTED_PROTOCOL = 4503
     """Sent right after accepting an upgrade that offered no protocol version this server
     speaks, so that a browser's page can read why (PROTOCOL.md 1.2)."""
+    FORCED_LOGOUT = 4504
+    """Ended by the server API (an app backend's force logout)."""
 
     @property
     def should_reconnect(self) -> bool:
@@ -130,6 +132,7 @@ _TERMINAL = frozenset(
         CloseCode.TOKEN_REVOKED,
         CloseCode.LOGGED_OUT,
         CloseCode.UNSUPPORTED_PROTOCOL,
+        CloseCode.FORCED_LOGOUT,
         CloseCode.UNSUPPORTED_DATA,
     }
 )

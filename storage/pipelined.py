@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -45,11 +46,13 @@ import trio
 from redis.commands.core import CoreCommands
 from redis.exceptions import NoScriptError
 
+from metrics.histogram import LATENCY_BUCKETS_S, Buckets
 from storage.durability import DurabilityWait, NotDurable
 
 log = logging.getLogger(__name__)
 
 _Command = tuple[tuple[Any, ...], dict[str, Any]]
+BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 _STOPPED = "the pipelined Redis client is not running"
 
 
@@ -254,6 +257,12 @@ class PipelinedRedis(CoreCommands):
         """Commands sent so far."""
         self.detached_failures = 0
         """Commands of ``send_detached`` that failed."""
+        self.batch_sizes = Buckets(BATCH_SIZE_BUCKETS)
+        """Commands per batch."""
+        self.round_trips = Buckets(LATENCY_BUCKETS_S)
+        """Seconds from handing a batch to the executor until its results are back on
+        the loop (Redis' round trip, the executor thread's work and the hand-back)."""
+        self._sent_at = 0.0
 
     # -- what callers use ----------------------------------------------------------
 
@@ -301,7 +310,10 @@ class PipelinedRedis(CoreCommands):
                 items, self._queue = self._queue, []
                 self._in_flight = True
                 self.batches += 1
-                self.commands += sum(len(item.commands) for item in items)
+                size = sum(len(item.commands) for item in items)
+                self.commands += size
+                self.batch_sizes.observe(size)
+                self._sent_at = time.perf_counter()
                 self._executor.tell(_Batch(items, functools.partial(self._deliver, items)))
         finally:
             self._flusher = None
@@ -345,6 +357,7 @@ class PipelinedRedis(CoreCommands):
 
     def _deliver(self, items: list[_Pending]) -> None:
         self._in_flight = False
+        self.round_trips.observe(time.perf_counter() - self._sent_at)
         for item in items:
             task, item.task = item.task, None
             if task is not None:

@@ -2,7 +2,7 @@
 
 Each node refreshes ``node:<id>`` (with a TTL) and its score in the sorted set
 ``nodes`` while it is alive. A user's sessions are the hash
-``{u:<id>}:presence`` (session id -> "platform:node:token id"), and each node
+``{u:<id>}:presence`` (session id -> "platform:node:token id:signed-in ms"), and each node
 lists the sessions it holds in ``node:<id>:sessions``, so that when a node
 stops heartbeating any other node can remove its sessions from presence, and
 so that each node can find, at its heartbeat, the sessions it holds that were
@@ -15,6 +15,7 @@ node's trio loop; the heartbeat's reads and writes are one Lua step.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -30,6 +31,8 @@ class PresenceEntry:
     platform: int
     node_id: str
     token_id: str
+    since_ms: int = 0
+    """When the session signed in (ms since the Unix epoch; 0: not recorded)."""
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,9 @@ class NodeBeat:
 
 
 def _entry(session_id: bytes | str, value: bytes) -> PresenceEntry:
-    platform, node, token = value.decode().split(":", 2)
+    platform, node, token, *since = value.decode().split(":", 3)
     sid = session_id.decode() if isinstance(session_id, bytes) else session_id
-    return PresenceEntry(sid, int(platform), node, token)
+    return PresenceEntry(sid, int(platform), node, token, int(since[0]) if since else 0)
 
 
 class PresenceStore:
@@ -183,8 +186,9 @@ class PresenceStore:
         """Write presence again for (user, session, platform, token) held by this node,
         after the node was given up while Redis was out of reach."""
         pipe = self._redis.pipeline(transaction=False)
+        now_ms = int(time.time() * 1000)  # the old sign-in time was lost with the entry
         for user_id, session_id, platform, token_id in sessions:
-            value = f"{platform}:{self.node_id}:{token_id}"
+            value = f"{platform}:{self.node_id}:{token_id}:{now_ms}"
             pipe.hset(self._keys.presence(user_id), session_id, value)
             pipe.sadd(self._node_sessions(self.node_id), f"{user_id}\t{session_id}")
         await pipe.execute()
@@ -202,8 +206,10 @@ class PresenceStore:
     async def set_token(
         self, user_id: str, session_id: str, platform: int, token_id: str, node_id: str
     ) -> None:
-        value = f"{platform}:{node_id}:{token_id}"
-        await self._redis.hset(self._keys.presence(user_id), session_id, value)
+        key = self._keys.presence(user_id)
+        current = cast(bytes | None, await self._redis.hget(key, session_id))
+        since = _entry(session_id, current).since_ms if current else int(time.time() * 1000)
+        await self._redis.hset(key, session_id, f"{platform}:{node_id}:{token_id}:{since}")
 
     async def remove_sessions(self, user_id: str, sessions: Sequence[PresenceEntry]) -> None:
         if not sessions:

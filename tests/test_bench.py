@@ -175,10 +175,23 @@ def _worktrees() -> str:
     ).stdout  # fmt: skip
 
 
+def test_pairs_scenario_scrapes_the_servers_metrics_during_the_run() -> None:
+    result = run_bench(
+        "pairs", "--pairs", "4", "--procs", "1", "--duration", "2", "--messages", "200",
+        "--set", "http.enabled=true", "--set", "http.port=0", "--scrape-metrics", "0.2",
+    )  # fmt: skip
+    assert result["metrics_scrapes"] >= 3
+    assert result["metrics_scrape_failures"] == 0
+    assert result["metrics_bytes"] > 1000
+    assert_every_message_checked(result)
+
+
 def test_compare_mode_reports_ratios_against_a_base_commit() -> None:
-    """HEAD's server in a temporary worktree against this checkout's, one round each."""
+    """HEAD's server in a temporary worktree against this checkout's, one round each;
+    the head's server alone with its HTTP listener on."""
     result = run_bench(
         "compare", "--base", "HEAD", "--rounds", "1",
+        "--head-set", "http.enabled=true", "--head-set", "http.port=0",
         "pairs", "--pairs", "4", "--procs", "1", "--duration", "1", "--messages", "200",
         common_fields=False,
     )  # fmt: skip
@@ -193,6 +206,10 @@ def test_compare_mode_reports_ratios_against_a_base_commit() -> None:
         run = result["per_round"][0]
         assert run["base"][figure] is not None and run["head"][figure] is not None, figure
     assert result["sides"]["base"]["client"] == result["sides"]["head"]["client"] == "picows"
+    assert result["sides"]["base"]["settings"] == []
+    assert result["sides"]["head"]["settings"] == ["http.enabled=true", "http.port=0"]
+    assert result["sides"]["base"]["settings"] == []
+    assert result["sides"]["head"]["settings"] == ["http.enabled=true", "http.port=0"]
     assert "parley-compare-" not in _worktrees()  # the base worktree is gone
 
 

@@ -1042,6 +1042,7 @@ def test_terminal_close_codes() -> None:
         CloseCode.TOKEN_REVOKED,
         CloseCode.LOGGED_OUT,
         CloseCode.UNSUPPORTED_PROTOCOL,
+        CloseCode.FORCED_LOGOUT,
     }
 
 

@@ -46,7 +46,7 @@ from actors.runtime.logs import log_event
 from actors.runtime.messages import Command, SessionRef
 from actors.runtime.steps import now_ms
 from protocol import messages as m
-from protocol.codec import ServerCodec, encode_server_message
+from protocol.codec import ForwardedRequest, ServerCodec, encode_server_message
 from protocol.errors import CloseCode, ProtocolError
 from storage import Storage
 
@@ -63,7 +63,7 @@ ENDED_ELSEWHERE = "session ended elsewhere"
 _ENDED_ELSEWHERE_FRAME = encode_server_message(
     m.Kicked(close_code=CloseCode.KICKED, reason=ENDED_ELSEWHERE)
 )
-_requests = ServerCodec()
+_requests = ServerCodec(ForwardedRequest)
 
 
 class LocalSessions(Protocol):

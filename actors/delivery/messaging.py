@@ -213,6 +213,7 @@ async def store_and_push(
             raise ProtocolError(ErrorCode.INTERNAL, "the first send of this message is gone")
         message = decode_message(stored.seq, first)
     else:
+        services.metrics.messages_stored += 1
         message = msgspec.structs.replace(message, seq=stored.seq)
         frame = _encoder.encode(m.NewMessage(message=message))
         services.hub.push_soon(

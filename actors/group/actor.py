@@ -148,7 +148,12 @@ class GroupActor(EntityActor):
 
     async def _handle_command(self, command: Command) -> None:
         handler = self._handlers.get(type(command.request))
-        await answer(command, handler and partial(self._run, handler), self._forget_state)
+        await answer(
+            command,
+            handler and partial(self._run, handler),
+            self._forget_state,
+            self.services.metrics,
+        )
         if self._loaded and self.state is None:
             # Loaded for this command and not there: no such group (a dismissed one
             # keeps its state). Commands already queued are still answered first.

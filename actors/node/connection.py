@@ -30,6 +30,7 @@ from actors.node.websocket import (
 from actors.runtime.credentials import TokenSigner
 from actors.runtime.logs import log_event
 from actors.runtime.messages import Command, SessionClosed, SessionRef
+from actors.runtime.metrics import ActorMetrics
 from actors.runtime.replies import error_frame
 from actors.runtime.steps import now_ms
 from actors.runtime.supervisor import Supervisor
@@ -69,6 +70,8 @@ class ConnectionContext:
     hub: Hub
     signer: TokenSigner
     node_id: str
+    metrics: ActorMetrics
+    """Where the requests a session refuses itself are counted."""
 
 
 class Connection:
@@ -226,13 +229,16 @@ class Connection:
     # -- inbound frames ------------------------------------------------------------
 
     def _on_frame(self, frame: bytes) -> None:
+        request = None
         try:
             request = self._codec.decode(frame)
             self._route(request)
         except ProtocolError as exc:
+            refused = type(request) if request is not None else None
+            self._context.metrics.refused(refused, exc.code.name)
             self._enqueue(error_frame(exc.rid, exc.code, exc.message))
 
-    def _route(self, request: m.ClientMessage) -> None:
+    def _route(self, request: m.Request) -> None:
         rid = request.rid
         if isinstance(request, m.Ping):
             pong = m.Pong(rid=rid, server_time=now_ms())

@@ -30,6 +30,8 @@ class Hub:
         self._cluster = cluster
         self._by_user: dict[str, dict[str, PushTarget]] = {}
         self._by_session: dict[str, PushTarget] = {}
+        self.pushes_delivered = 0
+        """Pushes queued to local sessions (one per session a push reached)."""
 
     def open_session(self, target: PushTarget) -> None:
         """A session was accepted (replies from other nodes can now reach it)."""
@@ -62,6 +64,7 @@ class Hub:
     def session_push(self, session_id: str, frame: bytes) -> None:
         target = self._by_session.get(session_id)
         if target is not None:
+            self.pushes_delivered += 1
             target.push(frame)
 
     def session_signed_in(
@@ -73,10 +76,13 @@ class Hub:
 
     def push(self, user_ids: Sequence[str], frame: bytes, exclude_session: str | None) -> None:
         """Queue ``frame`` to every local session of ``user_ids`` but ``exclude_session``."""
+        delivered = 0
         for user_id in dict.fromkeys(user_ids):
             for session_id, target in list(self._by_user.get(user_id, {}).items()):
                 if session_id != exclude_session:
+                    delivered += 1
                     target.push(frame)
+        self.pushes_delivered += delivered
 
     def close_session(
         self, session_id: str, code: int, reason: str, last_frame: bytes | None
@@ -85,6 +91,11 @@ class Hub:
         target = self._by_session.get(session_id)
         if target is not None:
             target.close(code, reason, last_frame)
+
+    @property
+    def signed_in_count(self) -> int:
+        """Signed-in local sessions."""
+        return sum(len(sessions) for sessions in self._by_user.values())
 
     def session_count(self, user_id: str) -> int:
         return len(self._by_user.get(user_id, ()))

@@ -4,11 +4,13 @@ every function runs in the calling actor's task."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import redis
 
 from actors.runtime.messages import Command
+from actors.runtime.metrics import OK, ActorMetrics
 from protocol import messages as m
 from protocol.codec import encode_server_message
 from protocol.errors import ErrorCode, ProtocolError
@@ -51,12 +53,16 @@ async def answer(
     command: Command,
     handler: Handler | None,
     on_failure: Callable[[], None] | None = None,
+    metrics: ActorMetrics | None = None,
 ) -> bool:
     """Run a command's handler and send its reply or typed error; returns whether the
     command succeeded (False: it was answered with a typed error). ``on_failure`` runs
     when storage was unreachable or the handler failed unexpectedly (e.g. to drop
-    state the actor holds, so it is reloaded)."""
+    state the actor holds, so it is reloaded). ``metrics`` counts the command by its
+    result and how long it took."""
     request = command.request
+    started = time.perf_counter()
+    result = OK
     try:
         if handler is None:
             raise ProtocolError(
@@ -64,8 +70,10 @@ async def answer(
             )
         reply = await handler(command)
     except ProtocolError as exc:
+        result = exc.code.name
         refuse(command, exc.code, exc.message, exc.app_code, exc.app_message)
     except NotDurable as exc:
+        result = ErrorCode.UNAVAILABLE.name
         log.warning("%s not confirmed durable: %s", type(request).__name__, exc)
         if on_failure is not None:
             on_failure()
@@ -76,11 +84,13 @@ async def answer(
             "retry (a send with the same client_msg_id)",
         )
     except (redis.ConnectionError, redis.TimeoutError) as exc:
+        result = ErrorCode.UNAVAILABLE.name
         log.warning("storage unavailable for %s: %s", type(request).__name__, exc)
         if on_failure is not None:
             on_failure()
         refuse(command, ErrorCode.UNAVAILABLE, "storage temporarily unavailable")
     except Exception:
+        result = ErrorCode.INTERNAL.name
         log.exception("%s failed", type(request).__name__)
         if on_failure is not None:
             on_failure()
@@ -88,5 +98,6 @@ async def answer(
     else:
         if reply is not None:
             command.session.outbox.reply(request.rid, encode_server_message(reply))
-        return True
-    return False
+    if metrics is not None:
+        metrics.handled(type(request), result, time.perf_counter() - started)
+    return result is OK

@@ -4,13 +4,14 @@ metrics in it)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
 from actors.cluster.link import ClusterLink
 from actors.node.hub import Hub
 from actors.runtime.credentials import PasswordHasher, TokenSigner
+from actors.runtime.metrics import ActorMetrics
 from settings import Settings
 from storage import Storage
 from webhooks.dispatcher import Webhooks
@@ -27,3 +28,5 @@ class NodeServices:
     cluster: ClusterLink
     registry: CollectorRegistry
     webhooks: Webhooks
+    metrics: ActorMetrics = field(default_factory=ActorMetrics)
+    """The actors' own counters (``actors.runtime.metrics``), read at scrape time."""

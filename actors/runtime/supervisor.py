@@ -156,6 +156,13 @@ class Supervisor:
     def live_actors(self) -> int:
         return len(self._live)
 
+    def live_by_kind(self) -> dict[str, int]:
+        """Running actors (not stopping ones) per kind; every kind is listed."""
+        counts = dict.fromkeys(self._factories, 0)
+        for kind, _ in self._live:
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
     @property
     def stopping_actors(self) -> int:
         """Actors asked to stop that have not stopped yet."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from actors.runtime.callbacks import ask_before, tell_after
 from actors.runtime.credentials import IssuedToken
@@ -51,6 +52,85 @@ def _refuse_if_too_late(command: Command) -> None:
         raise ProtocolError(ErrorCode.UNAVAILABLE, "sign-in arrived after its deadline")
 
 
+class ProfileFields(Protocol):
+    """The profile of a new account, as ``register`` and the API's ``CreateUser`` give it."""
+
+    @property
+    def nickname(self) -> str: ...
+
+    @property
+    def face_url(self) -> str: ...
+
+    @property
+    def ex(self) -> str: ...
+
+
+async def create_account(
+    services: NodeServices,
+    user_id: str,
+    profile: ProfileFields,
+    password: str | None,
+    before: Callable[[], Awaitable[None]] | None = None,
+) -> AccountRecord:
+    """Store a new account (``USER_EXISTS`` if the id is taken). Without a password no
+    password matches it: the user signs in with tokens only (``protocol.admin``).
+    ``before`` (the before-callback) runs once the id is known to be free."""
+    accounts = services.storage.accounts
+    exists = ProtocolError(ErrorCode.USER_EXISTS, f"user {user_id!r} already exists")
+    if await accounts.exists(user_id):
+        raise exists
+    if before is not None:
+        await before()
+    record = AccountRecord(
+        user_id=user_id,
+        password_hash="" if password is None else await services.hasher.hash(password),
+        nickname=profile.nickname,
+        face_url=profile.face_url,
+        ex=profile.ex,
+        created_at=now_ms(),
+        version=1,
+    )
+    if not await accounts.create(record):
+        raise exists
+    return record
+
+
+async def close_sessions(
+    services: NodeServices,
+    user_id: str,
+    sessions: list[PresenceEntry],
+    code: CloseCode,
+    reason: str,
+) -> None:
+    """End sessions of ``user_id``, wherever they are held: out of presence, then the
+    ``kicked`` push and the close with ``code``."""
+    frame = encode_server_message(m.Kicked(close_code=code, reason=reason))
+    await services.storage.presence.remove_sessions(user_id, sessions)
+    for other in sessions:
+        log_event(
+            log,
+            "kick",
+            user=user_id,
+            session=other.session_id,
+            node=other.node_id,
+            reason=reason,
+            platform=other.platform,
+        )
+        services.cluster.close_session(other.node_id, other.session_id, code, reason, frame)
+        if services.webhooks.on:
+            services.webhooks.after(
+                "after_user_kicked",
+                {
+                    "user_id": user_id,
+                    "session_id": other.session_id,
+                    "close_code": int(code),
+                    "reason": reason,
+                    "platform": other.platform,
+                },
+                user_id,
+            )
+
+
 class AccountCommands:
     def __init__(self, user_id: str, services: NodeServices) -> None:
         self.user_id = user_id
@@ -82,23 +162,18 @@ class AccountCommands:
     async def register(self, command: Command) -> m.Reply:
         request = command.request
         assert isinstance(request, m.Register)
-        exists = ProtocolError(ErrorCode.USER_EXISTS, f"user {self.user_id!r} already exists")
-        if await self._accounts.load(self.user_id) is not None:
-            raise exists
         hooks = self._services.webhooks
-        if hooks.on:
+
+        async def before() -> None:
             await ask_before(self._services, command, user_id=self.user_id)
-        record = AccountRecord(
-            user_id=self.user_id,
-            password_hash=await self._services.hasher.hash(request.password),
-            nickname=request.nickname,
-            face_url=request.face_url,
-            ex=request.ex,
-            created_at=now_ms(),
-            version=1,
+
+        record = await create_account(
+            self._services,
+            self.user_id,
+            request,
+            request.password,
+            before if hooks.on else None,
         )
-        if not await self._accounts.create(record):
-            raise exists
         if hooks.on:
             tell_after(
                 self._services, command, self.user_id, user_id=self.user_id, user=profile_of(record)
@@ -239,33 +314,6 @@ class AccountCommands:
         body = {"user_id": self.user_id, "session_id": session_id, **details}
         self._services.webhooks.after(name, body, self.user_id)
 
-    async def _close_others(
-        self, sessions: list[PresenceEntry], code: CloseCode, reason: str
-    ) -> None:
-        frame = encode_server_message(m.Kicked(close_code=code, reason=reason))
-        await self._storage.presence.remove_sessions(self.user_id, sessions)
-        for other in sessions:
-            log_event(
-                log,
-                "kick",
-                user=self.user_id,
-                session=other.session_id,
-                node=other.node_id,
-                reason=reason,
-                platform=other.platform,
-            )
-            self._services.cluster.close_session(
-                other.node_id, other.session_id, code, reason, frame
-            )
-            if self._services.webhooks.on:
-                self._session_event(
-                    "after_user_kicked",
-                    other.session_id,
-                    close_code=int(code),
-                    reason=reason,
-                    platform=other.platform,
-                )
-
     async def logout(self, command: Command) -> None:
         session_id = command.session.session_id
         sessions = await self._storage.presence.sessions(self.user_id)
@@ -303,7 +351,9 @@ class AccountCommands:
         )
         sessions = await self._storage.presence.sessions(self.user_id)
         others = [s for s in sessions if s.session_id != session_id]
-        await self._close_others(others, CloseCode.TOKEN_REVOKED, "password changed")
+        await close_sessions(
+            self._services, self.user_id, others, CloseCode.TOKEN_REVOKED, "password changed"
+        )
         return m.TokenIssued(rid=request.rid, token=issued.token, expires_at=claims.expires_at_ms)
 
     # -- profile ---------------------------------------------------------------------

@@ -80,7 +80,8 @@ class UserActor(EntityActor):
 
     async def _answer(self, command: Command) -> None:
         request = command.request
-        succeeded = await answer(command, self._handlers.get(type(request)))
+        handler = self._handlers.get(type(request))
+        succeeded = await answer(command, handler, metrics=self._services.metrics)
         if not succeeded:
             await self._stop_if_no_account()
         elif is_sign_in(request) or isinstance(request, m.Register):

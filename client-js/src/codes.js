@@ -75,6 +75,7 @@ export const CloseCode = Object.freeze({
   TOKEN_REVOKED: 4501,
   LOGGED_OUT: 4502,
   UNSUPPORTED_PROTOCOL: 4503,
+  FORCED_LOGOUT: 4504,
 });
 
 /** Known close codes after which a client must not reconnect on its own;
@@ -85,4 +86,5 @@ export const TERMINAL_CLOSE_CODES = Object.freeze(new Set([
   4501,
   4502,
   4503,
+  4504,
 ]));

@@ -42,7 +42,7 @@ export async function startNode(settings = {}, options = {}) {
     const timer = setTimeout(() => reject(new Error(`the node did not start in 30 s:\n${output.join("")}`)), 30_000);
     lines.on("line", (line) => {
       output.push(line + "\n");
-      const web = line.match(/parley http on (http:\/\/\S+)/);
+      const web = line.match(/http on (http:\/\/\S+)/);
       if (web) httpUrl = web[1];
       const found = line.match(/parley listening on (ws:\/\/\S+)/);
       if (found) url = found[1];

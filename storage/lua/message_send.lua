@@ -9,7 +9,7 @@
 -- exists and that neither side has blocked the other, 'friends' to also require
 -- that both have each other as friends; ARGV[9] sender id, ARGV[10] peer id,
 -- ARGV[11] '1' to return the nodes holding sessions of the users of KEYS[2..]
--- (from their ':presence' hashes, values '<platform>:<node>:<token id>'), '0' not to;
+-- (from their ':presence' hashes, values '<platform>:<node>:<token id>:<since>'), '0' not to;
 -- ARGV[12..] conversation entry for KEYS[2], KEYS[3], ... in that order
 -- Returns {'OK', seq, {users who do not receive it}, {nodes}} (the conversation's
 -- ':not_receiving' set: users whose entry has recv_opt 1), {'DUP', seq of the

@@ -5,7 +5,7 @@
 -- ARGV[5] '1' if the token is new (record it), ARGV[6] its "platform:expires_at_ms",
 -- ARGV[7] now (ms), ARGV[8] comma-separated platforms whose sessions are displaced
 -- ('*' for all, '' for none)
--- Presence entries are session id -> "platform:node:token id".
+-- Presence entries are session id -> "platform:node:token id:signed in at (ms)".
 -- Returns the displaced sessions as a flat list: session id, node id, ...
 local user = KEYS[1]
 local presence = user .. ':presence'
@@ -23,7 +23,7 @@ local out = {}
 local entries = redis.call('HGETALL', presence)
 for i = 1, #entries, 2 do
   local other, value = entries[i], entries[i + 1]
-  local p, node, token = string.match(value, '^([^:]*):([^:]*):(.*)$')
+  local p, node, token = string.match(value, '^([^:]*):([^:]*):([^:]*)')
   if other ~= session_id and (displace == nil or displace[p]) then
     redis.call('HDEL', presence, other)
     if token ~= token_id and token ~= '' then
@@ -44,5 +44,5 @@ if ARGV[5] == '1' then
   end
   redis.call('HSET', tokens, token_id, ARGV[6])
 end
-redis.call('HSET', presence, session_id, platform .. ':' .. node_id .. ':' .. token_id)
+redis.call('HSET', presence, session_id, platform .. ':' .. node_id .. ':' .. token_id .. ':' .. ARGV[7])
 return out
