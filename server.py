@@ -23,6 +23,8 @@ from actors.cluster.link import ClusterLink
 from actors.group import actor as group
 from actors.group.actor import GroupActor
 from actors.group.chat import GroupChatCommands
+from actors.limits.metrics import LimitMetrics
+from actors.limits.sends import SendLimiter
 from actors.node.connection import ConnectionContext
 from actors.node.gateway import Gateway
 from actors.node.hub import Hub
@@ -128,7 +130,20 @@ async def _run_node(
     # One registry per node, not the process-wide default: tests run several nodes in one
     # process.
     registry = CollectorRegistry(auto_describe=True)
-    services = NodeServices(settings, storage, hasher, signer, node_id, hub, cluster, registry)
+    limit_metrics = LimitMetrics(registry)
+    send_limiter = SendLimiter(storage.limits, settings.limits, limit_metrics)
+    services = NodeServices(
+        settings,
+        storage,
+        hasher,
+        signer,
+        node_id,
+        hub,
+        cluster,
+        registry,
+        limit_metrics,
+        send_limiter,
+    )
     user_command_groups: list[type[CommandGroup]] = [SingleChatCommands, ConversationCommands]
     user_command_groups.append(UserGroupCommands)
     actor_factories: dict[str, ActorFactory] = {
@@ -137,13 +152,16 @@ async def _run_node(
     }
     supervisor = Supervisor(actor_factories, settings.actors.idle_timeout)
     cluster.attach(hub, supervisor)
-    context = ConnectionContext(settings.session, supervisor, hub, signer)
+    context = ConnectionContext(
+        settings.session, supervisor, hub, signer, settings.limits, limit_metrics
+    )
     gateway = Gateway(
         context,
         node_id,
         settings.server.host,
         settings.server.port,
         settings.server.allowed_origins,
+        settings.server.trusted_proxies,
     )
     async with trio.open_nursery() as actors:
         await actors.start(supervisor.run)

@@ -8,11 +8,16 @@ from protocol.errors import ErrorCode
 class ParleyError(Exception):
     """The server answered a request with a typed error; nothing was changed."""
 
-    def __init__(self, code: int, name: str, message: str) -> None:
+    def __init__(
+        self, code: int, name: str, message: str, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{name} ({code}): {message}")
         self.code = code
         self.name = name
         self.message = message
+        self.retry_after = retry_after
+        """Seconds to wait before sending the request again, when the server said
+        (``RATE_LIMITED``); ``None`` otherwise."""
 
     @property
     def error(self) -> ErrorCode | None:

@@ -290,7 +290,8 @@ class ParleyClient(RelationMethods, ChatMethods, GroupMethods):
             raise waiter.error
         reply = waiter.reply
         if isinstance(reply, m.Error):
-            raise ParleyError(reply.code, reply.name, reply.message)
+            retry_after = None if reply.retry_after_ms is None else reply.retry_after_ms / 1000
+            raise ParleyError(reply.code, reply.name, reply.message, retry_after)
         if not isinstance(reply, expect):
             raise TypeError(f"expected {expect.__name__}, got {type(reply).__name__}")
         return reply

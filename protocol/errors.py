@@ -104,6 +104,7 @@ class CloseCode(enum.IntEnum):
     AUTH_TIMEOUT = 4000
     HEARTBEAT_TIMEOUT = 4001
     SLOW_CONSUMER = 4002
+    FLOODING = 4003
 
     # 4500-4999: terminal, the client must not reconnect on its own.
     KICKED = 4500
@@ -136,8 +137,12 @@ def should_reconnect(code: int | None) -> bool:
 class ProtocolError(Exception):
     """A request that cannot be served, with the error code to send back."""
 
-    def __init__(self, code: ErrorCode, message: str, rid: int = 0) -> None:
+    def __init__(
+        self, code: ErrorCode, message: str, rid: int = 0, retry_after_ms: int | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.rid = rid
+        self.retry_after_ms = retry_after_ms
+        """For ``RATE_LIMITED``: when the request may pass again (the reply's hint)."""

@@ -23,10 +23,12 @@ from dataclasses import dataclass
 
 import trio
 
+from actors.limits.bucket import BucketsByKey
 from actors.node.connection import Connection, ConnectionContext
 from actors.node.websocket import WebSocket, close_socket
 from protocol.errors import CloseCode
-from protocol.handshake import Accepted, HandshakePolicy, ServerHandshake
+from protocol.forwarded import TrustedProxies
+from protocol.handshake import Accepted, HandshakePolicy, ServerHandshake, too_many_connections
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +54,19 @@ class Gateway:
         host: str,
         port: int,
         allowed_origins: tuple[str, ...] = (),
+        trusted_proxies: tuple[str, ...] = (),
     ) -> None:
         self._context = context
         self._node_id = node_id
         self._host = host
         self._port = port
         self._policy = HandshakePolicy.build(allowed_origins)
+        self._trusted_proxies = TrustedProxies(trusted_proxies)
+        limits = context.limits
+        self._connections_by_address = BucketsByKey(
+            limits.connections_per_second, limits.connection_burst
+        )
+        """New connections per client address (this node's count)."""
         self._ids: Iterator[int] = itertools.count(1)
         self._boot = secrets.token_hex(3)
         """Tells this run's session ids from those of an earlier run with the same node id."""
@@ -105,16 +114,17 @@ class Gateway:
                 raise
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            address = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-            nursery.start_soon(self._session, sock, address)
+            nursery.start_soon(self._session, sock, str(peer[0]))
         await trio.lowlevel.cancel_shielded_checkpoint()
 
-    async def _session(self, sock: socket.socket, address: str) -> None:
+    async def _session(self, sock: socket.socket, peer: str) -> None:
         connection: Connection | None = None
+        address = peer
         try:
-            accepted = await self._handshake(sock)
-            if accepted is None:
+            handshake = await self._handshake(sock, peer)
+            if handshake is None:
                 return
+            accepted, address = handshake
             settings = self._context.settings
             ws = WebSocket(
                 sock, accepted.leftover, settings.max_frame_bytes, settings.outbound_queue
@@ -134,9 +144,9 @@ class Gateway:
                 if connection.close_code is not None:
                     self.close_codes[connection.close_code] += 1
 
-    async def _handshake(self, sock: socket.socket) -> Accepted | None:
-        """Read the upgrade request and answer it; the accepted handshake, or None
-        (refused, timed out, or the peer went away)."""
+    async def _handshake(self, sock: socket.socket, peer: str) -> tuple[Accepted, str] | None:
+        """Read the upgrade request and answer it; the accepted handshake and the
+        client's address, or None (refused, timed out, or the peer went away)."""
         handshake = ServerHandshake(self._policy)
         with trio.move_on_after(self._context.settings.handshake_timeout):
             outcome = None
@@ -155,8 +165,15 @@ class Gateway:
                     await _send_all(sock, outcome.response)
                 log.debug("handshake refused (%d): %s", outcome.status, outcome.reason)
                 return None
+            address = handshake.client_address(peer, self._trusted_proxies)
+            wait = self._connections_by_address.take(address, trio.current_time())
+            if wait:
+                self.rejected += 1
+                self._context.limit_metrics.refused["connections"] += 1
+                await _send_all(sock, too_many_connections(wait).response)
+                return None
             await _send_all(sock, outcome.response)
-            return outcome
+            return outcome, address
         return None  # timed out
 
     async def close_all(self, timeout: float) -> None:

@@ -18,18 +18,25 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Command], Awaitable[m.Reply | None]]
 
 
-def error_frame(rid: int, code: ErrorCode, message: str) -> bytes:
-    return encode_server_message(m.Error(rid=rid, code=int(code), name=code.name, message=message))
+def error_frame(
+    rid: int, code: ErrorCode, message: str, retry_after_ms: int | None = None
+) -> bytes:
+    error = m.Error(
+        rid=rid, code=int(code), name=code.name, message=message, retry_after_ms=retry_after_ms
+    )
+    return encode_server_message(error)
 
 
 def is_sign_in(request: m.Request) -> bool:
     return isinstance(request, m.Login | m.TokenLogin)
 
 
-def refuse(command: Command, code: ErrorCode, message: str) -> None:
+def refuse(
+    command: Command, code: ErrorCode, message: str, retry_after_ms: int | None = None
+) -> None:
     """Answer ``command`` with a typed error."""
     request = command.request
-    frame = error_frame(request.rid, code, message)
+    frame = error_frame(request.rid, code, message, retry_after_ms)
     command.session.outbox.reply(request.rid, frame, is_sign_in(request))
 
 
@@ -50,7 +57,7 @@ async def answer(
             )
         reply = await handler(command)
     except ProtocolError as exc:
-        refuse(command, exc.code, exc.message)
+        refuse(command, exc.code, exc.message, exc.retry_after_ms)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         log.warning("storage unavailable for %s: %s", type(request).__name__, exc)
         if on_failure is not None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry
 
 from actors.cluster.link import ClusterLink
+from actors.limits.metrics import LimitMetrics
+from actors.limits.sends import SendLimiter
 from actors.node.hub import Hub
 from actors.runtime.credentials import PasswordHasher, TokenSigner
 from settings import Settings
@@ -24,3 +26,5 @@ class NodeServices:
     hub: Hub
     cluster: ClusterLink
     registry: CollectorRegistry
+    limit_metrics: LimitMetrics
+    send_limiter: SendLimiter
