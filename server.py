@@ -10,6 +10,7 @@ import gc
 import logging
 import secrets
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from actors.group.actor import GroupActor
 from actors.group.chat import GroupChatCommands
 from actors.limits.metrics import LimitMetrics
 from actors.limits.sends import SendLimiter
+from actors.node import tls
 from actors.node.connection import ConnectionContext
 from actors.node.gateway import Gateway
 from actors.node.hub import Hub
@@ -74,7 +76,9 @@ class RunningNode:
 async def serve(
     settings: Settings, *, task_status: trio.TaskStatus[RunningNode] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Run one node until ``request_stop()``; then close sessions, stop actors and Redis."""
+    """Run one node until ``request_stop()``; then close sessions, stop actors and Redis.
+    Raises ``TlsSetupError`` before starting anything if the TLS files cannot be used."""
+    tls_context = _tls_context(settings)
     node_id = settings.server.node_id or f"node-{secrets.token_hex(4)}"
     embedded: EmbeddedRedis | None = None
     redis_url = settings.redis.url
@@ -95,7 +99,9 @@ async def serve(
         )
         async with trio.open_nursery() as infrastructure:
             await infrastructure.start(storage.run)
-            await _run_node(settings, node_id, storage, embedded, redis_url, stopped, task_status)
+            await _run_node(
+                settings, node_id, storage, embedded, redis_url, tls_context, stopped, task_status
+            )
             infrastructure.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
@@ -112,6 +118,7 @@ async def _run_node(
     storage: Storage,
     embedded: EmbeddedRedis | None,
     redis_url: str,
+    tls_context: ssl.SSLContext | None,
     stopped: trio.Event,
     task_status: trio.TaskStatus[RunningNode],
 ) -> None:
@@ -162,6 +169,7 @@ async def _run_node(
         settings.server.port,
         settings.server.allowed_origins,
         settings.server.trusted_proxies,
+        tls_context,
     )
     async with trio.open_nursery() as actors:
         await actors.start(supervisor.run)
@@ -171,8 +179,9 @@ async def _run_node(
                     await background.start(cluster.run)
                     listener = await background.start(gateway.serve, sessions)
                     host = settings.server.host
+                    scheme = "ws" if tls_context is None else "wss"
                     node = RunningNode(
-                        f"ws://{host}:{listener.port}",
+                        f"{scheme}://{host}:{listener.port}",
                         node_id,
                         redis_url,
                         gateway,
@@ -197,6 +206,13 @@ async def _run_node(
                 except Exception as exc:
                     log.warning("could not deregister node: %s", exc)
             actors.cancel_scope.cancel()
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    server = settings.server
+    if not server.tls_cert:
+        return None
+    return tls.server_context(server.tls_cert, server.tls_key)
 
 
 async def _forget_other_nodes(storage: Storage, node_id: str) -> None:
@@ -298,12 +314,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # E.g. the data directory is in use: one line for the operator, no traceback.
         print(f"parley: {_first_leaf(failed)}", file=sys.stderr)
         return_code = 1
+    except* tls.TlsSetupError as failed:
+        print(f"parley: {_first_leaf(failed)}", file=sys.stderr)
+        return_code = 1
     else:
         return_code = 0
     return return_code
 
 
-def _first_leaf(group: BaseExceptionGroup[EmbeddedRedisError]) -> BaseException:
+def _first_leaf(group: BaseExceptionGroup[Exception]) -> BaseException:
     first: BaseException = group
     while isinstance(first, BaseExceptionGroup):
         first = first.exceptions[0]

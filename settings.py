@@ -40,6 +40,11 @@ class ServerSettings:
     """Addresses or networks (``10.0.0.0/8``, ``::1``) of reverse proxies whose
     ``Forwarded`` / ``X-Forwarded-For`` header names the client; from any other peer the
     headers are ignored and the peer's own address is the client's."""
+    tls_cert: str = ""
+    """PEM file of the certificate chain (the server's certificate first) for ``wss://``
+    on the client port; with ``tls_key``. Empty: plain ``ws://``."""
+    tls_key: str = ""
+    """PEM file of the certificate's private key (unencrypted)."""
 
 
 @dataclass(frozen=True)
@@ -382,6 +387,10 @@ def build(
                 "server.allowed_origins: expected an origin such as 'https://app.example.com'"
                 f" (scheme://host[:port], no path), got {origin!r}"
             )
+    tls = settings.server
+    if bool(tls.tls_cert) != bool(tls.tls_key):
+        missing = "server.tls_key" if tls.tls_cert else "server.tls_cert"
+        problems.append(f"{missing}: needed with the other of server.tls_cert, server.tls_key")
     for proxy in settings.server.trusted_proxies:
         try:
             ipaddress.ip_network(proxy, strict=False)
