@@ -10,6 +10,7 @@ import gc
 import logging
 import secrets
 import signal
+import ssl
 import sys
 import traceback
 from collections.abc import Sequence
@@ -26,6 +27,9 @@ from actors.cluster.link import ClusterLink
 from actors.group import actor as group
 from actors.group.actor import GroupActor
 from actors.group.chat import GroupChatCommands
+from actors.limits.metrics import LimitMetrics
+from actors.limits.sends import SendLimiter
+from actors.node import tls
 from actors.node.connection import ConnectionContext
 from actors.node.gateway import Gateway
 from actors.node.hub import Hub
@@ -97,7 +101,9 @@ class RunningNode:
 async def serve(
     settings: Settings, *, task_status: trio.TaskStatus[RunningNode] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Run one node until ``request_stop()``; then close sessions, stop actors and Redis."""
+    """Run one node until ``request_stop()``; then close sessions, stop actors and Redis.
+    Raises ``TlsSetupError`` before starting anything if the TLS files cannot be used."""
+    tls_context = _tls_context(settings)
     node_id = settings.server.node_id or f"node-{secrets.token_hex(4)}"
     embedded: EmbeddedRedis | None = None
     redis_url = settings.redis.url
@@ -128,7 +134,9 @@ async def serve(
         )
         async with trio.open_nursery() as infrastructure:
             await infrastructure.start(storage.run)
-            await _run_node(settings, node_id, storage, redis_url, stopped, task_status)
+            await _run_node(
+                settings, node_id, storage, redis_url, tls_context, stopped, task_status
+            )
             infrastructure.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
@@ -145,6 +153,7 @@ async def _run_node(
     node_id: str,
     storage: Storage,
     redis_url: str,
+    tls_context: ssl.SSLContext | None,
     stopped: trio.Event,
     task_status: trio.TaskStatus[RunningNode],
 ) -> None:
@@ -161,8 +170,20 @@ async def _run_node(
     # process.
     registry = CollectorRegistry(auto_describe=True)
     webhooks = Webhooks(settings.webhooks, node_id, registry)
+    limit_metrics = LimitMetrics(registry)
+    send_limiter = SendLimiter(storage.limits, settings.limits, limit_metrics)
     services = NodeServices(
-        settings, storage, hasher, signer, node_id, hub, cluster, registry, webhooks
+        settings,
+        storage,
+        hasher,
+        signer,
+        node_id,
+        hub,
+        cluster,
+        registry,
+        limit_metrics,
+        send_limiter,
+        webhooks,
     )
     user_command_groups: list[type[CommandGroup]] = [SingleChatCommands, ConversationCommands]
     user_command_groups.append(UserGroupCommands)
@@ -174,7 +195,14 @@ async def _run_node(
     supervisor = Supervisor(actor_factories, settings.actors.idle_timeout)
     cluster.attach(hub, supervisor)
     context = ConnectionContext(
-        settings.session, supervisor, hub, signer, node_id, services.metrics
+        settings.session,
+        supervisor,
+        hub,
+        signer,
+        node_id,
+        services.metrics,
+        settings.limits,
+        limit_metrics,
     )
     gateway = Gateway(
         context,
@@ -183,6 +211,8 @@ async def _run_node(
         settings.server.port,
         settings.server.allowed_origins,
         settings.server.reuse_port,
+        settings.server.trusted_proxies,
+        tls_context,
     )
     _register_metrics(registry, services, supervisor, gateway)
     stopping = trio.Event()
@@ -204,8 +234,9 @@ async def _run_node(
                         await background.start(cluster.run)
                         listener = await background.start(gateway.serve, sessions)
                         host = settings.server.host
+                        scheme = "ws" if tls_context is None else "wss"
                         node = RunningNode(
-                            f"ws://{host}:{listener.port}",
+                            f"{scheme}://{host}:{listener.port}",
                             node_id,
                             redis_url,
                             gateway,
@@ -239,6 +270,13 @@ async def _start_http(nursery: trio.Nursery, context: ApiContext, stop: trio.Eve
         return None
     url: str = await nursery.start(serve_http, build_app(context), http.host, http.port, stop)
     return url
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    server = settings.server
+    if not server.tls_cert:
+        return None
+    return tls.server_context(server.tls_cert, server.tls_key)
 
 
 def _register_metrics(

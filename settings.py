@@ -8,6 +8,7 @@ what was wrong, e.g. ``session.idle_timeout: expected a number > 0, got -1``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -44,6 +45,15 @@ class ServerSettings:
     reuse_port: bool = False
     """Listen with ``SO_REUSEPORT``, so that other processes of the same user can listen
     on the same port and the kernel spreads connections over them (``--workers``)."""
+    trusted_proxies: StringList = ()
+    """Addresses or networks (``10.0.0.0/8``, ``::1``) of reverse proxies whose
+    ``Forwarded`` / ``X-Forwarded-For`` header names the client; from any other peer the
+    headers are ignored and the peer's own address is the client's."""
+    tls_cert: str = ""
+    """PEM file of the certificate chain (the server's certificate first) for ``wss://``
+    on the client port; with ``tls_key``. Empty: plain ``ws://``."""
+    tls_key: str = ""
+    """PEM file of the certificate's private key (unencrypted)."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +125,33 @@ class AuthSettings:
     argon2_parallelism: int = 1
     login_failures_per_user: int = 10
     login_failures_per_address: int = 100
+    """Failed logins for existing user ids from one client address per window."""
+    unknown_user_failures_per_address: int = 100
+    """Failed logins for user ids that have no account from one client address per
+    window; counted apart, so they never lock out real users behind that address."""
     login_failure_window: int = 300
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """Token buckets: ``*_per_second`` tokens refill per second, up to ``*_burst``
+    held; a rate of 0 disables that limit."""
+
+    requests_per_second: float = 2000.0
+    """Requests one session may send (every request, ``ping`` included): far above an
+    interactive client's few per second, and above what one session sending requests
+    one at a time reaches (the sync benchmark: ~900 per second here)."""
+    request_burst: int = 4000
+    flood_refusals: int = 100
+    """Requests refused in a row by the session limit after which the session is
+    closed with 4003; 0 never closes."""
+    messages_per_second: float = 100.0
+    """Messages one user may send (``send_message`` that stores a message), over all of
+    the user's sessions on all nodes."""
+    message_burst: int = 500
+    connections_per_second: float = 200.0
+    """New WebSocket connections from one client address (answered 429 beyond it)."""
+    connection_burst: int = 10000
 
 
 @dataclass(frozen=True)
@@ -233,6 +269,7 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     session: SessionSettings = field(default_factory=SessionSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
     actors: ActorSettings = field(default_factory=ActorSettings)
     data: DataSettings = field(default_factory=DataSettings)
     messaging: MessagingSettings = field(default_factory=MessagingSettings)
@@ -270,6 +307,9 @@ _POSITIVE = {
     "auth.argon2_memory_kib",
     "auth.argon2_parallelism",
     "auth.login_failure_window",
+    "limits.request_burst",
+    "limits.message_burst",
+    "limits.connection_burst",
     "actors.idle_timeout",
     "data.version_log_length",
     "data.notifications_kept",
@@ -286,6 +326,11 @@ _NON_NEGATIVE = {
     "webhooks.retries",
     "auth.login_failures_per_user",
     "auth.login_failures_per_address",
+    "auth.unknown_user_failures_per_address",
+    "limits.requests_per_second",
+    "limits.flood_refusals",
+    "limits.messages_per_second",
+    "limits.connections_per_second",
     "messaging.revoke_time_limit",
 }
 
@@ -528,6 +573,18 @@ def build(
                 f" (scheme://host[:port], no path), got {origin!r}"
             )
     problems += _webhook_problems(settings.webhooks)
+    tls = settings.server
+    if bool(tls.tls_cert) != bool(tls.tls_key):
+        missing = "server.tls_key" if tls.tls_cert else "server.tls_cert"
+        problems.append(f"{missing}: needed with the other of server.tls_cert, server.tls_key")
+    for proxy in settings.server.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            problems.append(
+                "server.trusted_proxies: expected an IP address or network such as"
+                f" '10.0.0.0/8', got {proxy!r}"
+            )
     if problems:
         raise ConfigError("; ".join(problems))
     return settings

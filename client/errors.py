@@ -9,7 +9,13 @@ class ParleyError(Exception):
     """The server answered a request with a typed error; nothing was changed."""
 
     def __init__(
-        self, code: int, name: str, message: str, app_code: int = 0, app_message: str = ""
+        self,
+        code: int,
+        name: str,
+        message: str,
+        app_code: int = 0,
+        app_message: str = "",
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(f"{name} ({code}): {message}")
         self.code = code
@@ -19,6 +25,9 @@ class ParleyError(Exception):
         """``REFUSED_BY_APP``: the app server's own code for its refusal (0 otherwise)."""
         self.app_message = app_message
         """``REFUSED_BY_APP``: the app server's message, meant for the user."""
+        self.retry_after = retry_after
+        """Seconds to wait before sending the request again, when the server said
+        (``RATE_LIMITED``); ``None`` otherwise."""
 
     @property
     def error(self) -> ErrorCode | None:

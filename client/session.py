@@ -17,9 +17,11 @@ from __future__ import annotations
 import itertools
 import logging
 import random
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import msgspec
 import trio
@@ -28,6 +30,7 @@ from trio_websocket import (
     HandshakeError,
     WebSocketConnection,
     connect_websocket_url,
+    wrap_client_stream,
 )
 
 from client.chat import ChatMethods
@@ -86,8 +89,12 @@ class ParleyClient(RelationMethods, ChatMethods, GroupMethods):
         backoff_max: float = 5.0,
         subprotocols: Sequence[str] = m.SUPPORTED_SUBPROTOCOLS,
         fallback_urls: Sequence[str] = (),
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.url = url
+        self.ssl_context = ssl_context
+        """For ``wss://`` URLs: the TLS settings (e.g. a private CA to trust); ``None``
+        uses the system's trusted certificates."""
         self.fallback_urls = list(fallback_urls)
         """Other nodes of the same service, tried in turn when reconnecting."""
         self.reconnect = reconnect
@@ -122,15 +129,35 @@ class ParleyClient(RelationMethods, ChatMethods, GroupMethods):
     async def _connect(self, attempt: int = 0) -> WebSocketConnection:
         assert self._nursery is not None
         urls = [self.url, *self.fallback_urls]
-        ws = await connect_websocket_url(
-            self._nursery,
-            urls[attempt % len(urls)],
-            subprotocols=self.subprotocols,
-            max_message_size=self.max_frame_bytes,
-            message_queue_size=64,
-        )
+        url = urls[attempt % len(urls)]
+        options: dict[str, Any] = {
+            "subprotocols": self.subprotocols,
+            "max_message_size": self.max_frame_bytes,
+            "message_queue_size": 64,
+        }
+        if urlsplit(url).scheme == "wss":
+            ws = await self._connect_tls(url, options)
+        else:
+            ws = await connect_websocket_url(self._nursery, url, **options)
         self._ws = ws
         return ws
+
+    async def _connect_tls(self, url: str, options: dict[str, Any]) -> WebSocketConnection:
+        """The TLS handshake first, then the WebSocket over it: trio-websocket's own
+        ``wss://`` connect never returns when the TLS handshake fails (an untrusted
+        certificate); here it raises ``trio.BrokenResourceError`` (its cause says why)."""
+        assert self._nursery is not None
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        context = self.ssl_context or ssl.create_default_context()
+        stream = await trio.open_ssl_over_tcp_stream(host, parts.port or 443, ssl_context=context)
+        try:
+            await stream.do_handshake()
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+        resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return await wrap_client_stream(self._nursery, stream, parts.netloc, resource, **options)
 
     async def _run(self, ws: WebSocketConnection) -> None:
         attempt = 0
@@ -156,7 +183,7 @@ class ParleyClient(RelationMethods, ChatMethods, GroupMethods):
             delay = min(delay * 2, self.backoff_max)
             try:
                 ws = await self._connect(attempt)
-            except (OSError, HandshakeError, trio.TooSlowError) as exc:
+            except (OSError, HandshakeError, trio.TooSlowError, trio.BrokenResourceError) as exc:
                 log.debug("reconnect attempt %d failed: %r", attempt, exc)
                 continue
             assert self._nursery is not None
@@ -306,8 +333,14 @@ class ParleyClient(RelationMethods, ChatMethods, GroupMethods):
             raise waiter.error
         reply = waiter.reply
         if isinstance(reply, m.Error):
+            retry_after = None if reply.retry_after_ms is None else reply.retry_after_ms / 1000
             raise ParleyError(
-                reply.code, reply.name, reply.message, reply.app_code, reply.app_message
+                reply.code,
+                reply.name,
+                reply.message,
+                reply.app_code,
+                reply.app_message,
+                retry_after,
             )
         if not isinstance(reply, expect):
             raise TypeError(f"expected {expect.__name__}, got {type(reply).__name__}")

@@ -68,7 +68,7 @@ class Reply(msgspec.Struct, frozen=True, kw_only=True, tag_field="t"):
     rid: int
 
 
-class Error(Reply, frozen=True, tag="error"):
+class Error(Reply, frozen=True, tag="error", omit_defaults=True):
     """The request failed and changed nothing. ``rid`` is 0 when it could not be read."""
 
     code: int
@@ -78,6 +78,9 @@ class Error(Reply, frozen=True, tag="error"):
     """``REFUSED_BY_APP``: the app server's own code for the refusal (0 otherwise)."""
     app_message: str = ""
     """``REFUSED_BY_APP``: the app server's message for the user ("" otherwise)."""
+    retry_after_ms: int | None = None
+    """With ``RATE_LIMITED``: milliseconds to wait before the same request may pass
+    (left out of other errors)."""
 
 
 class Ok(Reply, frozen=True, tag="ok"):

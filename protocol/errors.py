@@ -109,6 +109,7 @@ class CloseCode(enum.IntEnum):
     AUTH_TIMEOUT = 4000
     HEARTBEAT_TIMEOUT = 4001
     SLOW_CONSUMER = 4002
+    FLOODING = 4003
 
     # 4500-4999: terminal, the client must not reconnect on its own.
     KICKED = 4500
@@ -161,6 +162,7 @@ class ProtocolError(Exception):
         *,
         app_code: int = 0,
         app_message: str = "",
+        retry_after_ms: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -170,3 +172,5 @@ class ProtocolError(Exception):
         """``REFUSED_BY_APP``: the code the app's server gave with its refusal."""
         self.app_message = app_message
         """``REFUSED_BY_APP``: the message the app's server gave with its refusal."""
+        self.retry_after_ms = retry_after_ms
+        """For ``RATE_LIMITED``: when the request may pass again (the reply's hint)."""

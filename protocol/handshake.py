@@ -41,6 +41,9 @@ status  when
         empty); a request without ``Origin`` is allowed
 426     a ``Sec-WebSocket-Version`` other than ``13`` (RFC 6455 4.4),
         answered with ``Sec-WebSocket-Version: 13``
+429     more new connections from the client's address than its limit
+        (``limits.connections_per_second``), with ``Retry-After``; given by the
+        node through :func:`too_many_connections`
 431     a request head larger than the limit (16 KiB by default)
 ======  ==================================================================
 
@@ -52,6 +55,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -62,6 +66,7 @@ from wsproto.utilities import generate_accept_token
 
 from protocol.base import SUPPORTED_SUBPROTOCOLS
 from protocol.errors import CloseCode
+from protocol.forwarded import TrustedProxies
 from protocol.websocket import encode_close
 
 __all__ = [
@@ -74,6 +79,7 @@ __all__ = [
     "Rejected",
     "ServerHandshake",
     "normalize_origin",
+    "too_many_connections",
 ]
 
 WEBSOCKET_VERSION = "13"
@@ -193,6 +199,8 @@ class _Request:
     origin: str | None = None
     proposed_subprotocols: tuple[str, ...] = ()
     offered_extensions: tuple[str, ...] = ()
+    forwarded: tuple[bytes, ...] = ()
+    x_forwarded_for: tuple[bytes, ...] = ()
 
 
 class ServerHandshake:
@@ -240,6 +248,15 @@ class ServerHandshake:
     def offered_extensions(self) -> tuple[str, ...]:
         """The names of the extensions the client offered (all declined)."""
         return self._request.offered_extensions if self._request else ()
+
+    def client_address(self, peer: str, trusted: TrustedProxies) -> str:
+        """The client's address: ``peer``'s, or the one its ``Forwarded`` /
+        ``X-Forwarded-For`` header names if ``peer`` is a trusted proxy
+        (``protocol.forwarded``)."""
+        request = self._request
+        if request is None:
+            return trusted.client_address(peer)
+        return trusted.client_address(peer, request.forwarded, request.x_forwarded_for)
 
     def receive(self, data: bytes) -> HandshakeOutcome | None:
         """Take bytes received from the peer; ``b""`` means the peer closed its side.
@@ -302,6 +319,8 @@ class ServerHandshake:
             origin=origins[0].decode("latin-1") if len(origins) == 1 else None,
             proposed_subprotocols=proposed,
             offered_extensions=extensions,
+            forwarded=tuple(_values(headers, b"forwarded")),
+            x_forwarded_for=tuple(_values(headers, b"x-forwarded-for")),
         )
         if request.method != b"GET":
             return _reject(400, f"expected GET, got {_quote(request.method)}")
@@ -428,6 +447,16 @@ def _cut(text: str) -> str:
 def _quote(value: bytes) -> str:
     """The peer's bytes for a reason line: printable, and cut if long."""
     return _cut(value.decode("ascii", "backslashreplace"))
+
+
+def too_many_connections(retry_after_s: float) -> Rejected:
+    """The ``429`` for a client address over its connection limit."""
+    seconds = max(1, math.ceil(retry_after_s))
+    return _reject(
+        429,
+        f"too many new connections from this address; retry after {seconds} s",
+        [("Retry-After", str(seconds))],
+    )
 
 
 def _head_too_large(limit: int) -> Rejected:

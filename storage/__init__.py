@@ -44,6 +44,7 @@ from storage.groups import (
 )
 from storage.keys import Keys
 from storage.leases import LeaseStore
+from storage.limits import RateLimitStore
 from storage.messages import MessageStore, Stored
 from storage.notifications import NotificationPage, NotificationStore
 from storage.pipelined import CommandGroup, PipelinedRedis, start_executor
@@ -88,6 +89,7 @@ __all__ = [
     "PresenceEntry",
     "PresenceStore",
     "PublicProfile",
+    "RateLimitStore",
     "RelationStore",
     "StaleRead",
     "StepRefused",
@@ -138,6 +140,7 @@ class Storage:
         self.conversations = ConversationStore(r, keys, scripts, version_log_length)
         self.groups = GroupStore(r, keys, scripts, version_log_length, notifications_kept)
         self.notifications = NotificationStore(r, keys, scripts, notifications_kept)
+        self.limits = RateLimitStore(r, keys, scripts)
 
     @property
     def pipelined(self) -> PipelinedRedis:

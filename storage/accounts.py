@@ -152,19 +152,29 @@ class AccountStore:
 
     # -- login failures ---------------------------------------------------
 
-    async def login_failures(self, user_id: str, address: str) -> tuple[int, int]:
-        """Failed logins in the current window: (for this user id, from this address)."""
-        by_user, by_address = await self._redis.mget(
-            self._keys.login_failures_user(user_id), self._keys.login_failures_address(address)
-        )
-        return int(by_user or 0), int(by_address or 0)
+    def _failure_keys(self, user_id: str, address: str, known: bool) -> list[str]:
+        """The counters a failed login counts in: the user id's and the address's for
+        an existing account; for an unknown user id, that address's unknown-id counter."""
+        keys = self._keys
+        if known:
+            return [keys.login_failures_user(user_id), keys.login_failures_address(address)]
+        return [keys.login_failures_unknown(address)]
 
-    async def count_login_failure(self, user_id: str, address: str, window_s: int) -> None:
+    async def login_failures(self, user_id: str, address: str, known: bool) -> list[int]:
+        """Failed logins in the current windows of ``_failure_keys`` (in that order)."""
+        counts = await self._redis.mget(self._failure_keys(user_id, address, known))
+        return [int(count or 0) for count in counts]
+
+    async def login_failure_wait_ms(self, user_id: str, address: str, known: bool) -> int:
+        """Milliseconds until the longest-lived of those windows ends (0 if none runs)."""
+        waits = [await self._redis.pttl(key) for key in self._failure_keys(user_id, address, known)]
+        return max(0, *waits)
+
+    async def count_login_failure(
+        self, user_id: str, address: str, known: bool, window_s: int
+    ) -> None:
         pipe = self._redis.pipeline(transaction=False)
-        for key in (
-            self._keys.login_failures_user(user_id),
-            self._keys.login_failures_address(address),
-        ):
+        for key in self._failure_keys(user_id, address, known):
             self._scripts.add(pipe, "count_failure", [key], [window_s])
         await pipe.execute()
 

@@ -40,7 +40,16 @@ class Keys:
         return f"{self.user_tag(user_id)}:login_failures"
 
     def login_failures_address(self, address: str) -> str:
+        """Failed logins for existing user ids from one client address."""
         return f"{self.prefix}login_failures:addr:{address}"
+
+    def login_failures_unknown(self, address: str) -> str:
+        """Failed logins for user ids that have no account, from one client address."""
+        return f"{self.prefix}login_failures:unknown:{address}"
+
+    def send_bucket(self, user_id: str) -> str:
+        """Hash (tokens, at): the token bucket of the messages a user sends."""
+        return f"{self.user_tag(user_id)}:send_bucket"
 
     def token_secret(self) -> str:
         return f"{self.prefix}token_secret"

@@ -76,12 +76,14 @@ Snapshot = dict[bytes, tuple[str, Any]]
 
 
 def is_operational_key(key: bytes, prefix: str) -> bool:
-    """Keys that change while nothing is stored: node heartbeats and membership, and
-    the leases naming which node owns an entity's actor."""
+    """Keys that change while nothing is stored: node heartbeats and membership, the
+    leases naming which node owns an entity's actor, and the token buckets of the
+    rate limits (a refused send takes a token too)."""
     return (
         key.startswith(f"{prefix}node:".encode())
         or key == f"{prefix}nodes".encode()
         or key.endswith(b":owner")
+        or key.endswith(b":send_bucket")
     )
 
 

@@ -84,9 +84,14 @@ class TestLogin:
             auth={"login_failures_per_address": 4, "login_failures_per_user": 100}
         )
         client = await connect(node.url)
+        for n in range(5):
+            await client.register(f"real{n}", "password-1")
         for n in range(4):
-            await expect_error(ErrorCode.BAD_CREDENTIALS, client.login(f"ghost{n}", "wrong-pw"))
-        await expect_error(ErrorCode.RATE_LIMITED, client.login("ghost9", "wrong-pw"))
+            await expect_error(ErrorCode.BAD_CREDENTIALS, client.login(f"real{n}", "wrong-pw"))
+        # The address's counter holds for every existing user id, from any connection.
+        again = await connect(node.url)
+        refused = await expect_error(ErrorCode.RATE_LIMITED, again.login("real4", "password-1"))
+        assert refused.retry_after is not None and 0 < refused.retry_after <= 300
 
     async def test_second_login_on_a_signed_in_session_is_refused(
         self, node: RunningNode, connect: Connect

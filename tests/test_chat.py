@@ -518,10 +518,13 @@ class TestReceiveOption:
 
 
 async def test_stress_many_senders_one_conversation_gap_free(
-    node: RunningNode, connect: Connect
+    start_node: StartNode, connect: Connect
 ) -> None:
     """Several concurrent senders on each side of one conversation: seqs are exactly
-    1..N, every message stored once, the receiver sees each once and in order."""
+    1..N, every message stored once, the receiver sees each once and in order. Each
+    user sends 1,000 messages as fast as the node takes them, beyond the default
+    limit of messages per user (tests/test_rate_limits.py), which is off here."""
+    node = await start_node(limits={"messages_per_second": 0})
     a_clients = []
     b_clients = []
     for index in range(4):

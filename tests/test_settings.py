@@ -402,10 +402,10 @@ def test_positive_setting_accepts_one(key: str) -> None:
     assert getattr(getattr(settings, section), name) == 1
 
 
-@pytest.mark.parametrize("key", ["auth.login_failures_per_user", "auth.login_failures_per_address"])
+@pytest.mark.parametrize("key", sorted(config._NON_NEGATIVE))
 def test_non_negative_setting(key: str) -> None:
     section, name = key.split(".")
-    assert getattr(config.build({section: {name: 0}}).auth, name) == 0
+    assert getattr(getattr(config.build({section: {name: 0}}), section), name) == 0
     message = build_error({section: {name: -1}})
     assert key in message
     assert ">= 0" in message
@@ -624,3 +624,25 @@ def test_allowed_origins_that_pass_the_settings_make_a_handshake_policy() -> Non
     settings = config.build({"server": {"allowed_origins": ["HTTPS://App.Example.com:443"]}})
     policy = HandshakePolicy.build(settings.server.allowed_origins)
     assert policy.allowed_origins == {"https://app.example.com"}
+
+
+# server.trusted_proxies: addresses and networks
+# --------------------------------------------------------------------------
+
+
+def test_trusted_proxies_from_set() -> None:
+    settings = from_cli("--set", "server.trusted_proxies=10.0.0.0/8, ::1")
+    assert settings.server.trusted_proxies == ("10.0.0.0/8", "::1")
+
+
+@pytest.mark.parametrize("bad", ["proxy.example.com", "10.0.0.0/33", ""])
+def test_trusted_proxies_must_be_addresses_or_networks(bad: str) -> None:
+    message = build_error({"server": {"trusted_proxies": [bad]}})
+    assert "server.trusted_proxies" in message
+    assert repr(bad) in message
+
+
+@pytest.mark.parametrize("key", ["limits.request_burst", "limits.message_burst"])
+def test_bursts_are_positive(key: str) -> None:
+    section, name = key.split(".")
+    assert "> 0" in build_error({section: {name: 0}})

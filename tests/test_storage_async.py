@@ -103,10 +103,13 @@ async def test_commands_of_many_tasks_share_batches(storage: Storage) -> None:
     found = await storage.accounts.public_profiles([f"user{n}" for n in range(50)])
     assert len(found) == 50
     for _ in range(3):
-        await storage.accounts.count_login_failure("user1", "10.0.0.1", 60)
-    assert await storage.accounts.login_failures("user1", "10.0.0.1") == (3, 3)
+        await storage.accounts.count_login_failure("user1", "10.0.0.1", True, 60)
+    await storage.accounts.count_login_failure("nobody", "10.0.0.1", False, 60)
+    assert await storage.accounts.login_failures("user1", "10.0.0.1", True) == [3, 3]
+    assert await storage.accounts.login_failures("other", "10.0.0.1", False) == [1]
     await storage.accounts.clear_login_failures("user1")
-    assert await storage.accounts.login_failures("user1", "10.0.0.1") == (0, 3)
+    assert await storage.accounts.login_failures("user1", "10.0.0.1", True) == [0, 3]
+    assert 0 < await storage.accounts.login_failure_wait_ms("user1", "10.0.0.1", True) <= 60_000
 
 
 async def test_heartbeats_and_sessions_use_transactions(storage: Storage) -> None:

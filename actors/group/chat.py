@@ -78,6 +78,7 @@ class GroupChatCommands:
         members = state.member_ids()
         if isinstance(content, m.TypingContent):
             return await messaging.push_typing(self._services, command, conversation_id, members)
+        await self._services.send_limiter.take(sender)
         await messaging.check_quote(self._services, conversation_id, request)
         entries = {sender: ConversationRecord(conversation_id, GROUP_CHAT, "", self.group_id)}
         return await messaging.store_and_push(

@@ -11,11 +11,14 @@ frame goes to the socket at once (``actors.node.websocket``).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import trio
 
+from actors.limits.bucket import TokenBucket
+from actors.limits.metrics import LimitMetrics
 from actors.node import routing
 from actors.node.hub import Hub
 from actors.node.websocket import (
@@ -38,7 +41,7 @@ from actors.user import actor as user
 from protocol import messages as m
 from protocol.codec import ServerCodec
 from protocol.errors import CloseCode, ErrorCode, ProtocolError
-from settings import SessionSettings
+from settings import LimitSettings, SessionSettings
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,8 @@ class ConnectionContext:
     node_id: str
     metrics: ActorMetrics
     """Where the requests a session refuses itself are counted."""
+    limits: LimitSettings
+    limit_metrics: LimitMetrics
 
 
 class Connection:
@@ -105,6 +110,14 @@ class Connection:
         self._finished = False
         self._nursery: trio.Nursery | None = None
         self._ref = SessionRef(session_id, address, self)
+        limits = context.limits
+        self._requests: TokenBucket | None = (
+            TokenBucket(limits.requests_per_second, limits.request_burst, self._last_seen)
+            if limits.requests_per_second > 0
+            else None
+        )
+        """The session's request limit; None when disabled."""
+        self._refused_in_a_row = 0
 
     # -- lifetime --------------------------------------------------------------
 
@@ -229,6 +242,13 @@ class Connection:
     # -- inbound frames ------------------------------------------------------------
 
     def _on_frame(self, frame: bytes) -> None:
+        requests = self._requests
+        if requests is not None:
+            wait = requests.take(self._last_seen)  # when the frame was read
+            if wait:
+                self._refuse_request(frame, wait)
+                return
+            self._refused_in_a_row = 0
         request = None
         try:
             request = self._codec.decode(frame)
@@ -237,6 +257,29 @@ class Connection:
             refused = type(request) if request is not None else None
             self._context.metrics.refused(refused, exc.code.name)
             self._enqueue(error_frame(exc.rid, exc.code, exc.message))
+
+    def _refuse_request(self, frame: bytes, wait: float) -> None:
+        """Answer a request over the session's limit with ``RATE_LIMITED``; after
+        ``limits.flood_refusals`` of them in a row, close the session instead."""
+        self._context.limit_metrics.refused["requests"] += 1
+        self._refused_in_a_row += 1
+        limits = self._context.limits
+        if limits.flood_refusals and self._refused_in_a_row >= limits.flood_refusals:
+            log.info("session %s: flooding; closing", self.session_id)
+            self.close(CloseCode.FLOODING, "too many requests")
+            return
+        try:
+            rid = self._codec.decode(frame).rid
+        except ProtocolError as exc:
+            rid = exc.rid
+        message = (
+            f"too many requests: at most {limits.requests_per_second:g} per second"
+            f" (bursts of {limits.request_burst}) per session"
+        )
+        retry_after_ms = math.ceil(wait * 1000)
+        self._enqueue(
+            error_frame(rid, ErrorCode.RATE_LIMITED, message, retry_after_ms=retry_after_ms)
+        )
 
     def _route(self, request: m.Request) -> None:
         rid = request.rid

@@ -17,16 +17,26 @@ import itertools
 import logging
 import secrets
 import socket
+import ssl
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import trio
 
+from actors.limits.bucket import BucketsByKey
 from actors.node.connection import Connection, ConnectionContext
+from actors.node.tls import (
+    PLAIN_HTTP_REFUSAL,
+    TlsClosed,
+    TlsSession,
+    TlsWebSocket,
+    looks_like_plain_http,
+)
 from actors.node.websocket import WebSocket, close_socket
 from protocol.errors import CloseCode
-from protocol.handshake import Accepted, HandshakePolicy, ServerHandshake
+from protocol.forwarded import TrustedProxies
+from protocol.handshake import Accepted, HandshakePolicy, ServerHandshake, too_many_connections
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +65,8 @@ class Gateway:
         port: int,
         allowed_origins: tuple[str, ...] = (),
         reuse_port: bool = False,
+        trusted_proxies: tuple[str, ...] = (),
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self._context = context
         self._node_id = node_id
@@ -62,6 +74,14 @@ class Gateway:
         self._port = port
         self._reuse_port = reuse_port
         self._policy = HandshakePolicy.build(allowed_origins)
+        self._trusted_proxies = TrustedProxies(trusted_proxies)
+        self._tls_context = tls_context
+        """Set: the port speaks TLS (``wss://``) only."""
+        limits = context.limits
+        self._connections_by_address = BucketsByKey(
+            limits.connections_per_second, limits.connection_burst
+        )
+        """New connections per client address (this node's count)."""
         self._ids: Iterator[int] = itertools.count(1)
         self._boot = secrets.token_hex(3)
         """Tells this run's session ids from those of an earlier run with the same node id."""
@@ -111,19 +131,23 @@ class Gateway:
                 raise
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            address = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-            nursery.start_soon(self._session, sock, address)
+            nursery.start_soon(self._session, sock, str(peer[0]))
         await trio.lowlevel.cancel_shielded_checkpoint()
 
-    async def _session(self, sock: socket.socket, address: str) -> None:
+    async def _session(self, sock: socket.socket, peer: str) -> None:
         connection: Connection | None = None
+        address = peer
         try:
-            accepted = await self._handshake(sock)
-            if accepted is None:
+            handshake = await self._handshake(sock, peer)
+            if handshake is None:
                 return
+            accepted, address, tls = handshake
             settings = self._context.settings
-            ws = WebSocket(
-                sock, accepted.leftover, settings.max_frame_bytes, settings.outbound_queue
+            limits = (settings.max_frame_bytes, settings.outbound_queue)
+            ws = (
+                WebSocket(sock, accepted.leftover, *limits)
+                if tls is None
+                else TlsWebSocket(sock, tls, accepted.leftover, *limits)
             )
             session_id = f"{self._node_id}:{self._boot}:{next(self._ids)}"
             connection = Connection(ws, self._context, session_id, address)
@@ -140,32 +164,74 @@ class Gateway:
                 if connection.close_code is not None:
                     self.close_codes[connection.close_code] += 1
 
-    async def _handshake(self, sock: socket.socket) -> Accepted | None:
-        """Read the upgrade request and answer it; the accepted handshake, or None
-        (refused, timed out, or the peer went away)."""
+    async def _handshake(
+        self, sock: socket.socket, peer: str
+    ) -> tuple[Accepted, str, TlsSession | None] | None:
+        """The TLS handshake (on a TLS port), then the upgrade request read and
+        answered, all within ``handshake_timeout``: the accepted handshake, the client's
+        address and the TLS session; or None (refused, timed out, the peer went away)."""
+        tls: TlsSession | None = None
         handshake = ServerHandshake(self._policy)
         with trio.move_on_after(self._context.settings.handshake_timeout):
-            outcome = None
-            while outcome is None:
-                try:
-                    data = sock.recv(HANDSHAKE_READ_BYTES)
-                except BlockingIOError:
-                    await trio.lowlevel.wait_readable(sock)
-                    continue
-                except OSError:
+            if self._tls_context is not None:
+                tls = await self._tls_handshake(sock, self._tls_context)
+                if tls is None:
+                    self.rejected += 1
                     return None
+            outcome = None
+            # What came with the end of the TLS handshake may be the request already.
+            data: bytes | None = _already_decrypted(tls)
+            while outcome is None:
+                if not data:
+                    data = await _receive_plain(sock, tls)
+                    if data is None:
+                        return None
                 outcome = handshake.receive(data)
+                data = None
             if not isinstance(outcome, Accepted):
                 self.rejected += 1
                 if not outcome.peer_closed:
-                    await _send_all(sock, outcome.response)
+                    await _send_all(sock, outcome.response, tls)
                 if outcome.close_code is not None:
                     await _drain_until_closed(sock)
                 log.debug("handshake refused (%d): %s", outcome.status, outcome.reason)
                 return None
-            await _send_all(sock, outcome.response)
-            return outcome
+            address = handshake.client_address(peer, self._trusted_proxies)
+            wait = self._connections_by_address.take(address, trio.current_time())
+            if wait:
+                self.rejected += 1
+                self._context.limit_metrics.refused["connections"] += 1
+                await _send_all(sock, too_many_connections(wait).response, tls)
+                return None
+            await _send_all(sock, outcome.response, tls)
+            return outcome, address, tls
         return None  # timed out
+
+    async def _tls_handshake(
+        self, sock: socket.socket, context: ssl.SSLContext
+    ) -> TlsSession | None:
+        """The server side of the TLS handshake; the session, or None (not TLS, a TLS
+        error, or the peer went away)."""
+        tls = TlsSession(context)
+        first = True
+        while True:
+            data = await _receive(sock)
+            if not data:
+                return None
+            if first and looks_like_plain_http(data):
+                await _send_all(sock, PLAIN_HTTP_REFUSAL)
+                log.debug("plain HTTP on the TLS port refused")
+                return None
+            first = False
+            try:
+                done = tls.handshake(data)
+            except TlsClosed as exc:
+                await _send_all(sock, tls.outgoing())  # the alert, if any
+                log.debug("TLS handshake failed: %s", exc)
+                return None
+            await _send_all(sock, tls.outgoing())
+            if done:
+                return tls
 
     async def close_all(self, timeout: float) -> None:
         """Close every session with "going away" and wait (bounded) for them to end."""
@@ -198,8 +264,50 @@ async def _drain_until_closed(sock: socket.socket) -> None:
                 return
 
 
-async def _send_all(sock: socket.socket, data: bytes) -> None:
-    """Write a handshake response (small: one ``send()`` nearly always)."""
+async def _receive(sock: socket.socket) -> bytes | None:
+    """The next bytes from a handshaking peer; ``b""`` at its end, None if it is gone."""
+    while True:
+        try:
+            return sock.recv(HANDSHAKE_READ_BYTES)
+        except BlockingIOError:
+            await trio.lowlevel.wait_readable(sock)
+        except OSError:
+            return None
+
+
+def _already_decrypted(tls: TlsSession | None) -> bytes | None:
+    """Plaintext that arrived with the end of the TLS handshake (None: none)."""
+    if tls is None:
+        return None
+    try:
+        return tls.decrypt(b"") or None
+    except TlsClosed:
+        return None
+
+
+async def _receive_plain(sock: socket.socket, tls: TlsSession | None) -> bytes | None:
+    """Like ``_receive``, decrypted on a TLS connection (never an empty part of a
+    record: ``b""`` is the end); None if the peer is gone or broke TLS."""
+    while True:
+        data = await _receive(sock)
+        if tls is None or not data:
+            return data
+        try:
+            plain = tls.decrypt(data)
+        except TlsClosed:
+            return None
+        if plain:
+            return plain
+
+
+async def _send_all(sock: socket.socket, data: bytes, tls: TlsSession | None = None) -> None:
+    """Write handshake bytes (small: one ``send()`` nearly always), encrypted on a TLS
+    connection."""
+    if tls is not None:
+        try:
+            data = tls.encrypt(data)
+        except TlsClosed:
+            return
     view = memoryview(data)
     while view:
         try:

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import redis
 
 from actors.cluster.identity import NodeRefused
+from actors.node.tls import TlsSetupError
 from settings import Settings
 from storage import DurabilityUnsupported, EmbeddedRedisError
 
@@ -40,7 +41,7 @@ def describe_failure(exc: BaseException, settings: Settings) -> str | None:
     fix (a bug: its traceback is shown)."""
     server = settings.server
     redis_url = redact_url(settings.redis.url) if settings.redis.url else "the embedded Redis"
-    if isinstance(exc, NodeRefused | EmbeddedRedisError | DurabilityUnsupported):
+    if isinstance(exc, NodeRefused | EmbeddedRedisError | DurabilityUnsupported | TlsSetupError):
         return str(exc)
     if isinstance(exc, redis.RedisError) and any(sign in str(exc) for sign in _NO_PASSWORD):
         return f"redis.url: {redis_url} requires a password, and the URL gives none"

@@ -22,7 +22,12 @@ Handler = Callable[[Command], Awaitable[m.Reply | None]]
 
 
 def error_frame(
-    rid: int, code: ErrorCode, message: str, app_code: int = 0, app_message: str = ""
+    rid: int,
+    code: ErrorCode,
+    message: str,
+    app_code: int = 0,
+    app_message: str = "",
+    retry_after_ms: int | None = None,
 ) -> bytes:
     return encode_server_message(
         m.Error(
@@ -32,6 +37,7 @@ def error_frame(
             message=message,
             app_code=app_code,
             app_message=app_message,
+            retry_after_ms=retry_after_ms,
         )
     )
 
@@ -41,11 +47,16 @@ def is_sign_in(request: m.Request) -> bool:
 
 
 def refuse(
-    command: Command, code: ErrorCode, message: str, app_code: int = 0, app_message: str = ""
+    command: Command,
+    code: ErrorCode,
+    message: str,
+    app_code: int = 0,
+    app_message: str = "",
+    retry_after_ms: int | None = None,
 ) -> None:
     """Answer ``command`` with a typed error."""
     request = command.request
-    frame = error_frame(request.rid, code, message, app_code, app_message)
+    frame = error_frame(request.rid, code, message, app_code, app_message, retry_after_ms)
     command.session.outbox.reply(request.rid, frame, is_sign_in(request))
 
 
@@ -71,7 +82,7 @@ async def answer(
         reply = await handler(command)
     except ProtocolError as exc:
         result = exc.code.name
-        refuse(command, exc.code, exc.message, exc.app_code, exc.app_message)
+        refuse(command, exc.code, exc.message, exc.app_code, exc.app_message, exc.retry_after_ms)
     except NotDurable as exc:
         result = ErrorCode.UNAVAILABLE.name
         log.warning("%s not confirmed durable: %s", type(request).__name__, exc)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 from actors.cluster.link import ClusterLink
+from actors.limits.metrics import LimitMetrics
+from actors.limits.sends import SendLimiter
 from actors.node.hub import Hub
 from actors.runtime.credentials import PasswordHasher, TokenSigner
 from actors.runtime.metrics import ActorMetrics
@@ -27,6 +29,8 @@ class NodeServices:
     hub: Hub
     cluster: ClusterLink
     registry: CollectorRegistry
+    limit_metrics: LimitMetrics
+    send_limiter: SendLimiter
     webhooks: Webhooks
     metrics: ActorMetrics = field(default_factory=ActorMetrics)
     """The actors' own counters (``actors.runtime.metrics``), read at scrape time."""

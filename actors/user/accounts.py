@@ -181,21 +181,36 @@ class AccountCommands:
         return m.Registered(rid=request.rid, user_id=self.user_id)
 
     async def _check_password(self, command: Command, password: str) -> AccountRecord:
+        """The account, if ``password`` is its password and no failure limit is reached.
+
+        Failures for an existing user id count for that id and for the client address;
+        failures for ids with no account count in the address's separate unknown-id
+        counter, so guessing ids from behind a shared address (a NAT, a proxy) never
+        locks out the real users there."""
         auth = self._services.settings.auth
+        metrics = self._services.limit_metrics
         address = command.session.address
-        by_user, by_address = await self._accounts.login_failures(self.user_id, address)
-        if (auth.login_failures_per_user and by_user >= auth.login_failures_per_user) or (
-            auth.login_failures_per_address and by_address >= auth.login_failures_per_address
-        ):
+        account = await self._accounts.load(self.user_id)
+        known = account is not None
+        counts = await self._accounts.login_failures(self.user_id, address, known)
+        limits = (
+            [auth.login_failures_per_user, auth.login_failures_per_address]
+            if known
+            else [auth.unknown_user_failures_per_address]
+        )
+        if any(limit and count >= limit for count, limit in zip(counts, limits, strict=True)):
+            metrics.refused["logins"] += 1
+            wait_ms = await self._accounts.login_failure_wait_ms(self.user_id, address, known)
             raise ProtocolError(
                 ErrorCode.RATE_LIMITED,
                 f"too many failed logins; try again within {auth.login_failure_window} s",
+                retry_after_ms=max(1, wait_ms),
             )
-        account = await self._accounts.load(self.user_id)
         password_hash = account.password_hash if account else None
         if not await self._services.hasher.verify(password_hash, password):
+            metrics.login_failures["bad_password" if known else "unknown_user"] += 1
             await self._accounts.count_login_failure(
-                self.user_id, address, auth.login_failure_window
+                self.user_id, address, known, auth.login_failure_window
             )
             raise ProtocolError(ErrorCode.BAD_CREDENTIALS, "wrong user id or password")
         assert account is not None

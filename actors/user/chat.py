@@ -49,6 +49,7 @@ class SingleChatCommands:
         if isinstance(request.content, m.TypingContent):
             await self._check_may_send(sender, peer)
             return await messaging.push_typing(self._services, command, conversation_id, recipients)
+        await self._services.send_limiter.take(sender)
         await messaging.check_quote(self._services, conversation_id, request)
         entries = {
             sender: ConversationRecord(conversation_id, SINGLE_CHAT, peer, ""),

@@ -623,6 +623,7 @@ export interface Error {
   message: string;
   app_code: number;
   app_message: string;
+  retry_after_ms: number | null;
   rid: number;
 }
 

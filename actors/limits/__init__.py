@@ -1,0 +1,1 @@
+"""Rate limits: token buckets per session, per user and per client address."""
