@@ -4,6 +4,7 @@ on SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -192,3 +194,37 @@ def test_workers_must_be_at_least_one() -> None:
     done = run_server("--workers=0")
     assert done.returncode == 2
     assert done.stderr.strip() == "parley: --workers: expected 1 or more, got 0"
+
+
+def free_port_pair() -> int:
+    """A port p, below the ephemeral range, with p and p + 1 free on 127.0.0.1."""
+    for port in range(20000 + os.getpid() % 5000 * 2, 30000, 2):
+        with contextlib.ExitStack() as held:
+            try:
+                for each in (port, port + 1):
+                    held.enter_context(socket.create_server(("127.0.0.1", each)))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no two free ports")
+
+
+def test_each_worker_has_its_own_http_port(tmp_path: Path) -> None:
+    base = free_port_pair()
+    supervisor = NodeProcess(
+        "--workers=2",
+        f"--data-dir={tmp_path / 'data'}",
+        "--set",
+        "http.enabled=true",
+        "--set",
+        f"http.port={base}",
+    )
+    try:
+        nodes = set()
+        for port in (base, base + 1):
+            ready = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=10)
+            assert ready.status_code == 200, ready.text
+            nodes.add(ready.json()["node_id"])
+        assert len(nodes) == 2, nodes
+    finally:
+        supervisor.stop(timeout=40)

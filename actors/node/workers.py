@@ -15,7 +15,9 @@ The supervising process runs no node itself. It
   as a single node does;
 - **runs the workers**: each is ``server.py serve`` with the same command line plus
   the port, the Redis URL, a node id of its own (``<node_id>-<i>``, ``node_id``
-  random when not set) and ``server.reuse_port``. A worker is a full cluster node.
+  random when not set) and ``server.reuse_port``; with the HTTP listener on, worker
+  ``i`` listens on ``http.port + i - 1`` (each its own). A worker is a full cluster
+  node.
   Its node id stays the same across restarts, so a restarted worker holds its
   leases again at once rather than after ``cluster.lease_time``;
 - **restarts a worker that dies**, after 0.25 s, doubling up to 30 s while it keeps
@@ -199,6 +201,11 @@ class WorkerSupervisor:
             "server.reuse_port": "true",
             "redis.url": self._redis_url,
         }
+        http = self._settings.http
+        if http.enabled and http.port:
+            # One HTTP port per worker, not shared: each worker's /metrics and /ready
+            # describe that node, and a scrape must reach the node it names.
+            overrides["http.port"] = str(http.port + worker.index - 1)
         # The last --workers and the last --set of a key win over the user's own.
         args = [*self._command, "--workers", "1"]
         for key, value in overrides.items():
