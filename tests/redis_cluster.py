@@ -199,6 +199,23 @@ class RedisCluster:
 
         self._await(healthy, timeout)
 
+    def await_failover(self, dead: ClusterNode, timeout: float = 60.0) -> None:
+        """After ``kill(dead)`` of a master: until every live node has stopped naming it
+        as a slot's master (its replica was promoted), then ``await_healthy`` without
+        replicas. Right after the kill the cluster still reports ``cluster_state:ok``
+        with the dead master: failure detection takes ``cluster-node-timeout``."""
+
+        def promoted(node: ClusterNode) -> bool:
+            client = node.client()
+            try:
+                slots = client.cluster("SLOTS")
+                return all(int(master[1]) != dead.port for _, _, master, *_ in slots)
+            finally:
+                client.close()
+
+        self._await(promoted, timeout)
+        self.await_healthy(replicas=0, timeout=timeout)
+
     def master_of_slot(self, slot: int) -> ClusterNode:
         """The node serving ``slot`` now, as the first live node that answers sees it."""
         for node in self.live_nodes():

@@ -76,7 +76,7 @@ def test_a_replica_takes_over_a_killed_master(failover_cluster: RedisCluster) ->
         assert direct.execute_command("WAIT", 1, 5000) == 1  # type: ignore[no-untyped-call]
         direct.close()
         failover_cluster.kill(master)
-        failover_cluster.await_healthy(replicas=0)
+        failover_cluster.await_failover(master)
         promoted = failover_cluster.master_of_slot(key_slot(key.encode()))
         assert promoted.port != master.port
     finally:

@@ -148,7 +148,7 @@ async def test_a_failed_over_master_is_reached_again(
         failover_cluster.kill(master)
         with pytest.raises(redis.ConnectionError):
             await r.hget(key, "seq")
-        await trio.to_thread.run_sync(lambda: failover_cluster.await_healthy(replicas=0))
+        await trio.to_thread.run_sync(lambda: failover_cluster.await_failover(master))
         with trio.fail_after(30):
             while True:
                 try:
