@@ -1,8 +1,9 @@
 """The webhook calls of commands named after their request (``before_<t>``,
 ``after_<t>``, see ``webhooks.catalog``): their bodies, built the same way for every
-such command. Message sends and revokes have their own bodies
-(``actors.delivery.messaging``). Callers test ``services.webhooks.on`` first, so a
-node without webhooks pays one attribute test per command."""
+such command; and the session events (``after_user_online`` and the like). Message
+sends and revokes have their own bodies (``actors.delivery.messaging``). Callers test
+``services.webhooks.on`` first, so a node without webhooks pays one attribute test per
+command."""
 
 from __future__ import annotations
 
@@ -52,3 +53,12 @@ def tell_after(services: NodeServices, command: Command, order_key: str, **extra
         {"op_user_id": command.user_id, "request": request_fields(request), **extra},
         order_key,
     )
+
+
+def tell_session_event(
+    services: NodeServices, user_id: str, name: str, session_id: str, **details: Any
+) -> None:
+    """Queue a session event's after-callback (``catalog.SESSION_EVENTS``), in order with
+    the user's other callbacks."""
+    body = {"user_id": user_id, "session_id": session_id, **details}
+    services.webhooks.after(name, body, user_id)

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from actors.runtime.callbacks import ask_before, tell_after
+from actors.runtime.callbacks import ask_before, tell_after, tell_session_event
 from actors.runtime.credentials import IssuedToken
 from actors.runtime.logs import log_event
 from actors.runtime.messages import Command
@@ -118,16 +118,14 @@ async def close_sessions(
         )
         services.cluster.close_session(other.node_id, other.session_id, code, reason, frame)
         if services.webhooks.on:
-            services.webhooks.after(
-                "after_user_kicked",
-                {
-                    "user_id": user_id,
-                    "session_id": other.session_id,
-                    "close_code": int(code),
-                    "reason": reason,
-                    "platform": other.platform,
-                },
+            tell_session_event(
+                services,
                 user_id,
+                "after_user_kicked",
+                other.session_id,
+                close_code=int(code),
+                reason=reason,
+                platform=other.platform,
             )
 
 
@@ -293,7 +291,9 @@ class AccountCommands:
                 node, other_session, CloseCode.KICKED, "signed in elsewhere", kicked
             )
             if hooks.on:
-                self._session_event(
+                tell_session_event(
+                    self._services,
+                    self.user_id,
                     "after_user_kicked",
                     other_session,
                     close_code=int(CloseCode.KICKED),
@@ -317,17 +317,15 @@ class AccountCommands:
             encode_server_message(reply),
         )
         if hooks.on:
-            self._session_event(
+            tell_session_event(
+                self._services,
+                self.user_id,
                 "after_user_online",
                 session.session_id,
                 platform=claims.platform,
                 address=session.address,
                 with_password=new_token,
             )
-
-    def _session_event(self, name: str, session_id: str, **details: object) -> None:
-        body = {"user_id": self.user_id, "session_id": session_id, **details}
-        self._services.webhooks.after(name, body, self.user_id)
 
     async def logout(self, command: Command) -> None:
         session_id = command.session.session_id

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import redis
 
+from actors.runtime.callbacks import tell_session_event
 from actors.runtime.entity import EntityActor
 from actors.runtime.handlers import HandlerTable
 from actors.runtime.messages import Command, SessionClosed
@@ -116,10 +117,8 @@ class UserActor(EntityActor):
                 log.warning("could not mark session %s offline: %s", message.session_id, exc)
             hooks = self._services.webhooks
             if hooks.on and message.signed_in:
-                hooks.after(
-                    "after_user_offline",
-                    {"user_id": self.user_id, "session_id": message.session_id},
-                    self.user_id,
+                tell_session_event(
+                    self._services, self.user_id, "after_user_offline", message.session_id
                 )
             # A session that tried to sign in as a made-up id tells it when it closes.
             await self._stop_if_no_account()
