@@ -254,14 +254,8 @@ async def _drain_until_closed(sock: socket.socket) -> None:
     except OSError:
         return
     with trio.move_on_after(REFUSAL_LINGER_S):
-        while True:
-            try:
-                if not sock.recv(HANDSHAKE_READ_BYTES):
-                    return
-            except BlockingIOError:
-                await trio.lowlevel.wait_readable(sock)
-            except OSError:
-                return
+        while await _receive(sock):
+            pass
 
 
 async def _receive(sock: socket.socket) -> bytes | None:
