@@ -34,6 +34,7 @@ from storage.durability import (
 )
 from storage.embedded import EmbeddedRedis, EmbeddedRedisError
 from storage.errors import StaleRead, StepRefused
+from storage.followups import FollowUpStore, OutboxEntry
 from storage.groups import (
     GroupApplicationRecord,
     GroupRecord,
@@ -72,6 +73,7 @@ __all__ = [
     "DurabilityWait",
     "EmbeddedRedis",
     "EmbeddedRedisError",
+    "FollowUpStore",
     "FriendRecord",
     "GroupApplicationRecord",
     "GroupRecord",
@@ -85,6 +87,7 @@ __all__ = [
     "NotDurable",
     "NotificationPage",
     "NotificationStore",
+    "OutboxEntry",
     "PipelinedRedis",
     "PresenceEntry",
     "PresenceStore",
@@ -141,6 +144,9 @@ class Storage:
         self.groups = GroupStore(r, keys, scripts, version_log_length, notifications_kept)
         self.notifications = NotificationStore(r, keys, scripts, notifications_kept)
         self.limits = RateLimitStore(r, keys, scripts)
+        self.followups = FollowUpStore(
+            r, keys, scripts, node_id, version_log_length, notifications_kept
+        )
 
     @property
     def pipelined(self) -> PipelinedRedis:

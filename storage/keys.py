@@ -32,6 +32,15 @@ class Keys:
         """Hash: session id -> "platform:node id:token id" for every live session."""
         return f"{self.user_tag(user_id)}:presence"
 
+    def node_tag(self, node_id: str) -> str:
+        """Base of a node's keys."""
+        return f"{self.prefix}{{n:{node_id}}}"
+
+    def node_pending(self, node_id: str) -> str:
+        """Set: sources whose steps on this node may have left follow-ups to apply
+        (storage/followups.py)."""
+        return f"{self.node_tag(node_id)}:pending"
+
     def node(self, node_id: str) -> str:
         """String with a TTL: present while the node is alive."""
         return f"{self.prefix}node:{node_id}"

@@ -366,6 +366,7 @@ class ClusterLink:
                 nursery.start_soon(self._run_relays)
                 # A node restarted under the same id must not leave its old sessions online.
                 presence = self._storage.presence
+                await self._storage.followups.replay_node(self.node_id)
                 await presence.forget_node(self.node_id, presence.instance, keep_key=True)
                 await self._beat()
                 await self._announce(True)
@@ -410,6 +411,7 @@ class ClusterLink:
                 await presence.restore(sessions.signed_in_sessions())
                 self._unlisted_at_last_beat = frozenset()
             for node in await presence.dead_nodes():
+                await self._storage.followups.replay_node(node)
                 removed = await presence.forget_node(node)
                 if removed >= 0:
                     log_event(
