@@ -48,6 +48,22 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
     cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def slot_checking_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A one-master Redis Cluster holding every slot, reached through
+    ``plain_url`` (a plain ``redis://`` URL): what runs on a single Redis runs on it,
+    except a step whose keys span slots, which Redis refuses ("Keys in request don't
+    hash to the same slot")."""
+    try:
+        cluster_binaries()
+    except ClusterUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    cluster = RedisCluster(tmp_path_factory.mktemp("slot-checking-redis"), masters=1)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
 def failover_cluster(tmp_path: Path) -> Iterator[RedisCluster]:
     """Three masters with one replica each, for one test that may kill masters."""

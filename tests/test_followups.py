@@ -181,3 +181,20 @@ async def test_a_malformed_follow_up_changes_nothing(
     assert redis_client.hlen(f"{source}:outbox") == 1  # kept, for a fixed node to apply
     with pytest.raises(MalformedEntry):
         parse_entry(b"1:1" + b"9:short")
+
+
+async def test_follow_ups_run_on_a_cluster_slot_by_slot(
+    nursery: trio.Nursery, slot_checking_redis: Any, prefix: str
+) -> None:
+    client = redis.Redis.from_url(slot_checking_redis.plain_url)
+    storage = Storage(slot_checking_redis.plain_url, prefix, "node-f")
+    await nursery.start(storage.run)
+    keys = storage.keys
+    source, bob, carol = keys.user_tag("alice"), keys.user_tag("bob"), keys.user_tag("carol")
+    with pytest.raises(redis.ResponseError, match="same slot"):
+        client.eval("return 1", 2, bob, carol)  # the check the cluster makes
+    [entry] = _record(client, source, (bob, ["sadd", ":s", "m"]), (carol, ["notify", "hello"]))
+    assert await storage.followups.apply(source, [entry]) == [[[1], [1]]]
+    assert client.smembers(f"{bob}:s") == {b"m"}
+    storage.close()
+    client.close()
