@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import cast
 
 import pytest
 import redis
@@ -30,7 +29,7 @@ return seq
 async def pipelined(url: str) -> AsyncIterator[tuple[PipelinedRedis, ClusterRouter]]:
     router = ClusterRouter(url, lambda node_url: redis.Redis.from_url(node_url, socket_timeout=5))
     # The executor needs only pipeline() and close() of its client.
-    ref = start_executor(cast(redis.Redis, router), trio.lowlevel.current_trio_token(), [STEP])
+    ref = start_executor(router, trio.lowlevel.current_trio_token(), [STEP])
     facade = PipelinedRedis(ref)
     try:
         async with trio.open_nursery() as nursery:
