@@ -155,7 +155,10 @@ class PresenceStore:
         remove the session set and the record together (``node_forget.lua``), and the
         node from the set of nodes. Each step is idempotent and the record goes last,
         so a node that dies half-way leaves a node that the next heartbeat of any
-        node finds dead and forgets again."""
+        node finds dead and forgets again. (A node given up while only frozen that
+        beats again between the first and the last step keeps its key and session
+        set, and writes its presence back, ``ClusterLink._beat``; an entry it writes
+        back before the second step reaches that user is removed by it.)"""
         node_key, listing = self._keys.node(node_id), self._node_sessions(node_id)
         read = self._redis.pipeline(transaction=False)
         read.get(node_key)
