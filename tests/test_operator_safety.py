@@ -77,14 +77,14 @@ async def test_a_second_live_node_with_the_same_id_is_refused(
     args = cluster_args(redis_url, prefix, "--node-id=twin")
     nodes.append(NodeProcess(*args))
     first = nodes[0]
-    record = redis_client.get(f"{prefix}node:twin")
+    record = redis_client.get(f"{prefix}{{n:twin}}")
     assert isinstance(record, bytes) and f" {first.process.pid} " in record.decode()
 
     line = refused(*args)
     assert "server.node_id" in line and "'twin'" in line, line
     assert f"pid {first.process.pid}" in line, line
     # The refused node removed nothing of the running one's.
-    assert redis_client.get(f"{prefix}node:twin") == record
+    assert redis_client.get(f"{prefix}{{n:twin}}") == record
     await serves(first.url, "tina")
 
 
@@ -96,7 +96,7 @@ async def test_a_node_whose_id_is_claimed_by_another_instance_stops(
     nodes.append(NodeProcess(*cluster_args(redis_url, prefix, "--node-id=solo", "--set",
                                            "cluster.node_timeout=3")))  # fmt: skip
     other = "0123abcd elsewhere pid:[1] 4242 1700000000000"
-    redis_client.set(f"{prefix}node:solo", other, ex=30)
+    redis_client.set(f"{prefix}{{n:solo}}", other, ex=30)
     with trio.fail_after(20):
         while nodes[0].process.poll() is None:
             await trio.sleep(0.1)
@@ -105,7 +105,7 @@ async def test_a_node_whose_id_is_claimed_by_another_instance_stops(
     lines = [line for line in nodes[0].stderr_lines if line.startswith("parley: ")]
     assert len(lines) == 1 and "was claimed by another running node" in lines[0], lines
     assert "host elsewhere, pid 4242" in lines[0]
-    assert redis_client.get(f"{prefix}node:solo") == other.encode()
+    assert redis_client.get(f"{prefix}{{n:solo}}") == other.encode()
 
 
 async def test_a_restarted_node_takes_its_id_over_from_its_killed_instance(
@@ -147,7 +147,7 @@ async def test_settings_may_change_while_no_node_runs(
     nodes[0].stop()
     changed = NodeProcess(*cluster_args(redis_url, prefix), env={"PARLEY_LOG_LEVEL": "info"})
     nodes.append(changed)
-    fingerprint = redis_client.hgetall(f"{prefix}cluster:fingerprint")
+    fingerprint = redis_client.hgetall(f"{prefix}{{cluster}}:fingerprint")
     assert fingerprint[b"messaging.friends_only"] == b"False"
     await trio.sleep(0.3)
     assert any("cluster settings changed" in line for line in changed.stderr_lines)
