@@ -42,14 +42,13 @@ from storage.durability import (
 from storage.embedded import EmbeddedRedis, EmbeddedRedisError
 from storage.errors import StaleRead, StepRefused
 from storage.followups import FollowUpStore, OutboxEntry
-from storage.groups import (
+from storage.group_records import (
     GroupApplicationRecord,
     GroupRecord,
-    GroupStep,
-    GroupStore,
     JoinedRecord,
     MemberRecord,
 )
+from storage.groups import GroupStep, GroupStore
 from storage.keys import Keys
 from storage.leases import LeaseStore
 from storage.limits import RateLimitStore
@@ -165,12 +164,14 @@ class Storage:
         self.relations = RelationStore(r, keys, scripts, version_log_length, notifications_kept)
         self.messages = MessageStore(r, keys, scripts, version_log_length)
         self.conversations = ConversationStore(r, keys, scripts, version_log_length)
-        self.groups = GroupStore(r, keys, scripts, version_log_length, notifications_kept)
-        self.notifications = NotificationStore(r, keys, scripts, notifications_kept)
-        self.limits = RateLimitStore(r, keys, scripts)
         self.followups = FollowUpStore(
             r, keys, scripts, node_id, version_log_length, notifications_kept
         )
+        self.groups = GroupStore(
+            r, keys, scripts, self.followups, self.messages, version_log_length
+        )
+        self.notifications = NotificationStore(r, keys, scripts, self.followups, notifications_kept)
+        self.limits = RateLimitStore(r, keys, scripts)
 
     @property
     def pipelined(self) -> PipelinedRedis:

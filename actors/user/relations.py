@@ -96,7 +96,7 @@ async def notify_followers(services: NodeServices, user_id: str, profile: m.Publ
     now = now_ms()
     detail = m.UserInfoDetail(user=profile)
     seqs = await services.storage.notifications.append(
-        followers, stored_form(N.FRIEND_INFO_UPDATED, detail, now)
+        followers, stored_form(N.FRIEND_INFO_UPDATED, detail, now), sender=user_id
     )
     recipients = zip(followers, seqs, strict=True)
     push_stored(services.hub, N.FRIEND_INFO_UPDATED, detail, now, recipients, None)
