@@ -176,12 +176,19 @@ class MessageStore:
         ]  # fmt: skip
 
     async def seq_of(self, conversation_id: str, client_msg_id: str) -> int | None:
-        """The seq a client msg id was stored under, if it was."""
-        raw = cast(
-            bytes | None,
-            await self._redis.hget(f"{self._base(conversation_id)}:cmid", client_msg_id),
-        )
-        return None if raw is None else int(raw)
+        """The seq a client msg id was stored under, if it was. For a stored one (a
+        resend answered without running the send step) this first lands the
+        follow-ups the conversation still has pending, as the step's DUP would."""
+        base = self._base(conversation_id)
+        group = self._redis.pipeline(transaction=False)
+        group.hget(f"{base}:cmid", client_msg_id)
+        group.exists(f"{base}:outbox")
+        raw, pending = await group.execute()
+        if raw is None:
+            return None
+        if pending:
+            await self._followups.replay_source(base)
+        return int(raw)
 
     async def get(self, conversation_id: str, seq: int) -> bytes | None:
         return cast(

@@ -280,3 +280,27 @@ async def test_writing_entries_keeps_the_conversations_sets_by_follow_ups(
     assert await storage.followups.replay_node("node-s") == 1
     assert client.scard(f"{conv}:not_receiving") == 0
     assert await storage.followups.replay_node("node-s") == 0
+
+
+async def test_a_resend_answered_from_the_stored_send_lands_its_follow_ups(
+    storage: Storage, client: redis.Redis
+) -> None:
+    """A group resend is answered by ``seq_of`` without running the send step (the
+    group actor looks it up first): that look-up lands what the first send left."""
+    group_entry = encode_record(ConversationRecord("sg_g1", 2, "", "g1"))
+
+    async def stop(source: str, entry: OutboxEntry) -> None:
+        storage.followups.before_apply = None
+        raise redis.ConnectionError("the node died here")
+
+    storage.followups.before_apply = stop
+    with pytest.raises(redis.ConnectionError):
+        await storage.messages.send(
+            "sg_g1", "g-m1", b"hi", 1_000, True, "carol", {"carol": group_entry}
+        )
+    carol_conv = f"{_user(storage, 'carol')}:conv"
+    assert not client.hexists(carol_conv, "sg_g1")
+    assert await storage.messages.seq_of("sg_g1", "g-m1") == 1
+    assert client.hget(carol_conv, "sg_g1") == group_entry
+    assert await storage.messages.seq_of("sg_g1", "g-m2") is None
+    assert storage.followups.applied == 1
