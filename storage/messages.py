@@ -110,13 +110,18 @@ class MessageStore:
                 args += [user, self._keys.user_tag(user), entries[user]]
         located = [sender, *([peer] if peer and peer != sender else [])] if locate else []
         for attempt in range(2):
-            group = self._redis.pipeline(transaction=False)
-            self._scripts.add(group, "message_send", [base], args)
-            for user in located:
-                group.hvals(self._keys.presence(user))
-            reply, *presences = await group.execute()
+            presences: list[list[bytes]] = []
+            if located:
+                group = self._redis.pipeline(transaction=False)
+                self._scripts.add(group, "message_send", [base], args)
+                for user in located:
+                    group.hvals(self._keys.presence(user))
+                reply, *presences = await group.execute()
+            else:
+                reply = await self._scripts.run("message_send", [base], args)
             status = _status(reply)
-            await self._followups.apply(base, reply[3])
+            if reply[3] != [b""]:  # a steady-state send has no outbox entry
+                await self._followups.apply(base, reply[3])
             if status == "NEED_GATE" and attempt == 0:
                 await self._fill_gate(conversation_id, sender, peer)
                 continue
