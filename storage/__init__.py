@@ -162,11 +162,11 @@ class Storage:
         self.presence = PresenceStore(r, keys, scripts, node_id)
         self.leases = LeaseStore(r, keys, scripts, node_id)
         self.relations = RelationStore(r, keys, scripts, version_log_length, notifications_kept)
-        self.messages = MessageStore(r, keys, scripts, version_log_length)
-        self.conversations = ConversationStore(r, keys, scripts, version_log_length)
         self.followups = FollowUpStore(
             r, keys, scripts, node_id, version_log_length, notifications_kept
         )
+        self.messages = MessageStore(r, keys, scripts, self.followups)
+        self.conversations = ConversationStore(r, keys, scripts, version_log_length, self.followups)
         self.groups = GroupStore(
             r, keys, scripts, self.followups, self.messages, version_log_length
         )
