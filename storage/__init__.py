@@ -138,7 +138,6 @@ class Storage:
         self.accounts = AccountStore(r, keys, scripts)
         self.presence = PresenceStore(r, keys, scripts, node_id)
         self.leases = LeaseStore(r, keys, scripts, node_id)
-        self.relations = RelationStore(r, keys, scripts, version_log_length, notifications_kept)
         self.messages = MessageStore(r, keys, scripts, version_log_length)
         self.conversations = ConversationStore(r, keys, scripts, version_log_length)
         self.groups = GroupStore(r, keys, scripts, version_log_length, notifications_kept)
@@ -146,6 +145,9 @@ class Storage:
         self.limits = RateLimitStore(r, keys, scripts)
         self.followups = FollowUpStore(
             r, keys, scripts, node_id, version_log_length, notifications_kept
+        )
+        self.relations = RelationStore(
+            r, keys, scripts, self.followups, version_log_length, notifications_kept
         )
 
     @property
