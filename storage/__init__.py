@@ -161,9 +161,11 @@ class Storage:
         self.accounts = AccountStore(r, keys, scripts)
         self.presence = PresenceStore(r, keys, scripts, node_id)
         self.leases = LeaseStore(r, keys, scripts, node_id)
-        self.relations = RelationStore(r, keys, scripts, version_log_length, notifications_kept)
         self.followups = FollowUpStore(
             r, keys, scripts, node_id, version_log_length, notifications_kept
+        )
+        self.relations = RelationStore(
+            r, keys, scripts, self.followups, version_log_length, notifications_kept
         )
         self.messages = MessageStore(r, keys, scripts, self.followups)
         self.conversations = ConversationStore(r, keys, scripts, version_log_length, self.followups)

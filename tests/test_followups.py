@@ -198,3 +198,35 @@ async def test_follow_ups_run_on_a_cluster_slot_by_slot(
     assert client.smembers(f"{bob}:s") == {b"m"}
     storage.close()
     client.close()
+
+
+async def test_hsetif_and_when_set_only_what_the_step_expected(
+    storage: Storage, redis_client: redis.Redis
+) -> None:
+    keys = storage.keys
+    source, bob = keys.user_tag("alice"), keys.user_tag("bob")
+    redis_client.hset(f"{bob}:out", mapping={"a": "read", "b": "renewed"})
+    redis_client.hset(f"{bob}:friends", "old", "x")
+    [entry] = _record(
+        redis_client,
+        source,
+        (
+            bob,
+            [
+                # compare-and-set: 'a' still holds what was read, 'b' changed meanwhile
+                *("hsetif", ":out", "a", "read", "handled", ":vlog:out"),
+                *("hsetif", ":out", "b", "read", "handled", ":vlog:out"),
+                # the ops after a 'when' run only if the op before it changed something
+                *("hsetnx", ":friends", "old", "y", ":vlog:friends", "when", "2"),
+                *("zadd", ":friends:order", "1", "old", "notify", "old added"),
+                *("hsetnx", ":friends", "new", "y", ":vlog:friends", "when", "2"),
+                *("zadd", ":friends:order", "2", "new", "notify", "new added"),
+            ],
+        ),
+    )
+    [[results]] = await storage.followups.apply(source, [entry])
+    assert results == [1, 0, 0, 0, 0, 0, 1, 1, 1, 1]
+    assert redis_client.hgetall(f"{bob}:out") == {b"a": b"handled", b"b": b"renewed"}
+    assert redis_client.hgetall(f"{bob}:vlog:out:ops") == {b"a": b"update"}
+    assert redis_client.zrange(f"{bob}:friends:order", 0, -1) == [b"new"]
+    assert redis_client.hgetall(f"{bob}:ntf") == {b"1": b"new added"}

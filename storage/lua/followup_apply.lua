@@ -8,18 +8,23 @@
 --   hsetnx  suffix field value vlog   set if absent (a version-log insert)
 --   hset    suffix field value vlog   set (insert if absent, else update)
 --   hsetxx  suffix field value vlog   set only if present (an update)
+--   hsetif  suffix field expected value vlog   set only if it holds expected (a
+--                                     compare-and-set; an update)
 --   hdel    suffix field vlog         delete (a version-log delete)
 --   hmax    suffix field value        raise a number, never lower it
 --   sadd / srem  suffix member
 --   zadd    suffix score member
 --   zrem    suffix member
 --   notify  payload                   append a notification (returns its seq)
+--   when    n                         apply the next n ops only if the op before
+--                                     changed something (result not 0); else they
+--                                     are skipped and their results are 0
 -- The target keeps the newest revision it applied per source ('<target>:applied');
 -- an entry not newer is skipped, so applying one twice, or an older one after a
 -- newer one, changes nothing. Returns {'OK', result per op} or {'SKIPPED'}.
 local target, source, rev = KEYS[1], ARGV[1], tonumber(ARGV[2])
-local arity = {hsetnx = 5, hset = 5, hsetxx = 5, hdel = 4, hmax = 4, sadd = 3, srem = 3,
-  zadd = 4, zrem = 3, notify = 2}
+local arity = {hsetnx = 5, hset = 5, hsetxx = 5, hsetif = 6, hdel = 4, hmax = 4, sadd = 3,
+  srem = 3, zadd = 4, zrem = 3, notify = 2, when = 2}
 local check = 6
 while check <= #ARGV do
   local width = arity[ARGV[check]]
@@ -36,10 +41,34 @@ redis.call('HSET', target .. ':applied', source, rev)
 local new_id, log_len, keep = ARGV[3], ARGV[4], ARGV[5]
 local results = {'OK'}
 local i = 6
+local previous, skip = 1, 0
 while i <= #ARGV do
   local op = ARGV[i]
   local result = 0
-  if op == 'hsetnx' or op == 'hset' or op == 'hsetxx' then
+  if skip > 0 then
+    skip = skip - 1
+    i = i + arity[op]
+  elseif op == 'when' then
+    if previous == 0 then
+      skip = tonumber(ARGV[i + 1])
+    else
+      result = 1
+    end
+    i = i + 2
+  elseif op == 'hsetif' then
+    local key, field, expected, value, vlog =
+      target .. ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+    if redis.call('HGET', key, field) == expected then
+      if expected ~= value then
+        redis.call('HSET', key, field, value)
+        if vlog ~= '' then
+          vlog_record(target .. vlog, field, 'update', new_id, log_len)
+        end
+      end
+      result = 1
+    end
+    i = i + 6
+  elseif op == 'hsetnx' or op == 'hset' or op == 'hsetxx' then
     local key, field, value, vlog = target .. ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
     local present = redis.call('HEXISTS', key, field) == 1
     if (op == 'hsetnx' and present) or (op == 'hsetxx' and not present) then
@@ -82,5 +111,6 @@ while i <= #ARGV do
     i = i + 2
   end
   table.insert(results, result)
+  previous = result
 end
 return results
