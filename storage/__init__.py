@@ -50,6 +50,7 @@ from storage.group_records import (
 )
 from storage.groups import GroupStep, GroupStore
 from storage.keys import Keys
+from storage.layout import LAYOUT_VERSION, LayoutRefused, LayoutStore
 from storage.leases import LeaseStore
 from storage.limits import RateLimitStore
 from storage.messages import MessageStore, Stored
@@ -67,6 +68,7 @@ from storage.scripts import Scripts
 from storage.versionlog import Changes
 
 __all__ = [
+    "LAYOUT_VERSION",
     "AccountRecord",
     "AccountStore",
     "ApplicationRecord",
@@ -88,6 +90,8 @@ __all__ = [
     "GroupStore",
     "JoinedRecord",
     "Keys",
+    "LayoutRefused",
+    "LayoutStore",
     "LeaseStore",
     "MemberRecord",
     "MessageStore",
@@ -174,6 +178,7 @@ class Storage:
         )
         self.notifications = NotificationStore(r, keys, scripts, self.followups, notifications_kept)
         self.limits = RateLimitStore(r, keys, scripts)
+        self.layout = LayoutStore(r, keys, scripts, self.on_cluster)
 
     @property
     def pipelined(self) -> PipelinedRedis:

@@ -101,5 +101,9 @@ class Keys:
         """Hash (tokens, at): the token bucket of the messages a user sends."""
         return f"{self.user_tag(user_id)}:send_bucket"
 
+    def layout(self) -> str:
+        """String: the data layout of the store (storage/layout.py)."""
+        return f"{self.prefix}{{cluster}}:layout"
+
     def token_secret(self) -> str:
         return f"{self.prefix}token_secret"
