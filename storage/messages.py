@@ -144,20 +144,6 @@ class MessageStore:
             raise StepRefused("USER_NOT_FOUND")
         await self._scripts.run("conversation_gate_init", [self._base(conversation_id)], fields)
 
-    async def refresh_gate(self, conversation_id: str, user_a: str, user_b: str) -> None:
-        """Interim, until the friend and blacklist steps write the gate as follow-ups
-        (issue 18, branch h18-relations): set the pair's gate, if it has one, from the
-        users' entries as read now. Called by those steps' actor after each step that
-        changes a friendship or a block, before it answers."""
-        base = self._base(conversation_id)
-        if not await self._redis.exists(f"{base}:gate"):
-            return  # the first send fills it
-        fields = await self._gate_fields(user_a, user_b)
-        if fields:
-            await self._redis.hset(
-                f"{base}:gate", mapping=dict(zip(fields[::2], fields[1::2], strict=True))
-            )
-
     async def _gate_fields(self, sender: str, peer: str) -> list[str]:
         """Whether ``peer`` exists and what each of the two users' ``:black`` and
         ``:friends`` say of the other (plain reads, one per slot, one batch), as gate

@@ -9,8 +9,9 @@ line to the module::
 
     pytestmark = both_stores  # from tests.support
 
-(``pytest.mark.parametrize("store", ["redis", "cluster"], indirect=True)``); each
-test then runs twice, with ids ``[redis]`` and ``[cluster]``. ``redis_client`` is a
+(the ``both_stores`` marker); each test of it that uses the store (``redis_url``,
+``start_node``, ``node``, ...) then runs twice, with ids ``[redis]`` and
+``[cluster]``; the others once. ``redis_client`` is a
 ``redis.RedisCluster`` on the cluster (it routes each command by its key)."""
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ from tests.redis_cluster import ClusterUnavailable, RedisCluster, cluster_binari
 from tests.support import Connect, node_settings
 
 StartNode = Callable[..., Awaitable[server.RunningNode]]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_stores"):
+        metafunc.parametrize("store", ["redis", "cluster"], indirect=True)
 
 
 @pytest.fixture(scope="session")

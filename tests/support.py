@@ -15,9 +15,9 @@ import settings as config
 from client import ErrorCode, ParleyClient, ParleyError, Platform
 from settings import Settings
 
-both_stores = pytest.mark.parametrize("store", ["redis", "cluster"], indirect=True)
-"""``pytestmark = both_stores``: run every test of a module on a single Redis and on a
-Redis Cluster (tests/conftest.py)."""
+both_stores = pytest.mark.both_stores
+"""``pytestmark = both_stores``: run every test of a module that uses the store on a
+single Redis and on a Redis Cluster (tests/conftest.py, ``pytest_generate_tests``)."""
 
 
 def node_settings(redis_url: str, prefix: str, **sections: dict[str, Any]) -> Settings:

@@ -14,7 +14,9 @@ from client.tracker import MessageTracker
 from protocol import messages as m
 from server import RunningNode
 from tests.conftest import StartNode
-from tests.support import Connect, drain, expect_error, signed_in, user
+from tests.support import Connect, both_stores, drain, expect_error, signed_in, user
+
+pytestmark = both_stores
 
 
 def conv(a: str, b: str) -> str:

@@ -33,12 +33,15 @@ from tests.support import (
     Connect,
     Snapshot,
     User,
+    both_stores,
     eventually,
     expect_error,
     signed_in,
     stored_state,
     user,
 )
+
+pytestmark = both_stores
 
 
 async def users(node: RunningNode, connect: Connect, *user_ids: str) -> list[User]:

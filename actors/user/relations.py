@@ -23,7 +23,6 @@ from actors.runtime.messages import Command
 from actors.runtime.services import NodeServices
 from actors.runtime.steps import STEP_ATTEMPTS, now_ms
 from protocol import messages as m
-from protocol.conversation_ids import single_conversation_id
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.notifications import NotificationType as N
 from protocol.relations import ACCEPTED, PENDING, REFUSED
@@ -132,12 +131,6 @@ class RelationCommands:
             m.PullNotifications: self.pull_notifications,
         }
 
-    async def _refresh_gate(self, other: str) -> None:
-        """Interim (storage.messages.refresh_gate): until this step writes the pair's
-        conversation gate as a follow-up."""
-        conversation_id = single_conversation_id(self.user_id, other)
-        await self._services.storage.messages.refresh_gate(conversation_id, self.user_id, other)
-
     def _push(
         self,
         command: Command,
@@ -230,8 +223,6 @@ class RelationCommands:
                 continue
             except StepRefused as exc:
                 raise _refused(exc, request.rid) from None
-            if request.accept:
-                await self._refresh_gate(applicant)
             # In seq order: the step stored the friend-added notices first.
             self._push(
                 command, N.FRIEND_ADDED, added_mine, now, [(self.user_id, seqs.responder_added)]
@@ -283,7 +274,6 @@ class RelationCommands:
             )  # fmt: skip
         except StepRefused as exc:
             raise _refused(exc, request.rid) from None
-        await self._refresh_gate(friend)
         self._push(command, N.FRIEND_DELETED, mine, now, [(self.user_id, seq_mine)])
         self._push(command, N.FRIEND_DELETED, theirs, now, [(friend, seq_theirs)])
         self._tell_app(command, (N.FRIEND_DELETED, mine), (N.FRIEND_DELETED, theirs))
@@ -362,7 +352,6 @@ class RelationCommands:
             )
         except StepRefused as exc:
             raise _refused(exc, request.rid) from None
-        await self._refresh_gate(request.user_id)
         self._push(command, N.BLACK_ADDED, detail, now, [(self.user_id, seq)])
         self._tell_app(command, (N.BLACK_ADDED, detail))
         return m.Ok(rid=request.rid)
@@ -378,7 +367,6 @@ class RelationCommands:
             )
         except StepRefused as exc:
             raise _refused(exc, request.rid) from None
-        await self._refresh_gate(request.user_id)
         self._push(command, N.BLACK_DELETED, detail, now, [(self.user_id, seq)])
         self._tell_app(command, (N.BLACK_DELETED, detail))
         return m.Ok(rid=request.rid)
