@@ -24,6 +24,7 @@ from client import ParleyClient, Platform
 from protocol import messages as m
 from storage import EmbeddedRedis
 from tests.processes import ROOT, NodeProcess, stop_all
+from tests.support import both_stores
 
 SECRET_A = "a" * 40
 SECRET_B = "b" * 40
@@ -71,6 +72,7 @@ async def serves(url: str, user_id: str) -> None:
         await client.aclose()
 
 
+@both_stores
 async def test_a_second_live_node_with_the_same_id_is_refused(
     nodes: list[NodeProcess], redis_url: str, prefix: str, redis_client: redis.Redis
 ) -> None:
@@ -88,6 +90,7 @@ async def test_a_second_live_node_with_the_same_id_is_refused(
     await serves(first.url, "tina")
 
 
+@both_stores
 async def test_a_node_whose_id_is_claimed_by_another_instance_stops(
     nodes: list[NodeProcess], redis_url: str, prefix: str, redis_client: redis.Redis
 ) -> None:
@@ -108,6 +111,7 @@ async def test_a_node_whose_id_is_claimed_by_another_instance_stops(
     assert redis_client.get(f"{prefix}{{n:solo}}") == other.encode()
 
 
+@both_stores
 async def test_a_restarted_node_takes_its_id_over_from_its_killed_instance(
     nodes: list[NodeProcess], redis_url: str, prefix: str
 ) -> None:
@@ -120,6 +124,7 @@ async def test_a_restarted_node_takes_its_id_over_from_its_killed_instance(
     await serves(nodes[1].url, "pia")
 
 
+@both_stores
 async def test_a_node_with_other_cluster_settings_is_refused(
     nodes: list[NodeProcess], redis_url: str, prefix: str
 ) -> None:
@@ -140,6 +145,7 @@ async def test_a_node_with_other_cluster_settings_is_refused(
     await serves(nodes[1].url, "sid")
 
 
+@both_stores
 async def test_settings_may_change_while_no_node_runs(
     nodes: list[NodeProcess], redis_url: str, prefix: str, redis_client: redis.Redis
 ) -> None:
