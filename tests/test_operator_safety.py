@@ -10,8 +10,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,31 +21,11 @@ import trio
 from client import ParleyClient, Platform
 from protocol import messages as m
 from storage import EmbeddedRedis
-from tests.processes import ROOT, NodeProcess, stop_all
+from tests.processes import NodeProcess, refused, stop_all
 from tests.support import both_stores
 
 SECRET_A = "a" * 40
 SECRET_B = "b" * 40
-
-
-def refused(*args: str, timeout: float = 60) -> str:
-    """Run a node that must not start; its one line on stderr."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    result = subprocess.run(
-        [sys.executable, "server.py", "serve", "--port=0", *args],
-        check=False,
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert "listening" not in result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.startswith("parley: ")]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    return lines[0]
 
 
 @pytest.fixture
