@@ -148,6 +148,16 @@ async def test_different_cluster_settings_are_refused(
     assert "settings differ from the running nodes" in line and "session.multi_login" in line
 
 
+async def test_a_durability_the_masters_cannot_give_is_refused(redis_url: str, prefix: str) -> None:
+    """The wait is checked on every master at start: these have no replicas."""
+    line = await trio.to_thread.run_sync(
+        lambda: refused(
+            f"--redis-url={redis_url}", f"--prefix={prefix}", "--set=redis.durability=replicas"
+        )
+    )
+    assert "redis.durability: the first WAIT failed: 0 of 1 replicas" in line, line
+
+
 @pytest.mark.parametrize(
     ("url", "says"),
     [
