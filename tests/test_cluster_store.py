@@ -2,20 +2,17 @@
 ``redis_cluster`` fixture; one replica each for the failover test): sign-in and token
 sign-in on two nodes, sessions of one user on both, a kick and pushes crossing nodes
 over sharded pub/sub, the node heartbeat, a killed node given up and its leases taken
-over, the cluster fingerprint refusal, ``/ready``, bad cluster URLs refused at start,
-and a failover of the master of a node's inbox slot after which pushes arrive again.
+over, the cluster fingerprint refusal, ``/ready``, bad cluster URLs refused at start;
+a durability wait on every master written to; a manual failover and a killed master
+of a node's inbox slot, after each of which pushes reach that node again.
 
 Single-chat and group sends are not here: their Lua steps span several entities'
 slots until they are split (issue 18)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -27,13 +24,12 @@ from client import ParleyClient, ParleyError, Platform
 from protocol import messages as m
 from storage import Keys
 from tests.conftest import StartNode
-from tests.processes import NodeProcess, stop_all
+from tests.processes import NodeProcess, refused, stop_all
 from tests.redis_cluster import ClusterNode, RedisCluster
 from tests.support import Connect, eventually, signed_in
 
 pytestmark = pytest.mark.parametrize("store", ["cluster"], indirect=True)
 
-ROOT = Path(__file__).resolve().parent.parent
 FAST = {"node_timeout": 2, "lease_time": 2}
 
 
@@ -140,24 +136,6 @@ async def test_a_killed_node_is_given_up_and_its_users_taken_over(
         stop_all([doomed])
 
 
-def refused(*args: str) -> str:
-    """Run a node that must not start; its one line on stderr."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    result = subprocess.run(
-        [sys.executable, "server.py", "serve", "--port=0", *args],
-        check=False,
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.startswith("parley: ")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
-
-
 async def test_different_cluster_settings_are_refused(
     redis_url: str, prefix: str, start_node: StartNode
 ) -> None:
@@ -168,6 +146,16 @@ async def test_different_cluster_settings_are_refused(
         )
     )
     assert "settings differ from the running nodes" in line and "session.multi_login" in line
+
+
+async def test_a_durability_the_masters_cannot_give_is_refused(redis_url: str, prefix: str) -> None:
+    """The wait is checked on every master at start: these have no replicas."""
+    line = await trio.to_thread.run_sync(
+        lambda: refused(
+            f"--redis-url={redis_url}", f"--prefix={prefix}", "--set=redis.durability=replicas"
+        )
+    )
+    assert "redis.durability: the first WAIT failed: 0 of 1 replicas" in line, line
 
 
 @pytest.mark.parametrize(
@@ -213,15 +201,7 @@ async def test_pushes_arrive_again_after_a_failover_of_the_inbox_master(
     old = failover_cluster.master_of_slot(slot)
     await trio.to_thread.run_sync(manual_failover, failover_cluster, old)
 
-    async def reaches_bob() -> bool:
-        try:
-            await alice.send_message(m.TypingContent(), to_user_id="bob")
-            await typing_from(bob, "alice", timeout=1)
-            return True
-        except (trio.TooSlowError, ParleyError):
-            return False
-
-    await eventually(reaches_bob, timeout=60, interval=0.2)
+    await eventually(lambda: typing_arrives(alice, "alice", bob, "bob"), timeout=60)
 
     inbox = Keys(prefix).node_inbox(a.node_id)
     master = failover_cluster.master_of_slot(key_slot(inbox.encode()))
@@ -230,30 +210,45 @@ async def test_pushes_arrive_again_after_a_failover_of_the_inbox_master(
 
     # Node a subscribes again through the promoted replica: a push from node b
     # arrives (publications sent while it had no subscription are lost, at most once).
-    async def arrives() -> bool:
-        try:
-            await bob.send_message(m.TypingContent(), to_user_id="alice")
-            await typing_from(alice, "bob", timeout=1)
-            return True
-        except (trio.TooSlowError, ParleyError):
-            return False
+    await eventually(lambda: typing_arrives(bob, "bob", alice, "alice"), timeout=60)
 
-    await eventually(arrives, timeout=60, interval=0.2)
+
+async def typing_arrives(sender: ParleyClient, name: str, peer: ParleyClient, to: str) -> bool:
+    """Whether a typing push from ``sender`` reaches ``peer`` within a second (a push
+    published while the peer's node had no subscription is lost)."""
+    try:
+        await sender.send_message(m.TypingContent(), to_user_id=to)
+        await typing_from(peer, name, timeout=1)
+        return True
+    except (trio.TooSlowError, ParleyError):
+        return False
 
 
 def manual_failover(cluster: RedisCluster, master: ClusterNode) -> None:
     """``CLUSTER FAILOVER`` on ``master``'s replica; returns once it is the master."""
-    replica = None
-    for node in cluster.live_nodes():
-        role = node.client().role()
-        if role[0] == b"slave" and int(role[2]) == master.port:
-            replica = node
+
+    def role(node: ClusterNode) -> list[Any]:
+        client = node.client()
+        try:
+            return client.role()
+        finally:
+            client.close()
+
+    replica = next(
+        (
+            n
+            for n in cluster.live_nodes()
+            if role(n)[0] == b"slave" and int(role(n)[2]) == master.port
+        ),
+        None,
+    )
     assert replica is not None, "the master has no replica"
-    replica.client().cluster("FAILOVER")
+    client = replica.client()
+    client.cluster("FAILOVER")
+    client.close()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        role = replica.client().role()
-        if role[0] == b"master" and master.client().role()[0] == b"slave":
+        if role(replica)[0] == b"master" and role(master)[0] == b"slave":
             cluster.await_healthy(timeout=30)
             return
         time.sleep(0.1)

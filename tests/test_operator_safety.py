@@ -10,8 +10,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,30 +21,11 @@ import trio
 from client import ParleyClient, Platform
 from protocol import messages as m
 from storage import EmbeddedRedis
-from tests.processes import ROOT, NodeProcess, stop_all
+from tests.processes import NodeProcess, refused, stop_all
+from tests.support import both_stores
 
 SECRET_A = "a" * 40
 SECRET_B = "b" * 40
-
-
-def refused(*args: str, timeout: float = 60) -> str:
-    """Run a node that must not start; its one line on stderr."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    result = subprocess.run(
-        [sys.executable, "server.py", "serve", "--port=0", *args],
-        check=False,
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert "listening" not in result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.startswith("parley: ")]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    return lines[0]
 
 
 @pytest.fixture
@@ -71,6 +50,7 @@ async def serves(url: str, user_id: str) -> None:
         await client.aclose()
 
 
+@both_stores
 async def test_a_second_live_node_with_the_same_id_is_refused(
     nodes: list[NodeProcess], redis_url: str, prefix: str, redis_client: redis.Redis
 ) -> None:
@@ -88,6 +68,7 @@ async def test_a_second_live_node_with_the_same_id_is_refused(
     await serves(first.url, "tina")
 
 
+@both_stores
 async def test_a_node_whose_id_is_claimed_by_another_instance_stops(
     nodes: list[NodeProcess], redis_url: str, prefix: str, redis_client: redis.Redis
 ) -> None:
@@ -108,6 +89,7 @@ async def test_a_node_whose_id_is_claimed_by_another_instance_stops(
     assert redis_client.get(f"{prefix}{{n:solo}}") == other.encode()
 
 
+@both_stores
 async def test_a_restarted_node_takes_its_id_over_from_its_killed_instance(
     nodes: list[NodeProcess], redis_url: str, prefix: str
 ) -> None:
@@ -120,6 +102,7 @@ async def test_a_restarted_node_takes_its_id_over_from_its_killed_instance(
     await serves(nodes[1].url, "pia")
 
 
+@both_stores
 async def test_a_node_with_other_cluster_settings_is_refused(
     nodes: list[NodeProcess], redis_url: str, prefix: str
 ) -> None:
@@ -140,6 +123,7 @@ async def test_a_node_with_other_cluster_settings_is_refused(
     await serves(nodes[1].url, "sid")
 
 
+@both_stores
 async def test_settings_may_change_while_no_node_runs(
     nodes: list[NodeProcess], redis_url: str, prefix: str, redis_client: redis.Redis
 ) -> None:
