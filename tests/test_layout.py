@@ -14,7 +14,8 @@ import trio
 
 from storage import LAYOUT_VERSION, LayoutRefused, Storage
 from tests.conftest import StartNode
-from tests.test_operator_safety import cluster_args, refused
+from tests.processes import refused
+from tests.test_operator_safety import cluster_args
 
 
 @pytest.fixture
