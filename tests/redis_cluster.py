@@ -254,6 +254,16 @@ class RedisCluster:
         node.process.wait(10)
         node.process = None
 
+    def restart(self, node: ClusterNode, timeout: float = 60.0) -> None:
+        """Start a killed server again on its port and directory: it keeps its cluster
+        identity (``nodes.conf``) and, its slots having moved to its promoted replica,
+        rejoins as that master's replica; returns once every master has its replica
+        again."""
+        assert node.process is None
+        server, _ = cluster_binaries()
+        self._launch(server, node)
+        self.await_healthy(timeout=timeout)
+
     def stop(self) -> None:
         """Stop every server (SIGTERM, then SIGKILL after 10 s) and wait for it."""
         running = [n.process for n in self.nodes if n.process is not None]
