@@ -47,6 +47,14 @@ async def eventually(predicate: Any, timeout: float = 10.0, interval: float = 0.
             await trio.sleep(interval)
 
 
+async def outbox_emptied(client: redis.Redis, base: str, timeout: float = 5.0) -> None:
+    """Until the outbox of the entity at ``base`` is empty: its entries are deleted by a
+    detached command once applied (storage/followups.py)."""
+    with trio.fail_after(timeout):
+        while client.hlen(f"{base}:outbox"):
+            await trio.sleep(0.01)
+
+
 async def drain(client: ParleyClient, quiet: float = 0.2) -> list[Any]:
     """Every event that arrives until none has come for ``quiet`` seconds."""
     events: list[Any] = []

@@ -20,6 +20,7 @@ import trio
 from storage import AccountRecord, ConversationRecord, StaleRead, StepRefused, Storage
 from storage.conversations import encode_record
 from storage.followups import OutboxEntry
+from tests.support import outbox_emptied
 
 SI = "si_alice_bob"
 
@@ -71,12 +72,6 @@ def _user(storage: Storage, user: str) -> str:
     return storage.keys.user_tag(user)
 
 
-async def _outbox_gone(client: redis.Redis, base: str) -> None:
-    with trio.fail_after(5):
-        while client.exists(f"{base}:outbox"):  # deleted by a detached command
-            await trio.sleep(0.01)
-
-
 async def test_a_send_gives_entries_once_then_is_one_step(
     storage: Storage, client: redis.Redis
 ) -> None:
@@ -93,7 +88,7 @@ async def test_a_send_gives_entries_once_then_is_one_step(
     conv = _conv(storage)
     assert client.smembers(f"{conv}:entered") == {b"alice", b"bob"}
     assert client.hget(f"{conv}:reads", "alice") == b"1"  # sending reads what came before
-    await _outbox_gone(client, conv)
+    await outbox_emptied(client, conv)
 
     second = await _send(storage, "m2", sender="bob", peer="alice")
     assert (second.seq, second.duplicate, second.nodes) == (2, False, None)
@@ -194,7 +189,7 @@ async def test_a_send_stopped_before_its_follow_ups_is_completed_by_the_resend(
     resent = await _send(storage, "m1")
     assert (resent.seq, resent.duplicate) == (1, True)
     assert client.hget(bob_conv, SI) == _entry("bob", "alice")
-    await _outbox_gone(client, _conv(storage))
+    await outbox_emptied(client, _conv(storage))
     assert storage.followups.applied == 2
     assert (await _send(storage, "m1")).duplicate  # nothing left to apply
     assert storage.followups.applied == 2

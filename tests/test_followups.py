@@ -15,6 +15,7 @@ import trio
 
 from storage import Storage
 from storage.followups import MalformedEntry, parse_entry
+from tests.support import outbox_emptied
 
 _LIB = Path(__file__).parent.parent / "storage" / "lua" / "lib" / "followups.lua"
 
@@ -114,9 +115,7 @@ async def test_an_entry_applies_every_op_to_its_targets(
         b"gone": b"delete",
     }
     assert redis_client.hget(f"{carol}:conv", "c1") == b"e"
-    with trio.fail_after(5):
-        while redis_client.exists(f"{source}:outbox"):  # deleted by a detached command
-            await trio.sleep(0.01)
+    await outbox_emptied(redis_client, source)
 
 
 async def test_an_entry_is_applied_once_and_never_after_a_newer_one(
@@ -147,9 +146,7 @@ async def test_replay_applies_what_a_dead_node_left_in_order(
     assert redis_client.hget(f"{bob}:groups", "g1") == b"r2"
     assert redis_client.hget(f"{bob}:vlog:groups:ops", "g1") == b"insert:1"
     assert not redis_client.exists(keys.node_pending("dead-node"))
-    with trio.fail_after(5):
-        while redis_client.hlen(f"{source}:outbox"):
-            await trio.sleep(0.01)
+    await outbox_emptied(redis_client, source)
     assert await storage.followups.replay_source(source) == 0
 
 

@@ -30,6 +30,7 @@ from storage import (
 from storage.followups import OutboxEntry
 from storage.group_records import decode_joined
 from storage.groups import LoadedGroup
+from tests.support import outbox_emptied
 
 
 class Interrupted(Exception):
@@ -272,9 +273,7 @@ async def test_notify_users_appends_once_to_each_user(
     assert await storage.notifications.append([], b"n3", sender="owner") == []
     assert await _notifications(storage, "bob") == [b"n1"]
     assert await _notifications(storage, "carol") == [b"n1", b"n2"]
-    with trio.fail_after(5):
-        while client.hlen(f"{storage.keys.user_tag('owner')}:outbox"):
-            await trio.sleep(0.01)
+    await outbox_emptied(client, storage.keys.user_tag("owner"))
 
 
 def _interrupt(storage: Storage) -> list[OutboxEntry]:

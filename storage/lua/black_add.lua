@@ -12,10 +12,10 @@
 -- (relation_step).
 local a = KEYS[1]
 if ARGV[8] ~= '1' then
-  return step_refused(a, 'USER_NOT_FOUND')
+  return followups_refused(a, 'USER_NOT_FOUND')
 end
 if redis.call('HSETNX', a .. ':black', ARGV[1], ARGV[2]) == 0 then
-  return step_refused(a, 'ALREADY_BLOCKED')
+  return followups_refused(a, 'ALREADY_BLOCKED')
 end
 redis.call('ZADD', a .. ':black:order', ARGV[3], ARGV[1])
 local seq = notify(a, ARGV[5], ARGV[4])

@@ -7,7 +7,7 @@
 -- Returns {'OK', seq, entries...} or {'NOT_BLOCKED', entries...} (relation_step).
 local a = KEYS[1]
 if redis.call('HDEL', a .. ':black', ARGV[1]) == 0 then
-  return step_refused(a, 'NOT_BLOCKED')
+  return followups_refused(a, 'NOT_BLOCKED')
 end
 redis.call('ZREM', a .. ':black:order', ARGV[1])
 local seq = notify(a, ARGV[3], ARGV[2])

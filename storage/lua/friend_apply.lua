@@ -19,17 +19,17 @@
 local a = KEYS[1]
 local a_id, b_id, b = ARGV[1], ARGV[2], ARGV[3]
 if ARGV[8] ~= '1' then
-  return step_refused(a, 'USER_NOT_FOUND')
+  return followups_refused(a, 'USER_NOT_FOUND')
 end
 if ARGV[9] == '1' then
-  return step_refused(a, 'BLOCKED_BY_PEER')
+  return followups_refused(a, 'BLOCKED_BY_PEER')
 end
 if redis.call('HEXISTS', a .. ':black', b_id) == 1 then
-  return step_refused(a, 'PEER_BLOCKED')
+  return followups_refused(a, 'PEER_BLOCKED')
 end
 if redis.call('HEXISTS', a .. ':friends', b_id) == 1
     and redis.call('SISMEMBER', a .. ':friend_of', b_id) == 1 then
-  return step_refused(a, 'ALREADY_FRIENDS')
+  return followups_refused(a, 'ALREADY_FRIENDS')
 end
 redis.call('HSET', a .. ':fa:out', b_id, ARGV[4])
 redis.call('ZADD', a .. ':fa:out:order', ARGV[5], b_id)

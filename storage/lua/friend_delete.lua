@@ -21,7 +21,7 @@
 local a = KEYS[1]
 local a_id, b_id, b, gate = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if redis.call('HDEL', a .. ':friends', b_id) == 0 then
-  return step_refused(a, 'NOT_FRIENDS')
+  return followups_refused(a, 'NOT_FRIENDS')
 end
 redis.call('ZREM', a .. ':friends:order', b_id)
 vlog_record(a .. ':vlog:friends', b_id, 'delete', ARGV[6], ARGV[7])

@@ -38,18 +38,18 @@ local r = KEYS[1]
 local r_id, a_id, a, gate = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local current = redis.call('HGET', r .. ':fa:in', a_id)
 if not current then
-  return step_refused(r, 'NO_SUCH_APPLICATION')
+  return followups_refused(r, 'NO_SUCH_APPLICATION')
 end
 if current ~= ARGV[5] then
-  return step_refused(r, 'RETRY')
+  return followups_refused(r, 'RETRY')
 end
 local accept = ARGV[7] == '1'
 if accept then
   if redis.call('HEXISTS', r .. ':black', a_id) == 1 then
-    return step_refused(r, 'PEER_BLOCKED')
+    return followups_refused(r, 'PEER_BLOCKED')
   end
   if ARGV[17] == '1' then
-    return step_refused(r, 'BLOCKED_BY_PEER')
+    return followups_refused(r, 'BLOCKED_BY_PEER')
   end
 end
 local keep = ARGV[13]

@@ -34,21 +34,13 @@ local g, vid, loglen = KEYS[1], ARGV[2], ARGV[3]
 local last_op = 4 + tonumber(ARGV[4])
 local arity = {info = 1, mput = 3, mdel = 1, app = 4}
 
-local function refused(status)
-  local out = {status}
-  for _, entry in ipairs(followups_pending(g)) do
-    table.insert(out, entry)
-  end
-  return out
-end
-
 local current = tonumber(redis.call('GET', g .. ':rev') or '0')
 if ARGV[1] == 'new' then
   if current ~= 0 or redis.call('EXISTS', g .. ':info') == 1 then
-    return refused('GROUP_EXISTS')
+    return followups_refused(g, 'GROUP_EXISTS')
   end
 elseif tonumber(ARGV[1]) ~= current then
-  return refused('RETRY')
+  return followups_refused(g, 'RETRY')
 end
 
 local i = 5

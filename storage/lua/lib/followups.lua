@@ -52,3 +52,13 @@ local function followups_pending(source)
   end
   return out
 end
+
+-- The reply of a refused step: its status, then the source's pending entries
+-- (oldest first), so that they are applied before the refusal is answered.
+local function followups_refused(source, status)
+  local out = {status}
+  for _, entry in ipairs(followups_pending(source)) do
+    table.insert(out, entry)
+  end
+  return out
+end

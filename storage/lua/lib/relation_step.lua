@@ -1,15 +1,7 @@
 -- The reply of a friend or blacklist step (storage/relations.py): its status, its
 -- own slot's values (notification seqs), then the entries of its outbox still
--- pending (oldest first) and its own last. A refused step returns the pending
--- entries too, so that they are applied before the refusal is answered.
-local function step_refused(source, status)
-  local out = {status}
-  for _, entry in ipairs(followups_pending(source)) do
-    table.insert(out, entry)
-  end
-  return out
-end
-
+-- pending (oldest first) and its own last. A refused step answers
+-- followups_refused (lib/followups.lua).
 local function step_done(source, values, list)
   local out = {'OK'}
   for _, value in ipairs(values) do
