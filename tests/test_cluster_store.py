@@ -6,8 +6,8 @@ over, the cluster fingerprint refusal, ``/ready``, bad cluster URLs refused at s
 a durability wait on every master written to; a manual failover and a killed master
 of a node's inbox slot, after each of which pushes reach that node again.
 
-Single-chat and group sends are not here: their Lua steps span several entities'
-slots until they are split (issue 18)."""
+Sends, friends and groups on the cluster are covered by the capability tests, which
+run on both stores (``both_stores``), and by tests/test_cluster_failover.py."""
 
 from __future__ import annotations
 

@@ -7,14 +7,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-import redis
-
 from actors.runtime.messages import Command
 from actors.runtime.metrics import OK, ActorMetrics
 from protocol import messages as m
 from protocol.codec import encode_server_message
 from protocol.errors import ErrorCode, ProtocolError
 from storage.durability import NotDurable
+from storage.errors import storage_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -94,18 +93,17 @@ async def answer(
             "storage did not confirm the write in time; it may have taken effect: "
             "retry (a send with the same client_msg_id)",
         )
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        result = ErrorCode.UNAVAILABLE.name
-        log.warning("storage unavailable for %s: %s", type(request).__name__, exc)
+    except Exception as exc:
         if on_failure is not None:
             on_failure()
-        refuse(command, ErrorCode.UNAVAILABLE, "storage temporarily unavailable")
-    except Exception:
-        result = ErrorCode.INTERNAL.name
-        log.exception("%s failed", type(request).__name__)
-        if on_failure is not None:
-            on_failure()
-        refuse(command, ErrorCode.INTERNAL, "internal server error")
+        if storage_unavailable(exc):
+            result = ErrorCode.UNAVAILABLE.name
+            log.warning("storage unavailable for %s: %s", type(request).__name__, exc)
+            refuse(command, ErrorCode.UNAVAILABLE, "storage temporarily unavailable")
+        else:
+            result = ErrorCode.INTERNAL.name
+            log.exception("%s failed", type(request).__name__)
+            refuse(command, ErrorCode.INTERNAL, "internal server error")
     else:
         if reply is not None:
             command.session.outbox.reply(request.rid, encode_server_message(reply))
