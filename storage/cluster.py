@@ -204,6 +204,10 @@ class RoutedPipeline:
         self._router = router
         self._transaction = transaction
         self._commands: list[_Command] = []
+        self.wait_replies: dict[int, Any] = {}
+        """After ``execute`` with a durability wait: per command, the answer of the wait
+        on the master that ran it (so that a master whose replica is missing fails
+        only the commands it ran, not the whole batch)."""
 
     def execute_command(self, *args: Any, **options: Any) -> RoutedPipeline:
         self._commands.append((args, options))
@@ -219,7 +223,8 @@ class RoutedPipeline:
         results: list[Any] = [None] * len(commands)
         waits = [i for i, (args, _) in enumerate(commands) if _is_wait(args)]
         wait = commands[waits[0]] if waits else None
-        wait_replies: list[Any] = []
+        wait_replies: dict[Address, Any] = {}
+        ran_on: dict[int, Address] = {}
         targets: dict[int, Address | None] = {
             i: None for i in range(len(commands)) if i not in waits
         }
@@ -227,9 +232,17 @@ class RoutedPipeline:
         for attempt in range(REDIRECTS + 1):
             if not targets and (wait is None or attempt > 0):
                 break
-            targets, asking = self._round(commands, targets, asking, results, wait, wait_replies)
+            targets, asking = self._round(
+                commands, targets, asking, results, wait, wait_replies, ran_on
+            )
         for index in waits:
-            results[index] = _worst(wait_replies)
+            results[index] = _worst(list(wait_replies.values()))
+        if wait is not None:
+            self.wait_replies = {
+                index: wait_replies[address]
+                for index, address in ran_on.items()
+                if address in wait_replies
+            }
         if raise_on_error:
             for result in results:
                 if isinstance(result, Exception):
@@ -243,7 +256,8 @@ class RoutedPipeline:
         asking: set[int],
         results: list[Any],
         wait: _Command | None,
-        wait_replies: list[Any],
+        wait_replies: dict[Address, Any],
+        ran_on: dict[int, Address],
     ) -> tuple[dict[int, Address | None], set[int]]:
         """Send the commands of ``targets`` (index -> node, None: by slot; those in
         ``asking`` after ``ASKING``) once, each master's pipeline ending with ``wait``
@@ -256,6 +270,8 @@ class RoutedPipeline:
         ask_again: set[int] = set()
         for address, indexes in by_node.items():
             answers = self._send(address, commands, indexes, asking, wait, wait_replies)
+            for index in indexes:
+                ran_on[index] = address
             if isinstance(answers, Exception):
                 for index in indexes:
                     results[index] = answers
@@ -309,7 +325,7 @@ class RoutedPipeline:
         indexes: list[int],
         asking: set[int],
         wait: _Command | None,
-        wait_replies: list[Any],
+        wait_replies: dict[Address, Any],
     ) -> list[Any] | Exception:
         """Send the commands of ``indexes`` to ``address`` in one pipeline (``wait``
         last); their answers, or the error that failed the pipeline."""
@@ -330,10 +346,10 @@ class RoutedPipeline:
         except redis.RedisError as exc:
             router.mark_stale()
             if wait is not None:
-                wait_replies.append(exc)
+                wait_replies[address] = exc
             return exc
         if wait is not None:
-            wait_replies.append(answers.pop())
+            wait_replies[address] = answers.pop()
         if not asking:
             return answers
         kept, position = [], 0  # without the answers to ASKING

@@ -114,24 +114,27 @@ class RedisExecutor(pykka.ThreadingActor):
         plain = [item for item in batch.items if not item.transaction]
         transactions = [item for item in batch.items if item.transaction]
         shortfall: str | None = None
+        short_items: list[_Pending] = batch.items
         waited = False
         if plain:
             inline = self._wait if self._wait and self._wait.inline and not transactions else None
-            waited, shortfall = self._run_plain(plain, inline)
+            waited, shortfall, short_items = self._run_plain(plain, inline)
         for item in transactions:
             self._run_transaction(item)
         if self._wait is not None and not waited:
-            shortfall = self._wait_alone(self._wait)
+            shortfall, short_items = self._wait_alone(self._wait), batch.items
         if shortfall is not None:
-            self._unconfirmed(batch.items, shortfall)
+            self._unconfirmed(short_items, shortfall)
         with contextlib.suppress(trio.RunFinishedError):  # else nobody waits for them
             self._token.run_sync_soon(batch.done)
 
     def _run_plain(
         self, items: list[_Pending], wait: DurabilityWait | None
-    ) -> tuple[bool, str | None]:
+    ) -> tuple[bool, str | None, list[_Pending]]:
         """Run the items' commands as one pipeline, ``wait`` last. Returns whether the
-        wait ran after every write of the items, and what it found missing."""
+        wait ran after every write of the items, what it found missing, and the items
+        concerned: all of them, but on a cluster only those with a command on a master
+        whose wait fell short."""
         sent = [command for item in items for command in item.commands]
         pipe = self._client.pipeline(transaction=False)
         for args, options in sent:
@@ -143,8 +146,12 @@ class RedisExecutor(pykka.ThreadingActor):
         except redis.RedisError as exc:
             for item in items:
                 item.result = outcome.Error(exc)
-            return wait is not None, None  # nothing to release, nothing to confirm
+            return wait is not None, None, items  # nothing to release, nothing to confirm
         shortfall = None if wait is None else wait.shortfall(results.pop())
+        short_items = items
+        by_command = getattr(pipe, "wait_replies", None)
+        if shortfall is not None and wait is not None and by_command:
+            short_items = self._items_short(items, by_command, wait)
         forgotten = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
         rerun = False
         if forgotten:
@@ -155,7 +162,24 @@ class RedisExecutor(pykka.ThreadingActor):
             position += len(item.commands)
             item.result = _outcome_of(mine, item.single)
         # Commands run again came after the wait: they need one of their own.
-        return wait is not None and not rerun, shortfall
+        return wait is not None and not rerun, shortfall, short_items
+
+    @staticmethod
+    def _items_short(
+        items: list[_Pending], wait_replies: dict[int, Any], wait: DurabilityWait
+    ) -> list[_Pending]:
+        """The items with a command on a master whose wait did not confirm it."""
+        short: list[_Pending] = []
+        position = 0
+        for item in items:
+            indexes = range(position, position + len(item.commands))
+            position += len(item.commands)
+            if any(
+                i not in wait_replies or wait.shortfall(wait_replies[i]) is not None
+                for i in indexes
+            ):
+                short.append(item)
+        return short
 
     def _wait_alone(self, wait: DurabilityWait) -> str | None:
         pipe = self._client.pipeline(transaction=False)

@@ -202,3 +202,35 @@ async def test_a_durability_wait_ends_the_batch_on_every_master_written_to(
     async with pipelined(failover_cluster.url, DurabilityWait(0, 2, 0.2)) as (r, _):
         with pytest.raises(NotDurable, match="1 of 2 replicas"):
             await r.set(keys[1], "unconfirmed")
+
+
+async def test_a_master_without_its_replica_fails_only_its_own_commands(
+    failover_cluster: RedisCluster, prefix: str
+) -> None:
+    keys = [f"{prefix}{{u:user{n}}}:account" for n in range(30)]
+    lonely = failover_cluster.master_of_slot(key_slot(keys[0].encode()))
+    elsewhere = next(
+        k for k in keys if failover_cluster.master_of_slot(key_slot(k.encode())) != lonely
+    )
+    for node in failover_cluster.live_nodes():
+        with node.client() as client:
+            replication = client.info("replication")
+        if replication["role"] == "slave" and int(replication["master_port"]) == lonely.port:
+            failover_cluster.kill(node)
+    outcomes: dict[str, object] = {}
+    async with pipelined(failover_cluster.url, DurabilityWait(0, 1, 0.5)) as (r, _):
+        await r.ping()  # the router has read the slot map
+
+        async def write(key: str) -> None:
+            try:
+                outcomes[key] = await r.set(key, "v")
+            except NotDurable as exc:
+                outcomes[key] = exc
+
+        batches = r.batches
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write, keys[0])
+            nursery.start_soon(write, elsewhere)
+        assert r.batches == batches + 1  # both in one batch
+    assert isinstance(outcomes[keys[0]], NotDurable)
+    assert outcomes[elsewhere] is True
