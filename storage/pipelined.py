@@ -26,7 +26,8 @@ carries about ninety commands, for one round trip and one hand-back.
   batch ends with it, in the same pipeline when the batch has no transaction (and
   the wait allows it, ``DurabilityWait.inline``), and
   its results are released only once the wait confirms them; if it does not, every
-  command of the batch that succeeded fails with ``NotDurable`` instead.
+  command of the batch that succeeded fails with ``NotDurable`` instead (on a Redis
+  Cluster, only the requests with a command on a master whose wait fell short).
 """
 
 from __future__ import annotations
