@@ -212,14 +212,14 @@ async def test_a_master_without_its_replica_fails_only_its_own_commands(
     elsewhere = next(
         k for k in keys if failover_cluster.master_of_slot(key_slot(k.encode())) != lonely
     )
-    for node in failover_cluster.live_nodes():
-        with node.client() as client:
-            replication = client.info("replication")
-        if replication["role"] == "slave" and int(replication["master_port"]) == lonely.port:
-            failover_cluster.kill(node)
     outcomes: dict[str, object] = {}
     async with pipelined(failover_cluster.url, DurabilityWait(0, 1, 0.5)) as (r, _):
-        await r.ping()  # the router has read the slot map
+        await r.ping()  # the router has read the slot map (a keyless command: any master)
+        for node in failover_cluster.live_nodes():
+            with node.client() as client:
+                replication = client.info("replication")
+            if replication["role"] == "slave" and int(replication["master_port"]) == lonely.port:
+                failover_cluster.kill(node)
 
         async def write(key: str) -> None:
             try:
