@@ -135,8 +135,9 @@ class PairsJob(LoadShape):
     ``bench.verify`` to check against what the server stored."""
 
 
-RETRYABLE = frozenset({"send:UNAVAILABLE", "send:timeout"})
-"""Failures after which a Parley client resends with the same client msg id."""
+RETRYABLE = frozenset({"send:UNAVAILABLE", "send:INTERNAL", "send:timeout"})
+"""Failures after which a Parley client resends with the same client msg id (both
+errors are "retry later", and a send is idempotent by its client msg id)."""
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 1.0
 

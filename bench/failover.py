@@ -1,8 +1,11 @@
 """``cluster --store cluster --replicas 1 --failover-at S``: S seconds into the load,
 SIGKILL the master holding the most keys (``bench.stores.ClusterStore``), and time
 until its replica serves its slots (``cluster-node-timeout`` 2 s, then the election).
-With ``--store redis`` the one Redis is SIGKILLed and its supervisor starts it again
-on its AOF: the time until it answers.
+Then the killed master is started again on its directory, as a supervisor
+(systemd) would, and rejoins as the new master's replica: until then a master
+has no replica, and with ``redis.durability = "replicas"`` (WAIT 1) no write to
+its slots can be confirmed. With ``--store redis`` the one Redis is SIGKILLed and
+its supervisor starts it again on its AOF: the time until it answers.
 
 The kill and the wait run in a thread, so the bench keeps reading its client
 processes meanwhile; what happened is in ``report()``: seconds counted from go,
@@ -16,7 +19,7 @@ import threading
 import time
 from typing import Any
 
-from bench.stores import Killed, Store, StoreError
+from bench.stores import Killed, Store
 
 PROMOTION_TIMEOUT_S = 60.0
 
@@ -29,6 +32,7 @@ class Failover:
         self._killed: Killed | None = None
         self._killed_at: float | None = None
         self._promoted_at: float | None = None
+        self._rejoined_at: float | None = None
         self._error: str | None = None
         self._go_mono = 0.0
 
@@ -45,8 +49,10 @@ class Failover:
             self._killed_at = time.monotonic() - self._go_mono
             self.store.await_failover(self._killed, PROMOTION_TIMEOUT_S)
             self._promoted_at = time.monotonic() - self._go_mono
-        except (StoreError, RuntimeError, OSError) as exc:
-            self._error = str(exc)
+            self.store.restart(self._killed, PROMOTION_TIMEOUT_S)
+            self._rejoined_at = time.monotonic() - self._go_mono
+        except Exception as exc:  # reported; the run counts it as a failure
+            self._error = f"{type(exc).__name__}: {exc}"
 
     def report(self) -> dict[str, Any]:
         """What was killed and when; waits (bounded) for a failover still under way."""
@@ -61,6 +67,7 @@ class Failover:
             "keys_by_master": killed.keys_by_master if killed else None,
             "killed_at_s": _round(self._killed_at),
             "serving_again_at_s": _round(self._promoted_at),
+            "rejoined_at_s": _round(self._rejoined_at),
             "outage_s": _round(
                 self._promoted_at - self._killed_at
                 if self._promoted_at is not None and self._killed_at is not None

@@ -198,11 +198,16 @@ def load_results(folder: Path) -> dict[str, dict[str, Any]]:
 
 
 def load_comparisons(folder: Path) -> dict[str, dict[str, Any]]:
-    """The A/B results saved in ``folder/compare``, by file name."""
-    return {
-        path.stem: json.loads(path.read_text())
-        for path in sorted((folder / COMPARISONS).glob("*.json"))
-    }
+    """The A/B results saved in ``folder/compare`` by ``bench/load.py compare``, by file
+    name (other files there, e.g. figures collected by hand, are left out)."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted((folder / COMPARISONS).glob("*.json")):
+        comparison = json.loads(path.read_text())
+        if not {"sides", "ratios", "per_round"} <= comparison.keys():
+            print(f"{path}: not a compare result, left out", file=sys.stderr)
+            continue
+        found[path.stem] = comparison
+    return found
 
 
 def client_bound(result: dict[str, Any]) -> bool | None:
@@ -502,6 +507,8 @@ def render(
         "## Targets",
         "",
         *_targets_table(results),
+        "",
+        "Scale-out targets, from the A/B runs of `make bench-scale` (bench/results/compare):",
         "",
         *_scale_out_targets(comparisons or {}),
         "",

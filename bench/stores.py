@@ -11,9 +11,10 @@
   ``redis+cluster://h1:p1,h2:p2,...``, as ``redis.url``.
 
 CPU is read per ``redis-server`` process from ``/proc``: the masters' together
-and the replicas' together, by the role each had when the store started. A
-process that died (a killed master) keeps the CPU it had last been seen with;
-``usage`` is read right before the kill, so nothing of it is missed.
+and the replicas' together, by the role each had when the store started (a
+killed master started again counts with the replicas). A process that died (a
+killed master) keeps the CPU it had last been seen with; ``usage`` is read right
+before the kill, so nothing of it is missed.
 """
 
 from __future__ import annotations
@@ -125,6 +126,9 @@ class SingleRedis:
         os.kill(pid, signal.SIGKILL)
         return Killed(self.url, keys, {self.url: keys})
 
+    def restart(self, killed: Killed, timeout: float = 60.0) -> None:
+        """Nothing to do: its supervisor has started it again."""
+
     def await_failover(self, killed: Killed, timeout: float = 60.0) -> None:
         """Until the Redis started again answers."""
         deadline = time.monotonic() + timeout
@@ -197,14 +201,14 @@ class ClusterStore:
             sum(u.rss_kb for u in rss if u is not None) or None,
         )
 
-    def keys_by_master(self) -> dict[ClusterNode, int]:
-        """Keys held by each live master now (``DBSIZE``)."""
-        counts: dict[ClusterNode, int] = {}
+    def keys_by_master(self) -> dict[str, int]:
+        """Keys held by each live master now (``DBSIZE``), by address."""
+        counts: dict[str, int] = {}
         for node in self.cluster.live_nodes():
             client = node.client()
             try:
                 if client.info("replication")["role"] == "master":
-                    counts[node] = int(client.dbsize())
+                    counts[node.address] = int(client.dbsize())
             finally:
                 client.close()
         return counts
@@ -215,15 +219,26 @@ class ClusterStore:
         counts = self.keys_by_master()
         if not counts:
             raise StoreError("no live master to kill")
-        busiest = max(counts, key=lambda n: counts[n])
+        busiest = max(counts, key=lambda address: counts[address])
         self.usage()  # its CPU up to the kill is kept
-        self.cluster.kill(busiest)
-        return Killed(busiest.address, counts[busiest], {n.address: c for n, c in counts.items()})
+        self.cluster.kill(self._node(busiest))
+        return Killed(busiest, counts[busiest], counts)
 
     def await_failover(self, killed: Killed, timeout: float = 60.0) -> None:
         """Until a replica serves the killed master's slots."""
-        dead = next(n for n in self.cluster.nodes if n.address == killed.address)
-        self.cluster.await_failover(dead, timeout)
+        self.cluster.await_failover(self._node(killed.address), timeout)
+
+    def restart(self, killed: Killed, timeout: float = 60.0) -> None:
+        """Start the killed master again, and wait until it has rejoined as a replica
+        (every master has its replicas again)."""
+        node = self._node(killed.address)
+        self.cluster.restart(node)
+        assert node.process is not None
+        self._replicas.append(node.process.pid)
+        self.cluster.await_healthy(timeout=timeout)
+
+    def _node(self, address: str) -> ClusterNode:
+        return next(n for n in self.cluster.nodes if n.address == address)
 
     def stop(self) -> None:
         self.cluster.stop()

@@ -36,8 +36,14 @@ from protocol import messages as m
 from protocol.base import MAX_PAGE
 
 CONCURRENT = 32
+RETRYABLE = frozenset({"UNAVAILABLE", "INTERNAL", "timeout", "closed", "connect"})
+RETRY_EVERY_S = 0.5
 CHECKS = ("lost", "renumbered", "duplicated", "reordered", "seq_gaps")
 """Counts that must be zero."""
+COUNTS = (
+    *CHECKS, "stored_unacknowledged", "pushes_missed", "missed_not_stored", "acknowledged",
+    "stored",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -99,19 +105,29 @@ def check(sender: Sender, stored: list[tuple[int, str]], in_order: bool) -> Coun
     return counts
 
 
-def verify(senders: Sequence[Sender], in_order: bool, timeout: float) -> dict[str, Any]:
+def verify(
+    senders: Sequence[Sender], in_order: bool, timeout: float, retry_for: float
+) -> dict[str, Any]:
     """Every sender's conversation checked; the counts summed, plus ``verify_failures``
-    (conversations that could not be read)."""
-    totals: Counter[str] = Counter({name: 0 for name in CHECKS})
+    (conversations that could not be read: the server still failing after
+    ``retry_for`` seconds of sign-ins and pulls tried again) and ``verify_retries``."""
+    totals: Counter[str] = Counter({name: 0 for name in COUNTS})
     failures: Counter[str] = Counter()
+    retries: Counter[str] = Counter()
 
     async def one(sender: Sender, limit: trio.Semaphore) -> None:
+        deadline = trio.current_time() + retry_for
         async with limit:
-            try:
-                stored = await _stored(sender, timeout)
-            except SessionFailed as exc:
-                failures[exc.kind] += 1
-                return
+            while True:
+                try:
+                    stored = await _stored(sender, timeout)
+                    break
+                except SessionFailed as exc:
+                    if exc.kind not in RETRYABLE or trio.current_time() > deadline:
+                        failures[exc.kind] += 1
+                        return
+                    retries[exc.kind] += 1
+                await trio.sleep(RETRY_EVERY_S)
         totals.update(check(sender, stored, in_order))
 
     async def main() -> None:
@@ -125,4 +141,5 @@ def verify(senders: Sequence[Sender], in_order: bool, timeout: float) -> dict[st
         **dict(totals),
         "conversations": len(senders),
         "verify_failures": dict(failures),
+        "verify_retries": dict(retries),
     }

@@ -241,6 +241,12 @@ class RedisCluster:
         node.process.wait(10)
         node.process = None
 
+    def restart(self, node: ClusterNode) -> None:
+        """Start a killed server again on its directory (its AOF and nodes.conf): a
+        master whose replica was promoted meanwhile rejoins as that one's replica."""
+        server, _ = cluster_binaries()
+        self._launch(server, node)
+
     def stop(self) -> None:
         """Stop every server (SIGTERM, then SIGKILL after 10 s) and wait for it."""
         running = [n.process for n in self.nodes if n.process is not None]

@@ -227,7 +227,7 @@ def test_cluster_scenario_through_a_redis_restart() -> None:
     assert failover["happened"], failover
     assert failover["killed_at_s"] >= 1
     assert result["recovered"] <= result["retries"]  # each resent message acknowledged
-    assert set(result["retry_kinds"]) <= {"send:UNAVAILABLE", "send:timeout"}
+    assert set(result["retry_kinds"]) <= {"send:UNAVAILABLE", "send:INTERNAL", "send:timeout"}
     assert_every_acknowledged_message_stored(result)
 
 

@@ -191,7 +191,10 @@ def measure(args: argparse.Namespace, deployment: Deployment, name: str) -> Resu
     if args.verify or deployment.verify:
         print(f"{name}: verifying the stored conversations ...", file=sys.stderr, flush=True)
         verified = verify(
-            _senders(deployment, senders, split[0], results), args.window == 1, args.timeout
+            _senders(deployment, senders, split[0], results),
+            args.window == 1,
+            args.timeout,
+            max(args.retry_for, 1.0),
         )
         result["verify"] = verified
         # What the receivers were not pushed but can pull is not lost (bench.verify).
