@@ -498,7 +498,22 @@ def render(
         "# A/B: a scenario against the servers of two commits, alternating rounds, ratios",
         "make bench-compare BASE=<commit> [HEAD=<commit or path>] SCENARIO=pairs "
         'ARGS="--pairs 500 --duration 10"',
+        "# scale-out (make bench-scale, part of make bench): two deployments of one tree",
+        "python bench/load.py compare --base-args '--store redis' --head-args '--store cluster' "
+        "--rounds 3 cluster --pairs 500 --duration 10",
+        "python bench/load.py compare --head-args '--workers 2' --rounds 3 pairs --pairs 500 "
+        "--duration 10",
+        "python bench/load.py cluster --store cluster --replicas 1 --failover-at 5 --pairs 200 "
+        "--duration 15 [--set redis.durability=replicas]",
         "```",
+        "",
+        "`cluster --store cluster` starts a Redis Cluster of 3 masters (`--masters`, "
+        "`--replicas`) from the system's redis-server 7 with the tests' fixture "
+        "(tests/redis_cluster.py) and gives the nodes its seed list; `--failover-at S` "
+        "SIGKILLs the master holding the most keys S seconds into the load, starts it again "
+        "once its replica is promoted, and reads every conversation back (`--verify`, "
+        "bench/verify.py). Without `--base`, `compare` runs this checkout on both sides and "
+        "`--base-args` / `--head-args` give each side's runs options of their own.",
         "",
         "## Scenarios",
         "",

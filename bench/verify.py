@@ -18,7 +18,9 @@ after the run and pulls its conversation (``pull_messages`` from seq 1, pages of
 * ``pushes_missed``: seqs the receiver was not pushed but that are stored, so a
   pull fills them (a client finds them by the seq gap). A resend answered from the
   stored message pushes nothing, so a send that was stored but answered
-  ``UNAVAILABLE`` is one; ``missed_not_stored``: the others, really lost.
+  ``UNAVAILABLE`` is one; ``missed_not_stored``: the others, really lost;
+  ``conversations_missing_pushes`` and ``conversations_missing_the_last_push``
+  (pushes still not arriving at the end: a subscription not restored) say where.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ CHECKS = ("lost", "renumbered", "duplicated", "reordered", "seq_gaps")
 """Counts that must be zero."""
 COUNTS = (
     *CHECKS, "stored_unacknowledged", "pushes_missed", "missed_not_stored", "acknowledged",
-    "stored",
+    "stored", "conversations_missing_pushes", "conversations_missing_the_last_push",
 )  # fmt: skip
 
 
@@ -99,6 +101,9 @@ def check(sender: Sender, stored: list[tuple[int, str]], in_order: bool) -> Coun
     counts["duplicated"] = sum(len(v) - 1 for k, v in seqs_of.items() if k in acknowledged)
     counts["stored_unacknowledged"] = sum(1 for k in seqs_of if k not in acknowledged)
     counts["pushes_missed"] = sum(1 for seq in sender.missed if seq in seqs)
+    highest = max((seq for _, seq in sender.acks), default=0)
+    counts["conversations_missing_pushes"] = 1 if sender.missed else 0
+    counts["conversations_missing_the_last_push"] = 1 if highest in sender.missed else 0
     counts["missed_not_stored"] = len(sender.missed) - counts["pushes_missed"]
     counts["acknowledged"] = len(sender.acks)
     counts["stored"] = len(stored)
