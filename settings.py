@@ -20,6 +20,7 @@ import cattrs
 from cattrs.v import format_exception
 
 from protocol.handshake import normalize_origin
+from storage.cluster import is_cluster_url, seed_urls
 from storage.durability import Durability
 from webhooks import catalog
 
@@ -72,7 +73,9 @@ class HttpSettings:
 @dataclass(frozen=True)
 class RedisSettings:
     url: str = ""
-    """External Redis (``redis://`` or ``unix://``); empty starts an embedded one."""
+    """External Redis (``redis://``, ``rediss://`` or ``unix://``), or a Redis Cluster
+    (``redis+cluster://host:port,host:port``, ``rediss+cluster://``: seed nodes);
+    empty starts an embedded one."""
     prefix: str = "parley:"
     data_dir: str = "./data"
     """Where the embedded Redis keeps its AOF and socket."""
@@ -544,12 +547,7 @@ def build(
                 problems.append(f"{dotted}: expected a number > 0, got {value}")
             if dotted in _NON_NEGATIVE and not value >= 0:
                 problems.append(f"{dotted}: expected a number >= 0, got {value}")
-    durability = settings.redis.durability
-    if durability in ("replicas", "always_and_replicas") and not settings.redis.url:
-        problems.append(
-            f"redis.durability: {durability!r} needs an external Redis with replicas "
-            "(redis.url); the embedded Redis has none"
-        )
+    problems += _redis_problems(settings.redis)
     secret = settings.auth.secret
     if secret and len(secret.encode()) < MIN_SECRET_BYTES:
         problems.append(
@@ -588,6 +586,21 @@ def build(
     if problems:
         raise ConfigError("; ".join(problems))
     return settings
+
+
+def _redis_problems(redis: RedisSettings) -> list[str]:
+    problems = []
+    if is_cluster_url(redis.url):
+        try:
+            seed_urls(redis.url)
+        except ValueError as exc:
+            problems.append(f"redis.url: {exc}")
+    if redis.durability in ("replicas", "always_and_replicas") and not redis.url:
+        problems.append(
+            f"redis.durability: {redis.durability!r} needs an external Redis with replicas "
+            "(redis.url); the embedded Redis has none"
+        )
+    return problems
 
 
 def _webhook_tables(values: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:

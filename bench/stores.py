@@ -232,10 +232,9 @@ class ClusterStore:
         """Start the killed master again, and wait until it has rejoined as a replica
         (every master has its replicas again)."""
         node = self._node(killed.address)
-        self.cluster.restart(node)
+        self.cluster.restart(node, timeout)
         assert node.process is not None
         self._replicas.append(node.process.pid)
-        self.cluster.await_healthy(timeout=timeout)
 
     def _node(self, address: str) -> ClusterNode:
         return next(n for n in self.cluster.nodes if n.address == address)

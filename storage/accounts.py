@@ -162,8 +162,10 @@ class AccountStore:
 
     async def login_failures(self, user_id: str, address: str, known: bool) -> list[int]:
         """Failed logins in the current windows of ``_failure_keys`` (in that order)."""
-        counts = await self._redis.mget(self._failure_keys(user_id, address, known))
-        return [int(count or 0) for count in counts]
+        group = self._redis.pipeline(transaction=False)
+        for key in self._failure_keys(user_id, address, known):
+            group.get(key)  # one command per key: they are in different slots
+        return [int(count or 0) for count in await group.execute()]
 
     async def login_failure_wait_ms(self, user_id: str, address: str, known: bool) -> int:
         """Milliseconds until the longest-lived of those windows ends (0 if none runs)."""

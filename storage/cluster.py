@@ -21,7 +21,12 @@ pipeline per command; routing by the known first key costs 1.5x
   error (callers answer ``UNAVAILABLE``); the slot map is read again before the next
   batch, so once a replica has been promoted the batch after goes to it.
 - ``SCRIPT LOAD`` goes to every master (each runs the scripts of its own slots);
-  other commands without a key go to any master.
+  other commands without a key go to any master; ``SPUBLISH`` goes to the master of
+  its channel's slot.
+- A durability wait (``WAIT``/``WAITAOF``, storage/durability.py) goes to every
+  master written to since the last wait, at the end of each one's pipeline; its
+  answer is the worst of theirs (the fewest replicas), so a batch is confirmed only
+  when every master it wrote to confirms it.
 - A ``MULTI`` group (``pipeline(transaction=True)``) must stay within one slot.
 """
 
@@ -78,9 +83,26 @@ def first_key(args: Sequence[Any]) -> Any | None:
     name = str(args[0]).upper()
     if name in ("EVALSHA", "EVAL", "FCALL"):
         return args[3] if len(args) > 3 and int(args[2]) > 0 else None
-    if name in ("PING", "PUBLISH", "SCRIPT LOAD", "SCRIPT", "WAIT", "INFO", "ECHO"):
+    if name in ("PING", "PUBLISH", "SCRIPT LOAD", "SCRIPT", "WAIT", "WAITAOF", "INFO", "ECHO"):
+        return None
+    if name == "CLUSTER":
         return None
     return args[1] if len(args) > 1 else None
+
+
+def _is_wait(args: Sequence[Any]) -> bool:
+    return str(args[0]).upper() in ("WAIT", "WAITAOF")
+
+
+def _worst(replies: list[Any]) -> Any:
+    """One answer for a wait sent to several masters: an error if one failed, else the
+    fewest (``WAIT``: replicas; ``WAITAOF``: [local, replicas])."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            return reply
+    if replies and isinstance(replies[0], list):
+        return [min(int(r[i]) for r in replies) for i in range(len(replies[0]))]
+    return min(int(r) for r in replies)
 
 
 def _slot(key: Any) -> int:
@@ -98,6 +120,8 @@ class ClusterRouter:
         self._masters: dict[Address, redis.Redis] = {}
         self._owner: list[Address | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
         self._stale = True
+        self.written: set[Address] = set()
+        """Masters sent commands since the last durability wait went to them."""
         self.refreshes = 0
         """Times the slot map was read."""
 
@@ -117,6 +141,10 @@ class ClusterRouter:
     def masters(self) -> list[Address]:
         self._ensure_map()
         return list(dict.fromkeys(a for a in self._owner if a is not None))
+
+    def master_clients(self) -> list[redis.Redis]:
+        """A client of every master (as of the slot map)."""
+        return [self.client(a) for a in self.masters()]
 
     def master_of(self, key: Any | None) -> Address:
         self._ensure_map()
@@ -189,12 +217,19 @@ class RoutedPipeline:
         if self._transaction:
             return self._execute_transaction(commands)
         results: list[Any] = [None] * len(commands)
-        targets: dict[int, Address | None] = dict.fromkeys(range(len(commands)))
+        waits = [i for i, (args, _) in enumerate(commands) if _is_wait(args)]
+        wait = commands[waits[0]] if waits else None
+        wait_replies: list[Any] = []
+        targets: dict[int, Address | None] = {
+            i: None for i in range(len(commands)) if i not in waits
+        }
         asking: set[int] = set()
-        for _ in range(REDIRECTS + 1):
-            targets, asking = self._round(commands, targets, asking, results)
-            if not targets:
+        for attempt in range(REDIRECTS + 1):
+            if not targets and (wait is None or attempt > 0):
                 break
+            targets, asking = self._round(commands, targets, asking, results, wait, wait_replies)
+        for index in waits:
+            results[index] = _worst(wait_replies)
         if raise_on_error:
             for result in results:
                 if isinstance(result, Exception):
@@ -207,39 +242,23 @@ class RoutedPipeline:
         targets: dict[int, Address | None],
         asking: set[int],
         results: list[Any],
+        wait: _Command | None,
+        wait_replies: list[Any],
     ) -> tuple[dict[int, Address | None], set[int]]:
         """Send the commands of ``targets`` (index -> node, None: by slot; those in
-        ``asking`` after ``ASKING``) once; the ones to send again, where, and which of
+        ``asking`` after ``ASKING``) once, each master's pipeline ending with ``wait``
+        (whose answers go to ``wait_replies``; it also goes to the masters written to
+        before and not waited on since); the ones to send again, where, and which of
         them after ``ASKING``."""
         router = self._router
-        by_node: dict[Address, list[int]] = {}
-        for index, target in targets.items():
-            args = commands[index][0]
-            if str(args[0]).upper() == "SCRIPT LOAD" and target is None:
-                for address in router.masters():
-                    by_node.setdefault(address, []).append(index)
-                continue
-            try:
-                address = target or router.master_of(first_key(args))
-            except redis.RedisError as exc:
-                results[index] = exc
-                continue
-            by_node.setdefault(address, []).append(index)
+        by_node = self._by_node(commands, targets, results, wait)
         again: dict[int, Address | None] = {}
         ask_again: set[int] = set()
         for address, indexes in by_node.items():
-            pipe = router.client(address).pipeline(transaction=False)
-            for index in indexes:
-                args, options = commands[index]
-                if index in asking:
-                    pipe.execute_command("ASKING")  # type: ignore[no-untyped-call]
-                pipe.execute_command(*args, **options)  # type: ignore[no-untyped-call]
-            try:
-                answers = pipe.execute(raise_on_error=False)
-            except redis.RedisError as exc:
-                router.mark_stale()
+            answers = self._send(address, commands, indexes, asking, wait, wait_replies)
+            if isinstance(answers, Exception):
                 for index in indexes:
-                    results[index] = exc
+                    results[index] = answers
                 continue
             for index, answer in zip(indexes, answers, strict=True):
                 if isinstance(answer, MovedError):
@@ -255,12 +274,83 @@ class RoutedPipeline:
             results[index] = None
         return again, ask_again
 
+    def _by_node(
+        self,
+        commands: list[_Command],
+        targets: dict[int, Address | None],
+        results: list[Any],
+        wait: _Command | None,
+    ) -> dict[Address, list[int]]:
+        """The master each command of ``targets`` goes to (a routing failure is its
+        result); with ``wait``, every master to wait on, with no command if need be."""
+        router = self._router
+        by_node: dict[Address, list[int]] = {}
+        if wait is not None:
+            for address in router.written or ({*router.masters()} if not targets else ()):
+                by_node[address] = []
+        for index, target in targets.items():
+            args = commands[index][0]
+            if str(args[0]).upper() == "SCRIPT LOAD" and target is None:
+                for address in router.masters():
+                    by_node.setdefault(address, []).append(index)
+                continue
+            try:
+                address = target or router.master_of(first_key(args))
+            except redis.RedisError as exc:
+                results[index] = exc
+                continue
+            by_node.setdefault(address, []).append(index)
+        return by_node
+
+    def _send(
+        self,
+        address: Address,
+        commands: list[_Command],
+        indexes: list[int],
+        asking: set[int],
+        wait: _Command | None,
+        wait_replies: list[Any],
+    ) -> list[Any] | Exception:
+        """Send the commands of ``indexes`` to ``address`` in one pipeline (``wait``
+        last); their answers, or the error that failed the pipeline."""
+        router = self._router
+        pipe = router.client(address).pipeline(transaction=False)
+        for index in indexes:
+            args, options = commands[index]
+            if index in asking:
+                pipe.execute_command("ASKING")  # type: ignore[no-untyped-call]
+            pipe.execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        if wait is not None:
+            pipe.execute_command(*wait[0], **wait[1])  # type: ignore[no-untyped-call]
+            router.written.discard(address)
+        elif indexes:
+            router.written.add(address)
+        try:
+            answers: list[Any] = pipe.execute(raise_on_error=False)
+        except redis.RedisError as exc:
+            router.mark_stale()
+            if wait is not None:
+                wait_replies.append(exc)
+            return exc
+        if wait is not None:
+            wait_replies.append(answers.pop())
+        if not asking:
+            return answers
+        kept, position = [], 0  # without the answers to ASKING
+        for index in indexes:
+            position += index in asking
+            kept.append(answers[position])
+            position += 1
+        return kept
+
     def _execute_transaction(self, commands: list[_Command]) -> list[Any]:
         slots = {_slot(k) for k in (first_key(args) for args, _ in commands) if k is not None}
         if len(slots) > 1:
             raise redis.exceptions.CrossSlotTransactionError("a MULTI group spans several slots")
         key = next((first_key(args) for args, _ in commands), None)
-        pipe = self._router.client(self._router.master_of(key)).pipeline(transaction=True)
+        address = self._router.master_of(key)
+        self._router.written.add(address)
+        pipe = self._router.client(address).pipeline(transaction=True)
         for args, options in commands:
             pipe.execute_command(*args, **options)  # type: ignore[no-untyped-call]
         try:

@@ -2,10 +2,12 @@
 user removed from their own view.
 
 Per user (hash tag ``{u:<id>}``): ``:conv`` (conversation id -> entry, synced
-through the version log ``:vlog:convs``), ``:reads`` (has-read seq),
-``:cleared`` (the seq the user's view starts after) and
-``:deleted:<conversation id>`` (seqs deleted for this user only).
-Methods are awaited on the node's trio loop.
+through the version log ``:vlog:convs``) and ``:deleted:<conversation id>`` (seqs
+deleted for this user only). Per conversation (hash tag ``{c:<id>}``), so that the
+send that raises the sender's has-read seq and the read steps are each one step on
+one slot: ``:reads``, field ``<user id>`` (the user's has-read seq) and field
+``cleared:<user id>`` (the seq the user's view starts after; user ids cannot contain
+``:``). Methods are awaited on the node's trio loop.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import cast
 import msgspec
 
 from storage.errors import StaleRead
+from storage.followups import FollowUpStore
 from storage.keys import Keys
 from storage.pipelined import PipelinedRedis
 from storage.scripts import Scripts
@@ -51,6 +54,8 @@ class ReadMark:
     max_seq: int
     advanced: bool
     """Whether the stored has-read seq moved (False: it was already at or past the seq)."""
+    cleared: int
+    """The seq the user's view starts after (read in the same step)."""
 
 
 encode_record = msgspec.msgpack.Encoder().encode
@@ -63,15 +68,24 @@ def decode_record(raw: bytes) -> ConversationRecord:
 
 class ConversationStore:
     def __init__(
-        self, client: PipelinedRedis, keys: Keys, scripts: Scripts, log_length: int
+        self,
+        client: PipelinedRedis,
+        keys: Keys,
+        scripts: Scripts,
+        log_length: int,
+        followups: FollowUpStore,
     ) -> None:
         self._redis = client
         self._keys = keys
         self._scripts = scripts
         self.log_length = log_length
+        self._followups = followups
 
     def _base(self, user_id: str) -> str:
         return self._keys.user_tag(user_id)
+
+    def _reads(self, conversation_id: str) -> str:
+        return f"{self._keys.conversation_tag(conversation_id)}:reads"
 
     async def entries(self, user_id: str) -> dict[str, tuple[bytes, ConversationRecord]]:
         raw = cast(dict[bytes, bytes], await self._redis.hgetall(f"{self._base(user_id)}:conv"))
@@ -90,50 +104,59 @@ class ConversationStore:
     ) -> None:
         """Write entries, each only if it is still what was read (None: absent).
 
-        The same step puts the user in, or takes them out of, each conversation's
-        ``:not_receiving`` set (see ``storage.messages``), so the set always holds
-        exactly the users whose entry has recv_opt ``DO_NOT_RECEIVE``. Entries are
-        never deleted (they outlive group membership), so neither are set members
-        but by a write of the entry."""
-        keys = [self._base(user_id)]
+        A step on the user's slot (``conversation_set.lua``) whose follow-ups, applied
+        here before returning, put the user in, or take them out of, each
+        conversation's ``:not_receiving`` set (see ``storage.messages``), so the set
+        holds exactly the users whose entry has recv_opt ``DO_NOT_RECEIVE`` once a
+        write is acknowledged, and add them to its ``:entered`` set. Entries are never
+        deleted (they outlive group membership), so neither are set members but by a
+        write of the entry."""
+        base = self._base(user_id)
         args: list[object] = [self.log_length, new_version_id(), user_id]
         for read, record in changes:
-            keys.append(self._keys.conversation_tag(record.conversation_id))
             args += [
                 record.conversation_id,
+                self._keys.conversation_tag(record.conversation_id),
                 read or b"",
                 encode_record(record),
                 "1" if record.recv_opt == DO_NOT_RECEIVE else "0",
             ]
-        reply = await self._scripts.run("conversation_set", keys, args)
+        group = self._redis.pipeline(transaction=False)
+        self._followups.note_pending(group, base)
+        self._scripts.add(group, "conversation_set", [base], args)
+        _, reply = await group.execute()
         status = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+        await self._followups.apply(base, reply[1], noted=True)
         if status == "RETRY":
             raise StaleRead()
 
     async def read_state(
         self, user_id: str, conversation_ids: Sequence[str]
     ) -> list[tuple[int, int]]:
-        """(has-read seq, cleared-up-to seq) of each conversation."""
+        """(has-read seq, cleared-up-to seq) of each conversation: one read per
+        conversation (each on its slot), in one batch."""
         if not conversation_ids:
             return []
-        base = self._base(user_id)
         pipe = self._redis.pipeline(transaction=False)
-        pipe.hmget(f"{base}:reads", list(conversation_ids))
-        pipe.hmget(f"{base}:cleared", list(conversation_ids))
-        reads, cleared = await pipe.execute()
-        return [(int(r or 0), int(c or 0)) for r, c in zip(reads, cleared, strict=True)]
+        for conversation_id in conversation_ids:
+            pipe.hmget(self._reads(conversation_id), [user_id, f"cleared:{user_id}"])
+        return [(int(r or 0), int(c or 0)) for r, c in await pipe.execute()]
 
     async def mark_read(self, user_id: str, conversation_id: str, seq: int) -> ReadMark:
         """Raise the has-read seq to ``seq`` (0: the max seq), never lowering it."""
-        keys = [self._base(user_id), self._keys.conversation_tag(conversation_id)]
-        read, highest, advanced = await self._scripts.run(
-            "conversation_mark_read", keys, [conversation_id, seq]
+        read, highest, advanced, cleared = await self._scripts.run(
+            "conversation_mark_read",
+            [self._keys.conversation_tag(conversation_id)],
+            [user_id, seq],
         )
-        return ReadMark(int(read), int(highest), bool(advanced))
+        return ReadMark(int(read), int(highest), bool(advanced), int(cleared))
 
-    async def clear(self, user_id: str, conversation_id: str) -> int:
-        keys = [self._base(user_id), self._keys.conversation_tag(conversation_id)]
-        return int(await self._scripts.run("conversation_clear", keys, [conversation_id]))
+    async def clear(self, user_id: str, conversation_id: str) -> tuple[int, int]:
+        """Start the user's view after the max seq; returns (that seq, has-read seq)."""
+        cleared, read = await self._scripts.run(
+            "conversation_clear", [self._keys.conversation_tag(conversation_id)], [user_id]
+        )
+        return int(cleared), int(read)
 
     async def delete_for_user(
         self, user_id: str, conversation_id: str, seqs: Sequence[int]

@@ -4,7 +4,9 @@ With several nodes, commands for an entity can arrive anywhere; the node that
 holds the entity's lease runs them, and the others forward them there. The
 lease key is ``<entity base>:owner`` (e.g. ``{u:alice}:owner``) with a time
 limit; the owner renews it while it uses it, and any node may take over a lease
-whose holder stopped heartbeating. Methods are awaited on the node's trio loop.
+whose holder stopped heartbeating: its node key is read first (in the node's own
+slot), then the lease is taken over by a compare-and-set on the holder read, in the
+lease's slot. Methods are awaited on the node's trio loop.
 """
 
 from __future__ import annotations
@@ -21,22 +23,25 @@ class LeaseStore:
         self._scripts = scripts
         self.node_id = node_id
 
-    def key(self, kind: str, entity_id: str) -> str:
-        base = (
-            self._keys.group_tag(entity_id) if kind == "group" else self._keys.user_tag(entity_id)
-        )
-        return f"{base}:owner"
-
     async def claim(self, kind: str, entity_id: str, lease_ms: int) -> tuple[str, str]:
         """Take, renew or take over the lease if possible: the owner's node id after,
-        and the gone node it was taken over from ("" if none)."""
+        and the gone node it was taken over from ("" if none). One step when the lease
+        is free or this node's; two more when another node holds it (is its node key
+        there? if not, take the lease over unless it changed hands meanwhile)."""
+        key = self._keys.lease(kind, entity_id)
+        owner, _ = await self._scripts.run("lease_claim", [key], [self.node_id, lease_ms, ""])
+        owner = _text(owner)
+        if owner == self.node_id or await self._redis.exists(self._keys.node(owner)):
+            return owner, ""
         owner, taken_from = await self._scripts.run(
-            "lease_claim", [self.key(kind, entity_id)], [self.node_id, lease_ms, self._keys.prefix]
+            "lease_claim", [key], [self.node_id, lease_ms, owner]
         )
         return _text(owner), _text(taken_from)
 
     async def release(self, kind: str, entity_id: str) -> None:
-        await self._scripts.run("lease_release", [self.key(kind, entity_id)], [self.node_id])
+        await self._scripts.run(
+            "lease_release", [self._keys.lease(kind, entity_id)], [self.node_id]
+        )
 
 
 def _text(value: bytes | str) -> str:

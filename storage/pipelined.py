@@ -37,7 +37,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import outcome
 import pykka
@@ -76,6 +76,15 @@ class _Batch:
     """Called on the loop, through the trio token, once every item has its result."""
 
 
+class BatchClient(Protocol):
+    """What the executor needs of its client: a ``redis.Redis`` (one server) or a
+    ``storage.cluster.ClusterRouter`` (a Redis Cluster, a pipeline per master)."""
+
+    def pipeline(self, transaction: bool = ...) -> Any: ...
+
+    def close(self) -> None: ...
+
+
 class RedisExecutor(pykka.ThreadingActor):
     """Owns the Redis connection; runs each batch it is told as one pipeline, in its
     own thread, and hands the results back to the loop."""
@@ -84,7 +93,7 @@ class RedisExecutor(pykka.ThreadingActor):
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: BatchClient,
         trio_token: trio.lowlevel.TrioToken,
         scripts: Sequence[str] = (),
         wait: DurabilityWait | None = None,
@@ -126,9 +135,9 @@ class RedisExecutor(pykka.ThreadingActor):
         sent = [command for item in items for command in item.commands]
         pipe = self._client.pipeline(transaction=False)
         for args, options in sent:
-            pipe.execute_command(*args, **options)  # type: ignore[no-untyped-call]
+            pipe.execute_command(*args, **options)
         if wait is not None:
-            pipe.execute_command(*wait.command)  # type: ignore[no-untyped-call]
+            pipe.execute_command(*wait.command)
         try:
             results = pipe.execute(raise_on_error=False)
         except redis.RedisError as exc:
@@ -149,8 +158,10 @@ class RedisExecutor(pykka.ThreadingActor):
         return wait is not None and not rerun, shortfall
 
     def _wait_alone(self, wait: DurabilityWait) -> str | None:
+        pipe = self._client.pipeline(transaction=False)
+        pipe.execute_command(*wait.command)
         try:
-            reply = self._client.execute_command(*wait.command)  # type: ignore[no-untyped-call]
+            reply = pipe.execute(raise_on_error=False)[0]
         except redis.RedisError as exc:
             reply = exc
         return wait.shortfall(reply)
@@ -191,7 +202,7 @@ class RedisExecutor(pykka.ThreadingActor):
         again = self._client.pipeline(transaction=False)
         for index in singles:
             args, options = sent[index]
-            again.execute_command(*args, **options)  # type: ignore[no-untyped-call]
+            again.execute_command(*args, **options)
         try:
             rerun = again.execute(raise_on_error=False)
         except redis.RedisError as exc:
@@ -213,7 +224,7 @@ class RedisExecutor(pykka.ThreadingActor):
     def _run_transaction(self, item: _Pending) -> None:
         pipe = self._client.pipeline(transaction=True)
         for args, options in item.commands:
-            pipe.execute_command(*args, **options)  # type: ignore[no-untyped-call]
+            pipe.execute_command(*args, **options)
         try:
             item.result = outcome.Value(pipe.execute())
         except redis.RedisError as exc:
@@ -433,7 +444,7 @@ class CommandGroup(CoreCommands):
 
 
 def start_executor(
-    client: redis.Redis,
+    client: BatchClient,
     trio_token: trio.lowlevel.TrioToken,
     scripts: Sequence[str] = (),
     wait: DurabilityWait | None = None,

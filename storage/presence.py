@@ -1,16 +1,18 @@
 """Nodes of the cluster and the live sessions of each user, kept in Redis.
 
-Each node refreshes ``node:<id>`` (with a TTL) and its score in the sorted set
-``nodes`` while it is alive. A user's sessions are the hash
-``{u:<id>}:presence`` (session id -> "platform:node:token id:signed-in ms"), and each node
-lists the sessions it holds in ``node:<id>:sessions``, so that when a node
+Each node refreshes its key ``{n:<id>}`` (with a TTL) and its score in the sorted
+set ``{cluster}:nodes`` while it is alive. A user's sessions are the hash
+``{u:<id>}:presence`` (session id -> "platform:node:token id:signed-in ms"), and each
+node lists the sessions it holds in ``{n:<id>}:sessions``, so that when a node
 stops heartbeating any other node can remove its sessions from presence, and
 so that each node can find, at its heartbeat, the sessions it holds that were
 ended elsewhere.
-Readers count only sessions on live nodes. The value of ``node:<id>`` is the
+Readers count only sessions on live nodes. The value of ``{n:<id>}`` is the
 record of the running instance that claimed the id (``instance``): a node never
 renews or removes a key that another instance holds. Methods are awaited on the
-node's trio loop; the heartbeat's reads and writes are one Lua step.
+node's trio loop. Each Lua step touches one slot (Redis Cluster): the heartbeat's
+reads and writes of the node's key and session set are one step, and the set of
+nodes is written by plain commands in the same batch.
 """
 
 from __future__ import annotations
@@ -68,20 +70,18 @@ class PresenceStore:
     # -- nodes ------------------------------------------------------------------
 
     def _node_sessions(self, node_id: str) -> str:
-        return f"{self._keys.node(node_id)}:sessions"
-
-    def _nodes(self) -> str:
-        return f"{self._keys.prefix}nodes"
+        return self._keys.node_sessions(node_id)
 
     async def claim(self, instance: str, ttl_s: int, replaces: str, now_ms: int) -> str:
         """Claim this node's id for ``instance`` unless another instance holds it
         (``replaces``: the record of an earlier instance known to be gone); "" when
         claimed, else the holder's record."""
-        holder = await self._scripts.run(
-            "node_claim",
-            [self._keys.node(self.node_id), self._nodes()],
-            [instance, ttl_s, replaces, now_ms, self.node_id],
+        group = self._redis.pipeline(transaction=False)
+        self._scripts.add(
+            group, "node_claim", [self._keys.node(self.node_id)], [instance, ttl_s, replaces]
         )
+        group.zadd(self._keys.nodes(), {self.node_id: now_ms})
+        holder, _ = await group.execute()
         if holder:
             return holder.decode() if isinstance(holder, bytes) else str(holder)
         self.instance = instance
@@ -103,11 +103,15 @@ class PresenceStore:
         gives this one up deletes its key and its session set in one step, so a list
         read while the key still existed is never the empty one such a clean-up
         leaves."""
-        status, found = await self._scripts.run(
+        group = self._redis.pipeline(transaction=False)
+        self._scripts.add(
+            group,
             "node_beat",
-            [self._keys.node(self.node_id), self._nodes(), self._node_sessions(self.node_id)],
-            [self.instance, ttl_s, now_ms, self.node_id],
+            [self._keys.node(self.node_id), self._node_sessions(self.node_id)],
+            [self.instance, ttl_s],
         )
+        group.zadd(self._keys.nodes(), {self.node_id: now_ms})
+        (status, found), _ = await group.execute()
         if status == -1:
             return NodeBeat(False, frozenset(), cast(bytes, found).decode())
         pairs = (item.decode().partition("\t") for item in cast(list[bytes], found))
@@ -120,36 +124,61 @@ class PresenceStore:
         """Deregister this node (clean shutdown), if this instance still holds its id."""
         await self.forget_node(self.node_id, self.instance)
 
-    async def live_nodes(self) -> list[str]:
-        nodes = [
-            n.decode() for n in cast(list[bytes], await self._redis.zrange(self._nodes(), 0, -1))
-        ]
+    async def _known_nodes(self) -> list[tuple[str, bool]]:
+        """Every node in the set of nodes, and whether its key is there (one ``EXISTS``
+        per node: their keys are in different slots)."""
+        raw = cast(list[bytes], await self._redis.zrange(self._keys.nodes(), 0, -1))
+        nodes = [n.decode() for n in raw]
         if not nodes:
             return []
-        flags = cast(
-            list[bytes | None], await self._redis.mget([self._keys.node(n) for n in nodes])
-        )
-        return [n for n, flag in zip(nodes, flags, strict=True) if flag is not None]
+        group = self._redis.pipeline(transaction=False)
+        for node in nodes:
+            group.exists(self._keys.node(node))
+        flags = await group.execute()
+        return [(n, bool(flag)) for n, flag in zip(nodes, flags, strict=True)]
+
+    async def live_nodes(self) -> list[str]:
+        return [node for node, live in await self._known_nodes() if live]
 
     async def dead_nodes(self) -> list[str]:
-        nodes = [
-            n.decode() for n in cast(list[bytes], await self._redis.zrange(self._nodes(), 0, -1))
-        ]
-        live = set(await self.live_nodes())
-        return [n for n in nodes if n not in live]
+        return [node for node, live in await self._known_nodes() if not live]
 
     async def forget_node(self, node_id: str, record: str = "", keep_key: bool = False) -> int:
         """Remove a gone node's record and every presence entry of its sessions; how
         many sessions. ``record``: the instance record the caller knows to be gone
         (its own, or a predecessor's), else only a node whose key has expired is
         removed; nothing is removed while another instance holds the id (-1).
-        ``keep_key``: remove the sessions only (this instance has claimed the id)."""
-        removed = await self._scripts.run(
-            "node_forget",
-            [self._keys.node(node_id), self._node_sessions(node_id), self._nodes()],
-            [node_id, record, self._keys.prefix, "1" if keep_key else "0"],
-        )
-        return int(removed)
+        ``keep_key``: remove the sessions only (this instance has claimed the id).
+
+        Three steps, as the keys are in three kinds of slots: read the node's record
+        and session set; remove those sessions from their users' presence; then
+        remove the session set and the record together (``node_forget.lua``), and the
+        node from the set of nodes. Each step is idempotent and the record goes last,
+        so a node that dies half-way leaves a node that the next heartbeat of any
+        node finds dead and forgets again. (A node given up while only frozen that
+        beats again between the first and the last step keeps its key and session
+        set, and writes its presence back, ``ClusterLink._beat``; an entry it writes
+        back before the second step reaches that user is removed by it.)"""
+        node_key, listing = self._keys.node(node_id), self._node_sessions(node_id)
+        read = self._redis.pipeline(transaction=False)
+        read.get(node_key)
+        read.smembers(listing)
+        holder, listed = await read.execute()
+        if holder is not None and cast(bytes, holder).decode() != record:
+            return -1
+        items = [item.decode().partition("\t") for item in cast(set[bytes], listed)]
+        entries = [(user, session) for user, tab, session in items if tab]
+        if entries:
+            drop = self._redis.pipeline(transaction=False)
+            for user_id, session_id in entries:
+                drop.hdel(self._keys.presence(user_id), session_id)
+            await drop.execute()
+        keep = "1" if keep_key else "0"
+        if await self._scripts.run("node_forget", [node_key, listing], [record, keep]) == -1:
+            return -1
+        if not keep_key:
+            await self._redis.zrem(self._keys.nodes(), node_id)
+        return len(listed)
 
     # -- sessions -----------------------------------------------------------------
 

@@ -1,11 +1,19 @@
 """Friends, friend applications and blacklists in Redis.
 
-Records are msgspec Structs stored as msgpack. Each change is one Lua step
-that checks its preconditions, changes both users' data, writes the version
-log and appends the notifications, so a change and its notifications are
-stored together or not at all. Steps that rewrite a record read it first and
-pass it back as the expected value (compare-and-set); a step that finds it
-changed answers ``RETRY``.
+Records are msgspec Structs stored as msgpack. Each change is a **primary** Lua
+step on the slot of the acting user (docs/CLUSTER.md, "Steps that span
+entities"): it checks the preconditions, writes the acting user's keys (their
+list, its version log, their side of the application, their notification) and
+records the writes due elsewhere as follow-ups (``storage/followups.py``): the
+other user's entry, side of the application, version log and notification, and
+the pair's single-chat gate (``{c:si_<low>_<high>}:gate``: ``black:<id>`` and
+``friend:<id>``, '1' or '0', read by the send step). The follow-ups are applied
+before a method returns, so a change that returned is stored everywhere. The
+checks on the other user's keys (they blocked me, they have me as a friend, their
+account exists) are read right before the primary step and passed in; each
+script's header says why that is correct. Steps that rewrite a record read it
+first and pass it back as the expected value (compare-and-set); a step that finds
+it changed answers ``RETRY`` (``StaleRead``).
 
 Methods are awaited on the node's trio loop.
 """
@@ -17,7 +25,9 @@ from typing import Any, Literal, cast
 
 import msgspec
 
+from protocol.conversation_ids import single_conversation_id
 from storage.errors import StaleRead, StepRefused
+from storage.followups import FollowUpStore, Results
 from storage.keys import Keys
 from storage.pipelined import PipelinedRedis
 from storage.scripts import Scripts
@@ -53,6 +63,10 @@ _application = msgspec.msgpack.Decoder(ApplicationRecord)
 _black = msgspec.msgpack.Decoder(BlackRecord)
 
 
+def _flag(value: object) -> str:
+    return "1" if value else "0"
+
+
 @dataclass(frozen=True)
 class ResponseSeqs:
     responder_result: int
@@ -61,44 +75,77 @@ class ResponseSeqs:
     applicant_added: int
 
 
-def _outcome(reply: list[Any]) -> list[int]:
-    status = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
-    if status == "RETRY":
-        raise StaleRead()
-    if status != "OK":
-        raise StepRefused(status)
-    return [int(x) for x in reply[1:]]
+def _seq(results: Results, target: int, op: int) -> int:
+    """The seq an op ``notify`` of the entry's follow-up ``target`` gave (0: none, or
+    the target had applied the entry already)."""
+    ops = results[target]
+    return int(ops[op]) if ops else 0
 
 
 class RelationStore:
     def __init__(
-        self, client: PipelinedRedis, keys: Keys, scripts: Scripts, log_length: int, keep: int
+        self,
+        client: PipelinedRedis,
+        keys: Keys,
+        scripts: Scripts,
+        followups: FollowUpStore,
+        log_length: int,
+        keep: int,
     ) -> None:
         self._redis = client
         self._keys = keys
         self._scripts = scripts
+        self._followups = followups
         self.log_length = log_length
         self.notifications_kept = keep
 
     def _base(self, user_id: str) -> str:
         return self._keys.user_tag(user_id)
 
-    async def _run(self, script: str, users: list[str], args: list[Any]) -> list[int]:
-        keys = [self._base(u) for u in users]
-        return _outcome(await self._scripts.run(script, keys, args))
+    def _gate(self, a: str, b: str) -> str:
+        """Base of the pair's conversation, whose ``:gate`` the steps keep."""
+        return self._keys.conversation_tag(single_conversation_id(a, b))
+
+    async def _step(
+        self, script: str, owner: str, args: list[Any], values: int
+    ) -> tuple[list[int], Results]:
+        """Run the primary step ``script`` on ``owner``'s slot (noted as pending, in
+        the same batch), apply the follow-ups it returned (those a previous step left
+        first), then answer: its ``values`` own-slot seqs and its follow-ups' results;
+        raises ``StaleRead`` on ``RETRY``, ``StepRefused`` on a refusal."""
+        source = self._base(owner)
+        group = self._redis.pipeline(transaction=False)
+        self._followups.note_pending(group, source)
+        self._scripts.add(group, script, [source], args)
+        _, reply = await group.execute()
+        status = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+        count = values if status == "OK" else 0
+        results = await self._followups.apply(source, reply[1 + count :], noted=True)
+        if status == "RETRY":
+            raise StaleRead()
+        if status != "OK":
+            raise StepRefused(status)
+        return [int(x) for x in reply[1 : 1 + count]], results[-1]
 
     # -- applications -------------------------------------------------------------
 
     async def apply(self, application: ApplicationRecord, notification: bytes) -> tuple[int, int]:
         """Store (or renew) an application; returns the notification seqs (target, applicant)."""
         a, b = application.from_user_id, application.to_user_id
-        seqs = await self._run(
+        target = self._base(b)
+        reads = self._redis.pipeline(transaction=False)
+        reads.exists(self._keys.account(b))
+        reads.hexists(f"{target}:black", a)
+        reads.hexists(f"{target}:friends", a)
+        exists, blocks_me, has_me = await reads.execute()
+        [seq_a], results = await self._step(
             "friend_apply",
-            [a, b],
-            [a, b, _encode(application), application.created_at, notification,
-             self.notifications_kept],
+            a,
+            [a, b, target, _encode(application), application.created_at, notification,
+             self.notifications_kept, _flag(exists), _flag(blocks_me), _flag(has_me)],
+            1,
         )  # fmt: skip
-        return seqs[0], seqs[1]
+        return _seq(results, 0, 3), seq_a
 
     async def received_application(
         self, owner: str, from_user_id: str
@@ -118,17 +165,29 @@ class RelationStore:
         applicant_added: bytes,
     ) -> ResponseSeqs:
         responder, applicant = handled.to_user_id, handled.from_user_id
-        seqs = await self._run(
+        accept = handled.state == 1
+        applicant_base = self._base(applicant)
+        blocks_me = await self._redis.hexists(f"{applicant_base}:black", responder)
+        [responder_result, responder_added_seq, sent], results = await self._step(
             "friend_respond",
-            [responder, applicant],
+            responder,
             [
-                responder, applicant, read, _encode(handled), "1" if handled.state == 1 else "0",
-                now, _encode(responder_entry), _encode(applicant_entry), new_version_id(),
-                new_version_id(), self.log_length, self.notifications_kept,
-                result_notification, responder_added, applicant_added,
+                responder, applicant, applicant_base, self._gate(responder, applicant), read,
+                _encode(handled), _flag(accept), now, _encode(responder_entry),
+                _encode(applicant_entry), new_version_id(), self.log_length,
+                self.notifications_kept, result_notification, responder_added,
+                applicant_added, _flag(blocks_me),
             ],
+            3,
         )  # fmt: skip
-        return ResponseSeqs(*seqs)
+        # the applicant's ops: hsetif fa:out [, sadd friend_of [, hsetnx friends, when,
+        # zadd, notify added]], notify result
+        return ResponseSeqs(
+            responder_result,
+            _seq(results, 0, -1),
+            responder_added_seq,
+            _seq(results, 0, 5) if sent else 0,
+        )
 
     async def _page(
         self, order_key: str, records_key: str, offset: int, limit: int, newest_first: bool
@@ -162,13 +221,16 @@ class RelationStore:
     async def delete_friend(
         self, owner: str, friend: str, both_sides: bool, owner_note: bytes, friend_note: bytes
     ) -> tuple[int, int]:
-        seqs = await self._run(
+        [seq_owner, sent], results = await self._step(
             "friend_delete",
-            [owner, friend],
-            [owner, friend, "1" if both_sides else "0", new_version_id(), new_version_id(),
-             self.log_length, self.notifications_kept, owner_note, friend_note],
+            owner,
+            [owner, friend, self._base(friend), self._gate(owner, friend), _flag(both_sides),
+             new_version_id(), self.log_length, self.notifications_kept, owner_note,
+             friend_note],
+            2,
         )  # fmt: skip
-        return seqs[0], seqs[1]
+        # the friend's ops: srem friend_of [, hdel friends, when, zrem, notify]
+        return seq_owner, _seq(results, 0, 4) if sent else 0
 
     async def friend_entry(self, owner: str, friend: str) -> tuple[bytes, FriendRecord] | None:
         raw = cast(bytes | None, await self._redis.hget(f"{self._base(owner)}:friends", friend))
@@ -177,13 +239,18 @@ class RelationStore:
     async def update_friend(
         self, owner: str, read: bytes, entry: FriendRecord, notification: bytes
     ) -> int:
-        seqs = await self._run(
+        reply = await self._scripts.run(
             "friend_update",
-            [owner],
+            [self._base(owner)],
             [entry.user_id, read, _encode(entry), new_version_id(), self.log_length,
              self.notifications_kept, notification],
         )  # fmt: skip
-        return seqs[0]
+        status = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+        if status == "RETRY":
+            raise StaleRead()
+        if status != "OK":
+            raise StepRefused(status)
+        return int(reply[1])
 
     async def friends(self, owner: str, offset: int, limit: int) -> tuple[list[FriendRecord], int]:
         """A page of the friend list in the order friends were added, and its length."""
@@ -238,19 +305,24 @@ class RelationStore:
     # -- blacklist -----------------------------------------------------------------
 
     async def add_black(self, owner: str, entry: BlackRecord, notification: bytes) -> int:
-        seqs = await self._run(
+        exists = await self._redis.exists(self._keys.account(entry.user_id))
+        [seq], _ = await self._step(
             "black_add",
-            [owner, entry.user_id],
+            owner,
             [entry.user_id, _encode(entry), entry.created_at, self.notifications_kept,
-             notification],
+             notification, owner, self._gate(owner, entry.user_id), _flag(exists)],
+            1,
         )  # fmt: skip
-        return seqs[0]
+        return seq
 
     async def remove_black(self, owner: str, user_id: str, notification: bytes) -> int:
-        seqs = await self._run(
-            "black_remove", [owner], [user_id, self.notifications_kept, notification]
+        [seq], _ = await self._step(
+            "black_remove",
+            owner,
+            [user_id, self.notifications_kept, notification, owner, self._gate(owner, user_id)],
+            1,
         )
-        return seqs[0]
+        return seq
 
     async def blacks(self, owner: str, offset: int, limit: int) -> tuple[list[BlackRecord], int]:
         """A page of the blacklist, most recently added first, and its length."""

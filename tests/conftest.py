@@ -1,12 +1,25 @@
 """Fixtures: one real Redis server per test run, a fresh key prefix per test, and
-in-process server nodes listening on 127.0.0.1 port 0."""
+in-process server nodes listening on 127.0.0.1 port 0.
+
+The store: ``redis_url`` (and so ``start_node``, ``node``, ``redis_client``) follows
+the ``store`` fixture, ``"redis"`` (the run's single Redis server) unless a test is
+parametrised over it. To run a whole test module against both a single Redis and a
+real Redis Cluster of three masters (``redis_cluster``, shared by the run), add one
+line to the module::
+
+    pytestmark = both_stores  # from tests.support
+
+(the ``both_stores`` marker); each test of it that uses the store (``redis_url``,
+``start_node``, ``node``, ...) then runs twice, with ids ``[redis]`` and
+``[cluster]``; the others once. ``redis_client`` is a
+``redis.RedisCluster`` on the cluster (it routes each command by its key)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -15,10 +28,16 @@ import trio
 import server
 from client import ParleyClient
 from storage import EmbeddedRedis
+from storage.cluster import is_cluster_url, seed_urls
 from tests.redis_cluster import ClusterUnavailable, RedisCluster, cluster_binaries
 from tests.support import Connect, node_settings
 
 StartNode = Callable[..., Awaitable[server.RunningNode]]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_stores"):
+        metafunc.parametrize("store", ["redis", "cluster"], indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +67,22 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
     cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def slot_checking_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A one-master Redis Cluster holding every slot, reached through
+    ``plain_url`` (a plain ``redis://`` URL): what runs on a single Redis runs on it,
+    except a step whose keys span slots, which Redis refuses ("Keys in request don't
+    hash to the same slot")."""
+    try:
+        cluster_binaries()
+    except ClusterUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    cluster = RedisCluster(tmp_path_factory.mktemp("slot-checking-redis"), masters=1)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
 def failover_cluster(tmp_path: Path) -> Iterator[RedisCluster]:
     """Three masters with one replica each, for one test that may kill masters."""
@@ -57,8 +92,21 @@ def failover_cluster(tmp_path: Path) -> Iterator[RedisCluster]:
 
 
 @pytest.fixture
-def redis_url(redis_server: EmbeddedRedis) -> str:
-    return redis_server.url
+def store(request: pytest.FixtureRequest) -> str:
+    """``"redis"`` or ``"cluster"``: the store ``redis_url`` names (see the docstring)."""
+    kind = str(getattr(request, "param", "redis"))
+    if kind not in ("redis", "cluster"):
+        raise ValueError(f"store: expected 'redis' or 'cluster', got {kind!r}")
+    return kind
+
+
+@pytest.fixture
+def redis_url(store: str, request: pytest.FixtureRequest) -> str:
+    if store == "cluster":
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        return cluster.url
+    server: EmbeddedRedis = request.getfixturevalue("redis_server")
+    return server.url
 
 
 @pytest.fixture
@@ -68,6 +116,13 @@ def prefix() -> str:
 
 @pytest.fixture
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A client of the store; on a cluster a ``redis.RedisCluster`` (typed as the
+    ``redis.Redis`` whose commands it has)."""
+    if is_cluster_url(redis_url):
+        cluster_client = redis.RedisCluster.from_url(seed_urls(redis_url)[0])
+        yield cast(redis.Redis, cluster_client)
+        cluster_client.close()
+        return
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()

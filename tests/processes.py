@@ -87,3 +87,23 @@ def stop_all(nodes: Sequence[NodeProcess]) -> None:
     for node in nodes:
         if node.process.poll() is None:
             node.stop(timeout=20)
+
+
+def refused(*args: str, timeout: float = 60) -> str:
+    """Run a node that must not start; its one line on stderr."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    result = subprocess.run(
+        [sys.executable, "server.py", "serve", "--port=0", *args],
+        check=False,
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "listening" not in result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.startswith("parley: ")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    return lines[0]

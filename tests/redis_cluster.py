@@ -105,6 +105,13 @@ class RedisCluster:
     nodes: list[ClusterNode] = field(default_factory=list)
 
     @property
+    def plain_url(self) -> str:
+        """``redis://`` of the first node: with one master holding every slot, a plain
+        client reaches every key through it, and Redis still refuses any step whose
+        keys span slots, as a cluster of several masters would."""
+        return f"redis://{self.nodes[0].address}"
+
+    @property
     def url(self) -> str:
         """The seed list Parley's ``redis.url`` takes for a cluster."""
         return "redis+cluster://" + ",".join(n.address for n in self.nodes)
@@ -123,6 +130,12 @@ class RedisCluster:
                 self.stop()  # a port was taken meanwhile: try others
                 if attempt == 2:
                     raise
+        if self.masters == 1 and self.replicas == 0:
+            # redis-cli --cluster create wants three masters; one takes every slot itself.
+            with self.nodes[0].client() as client:
+                client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+            self.await_healthy(timeout=timeout)
+            return
         created = subprocess.run(
             [
                 cli, "--cluster", "create", *(n.address for n in self.nodes),
@@ -241,11 +254,15 @@ class RedisCluster:
         node.process.wait(10)
         node.process = None
 
-    def restart(self, node: ClusterNode) -> None:
-        """Start a killed server again on its directory (its AOF and nodes.conf): a
-        master whose replica was promoted meanwhile rejoins as that one's replica."""
+    def restart(self, node: ClusterNode, timeout: float = 60.0) -> None:
+        """Start a killed server again on its port and directory: it keeps its cluster
+        identity (``nodes.conf``) and, its slots having moved to its promoted replica,
+        rejoins as that master's replica; returns once every master has its replica
+        again."""
+        assert node.process is None
         server, _ = cluster_binaries()
         self._launch(server, node)
+        self.await_healthy(timeout=timeout)
 
     def stop(self) -> None:
         """Stop every server (SIGTERM, then SIGKILL after 10 s) and wait for it."""

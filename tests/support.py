@@ -15,6 +15,10 @@ import settings as config
 from client import ErrorCode, ParleyClient, ParleyError, Platform
 from settings import Settings
 
+both_stores = pytest.mark.both_stores
+"""``pytestmark = both_stores``: run every test of a module that uses the store on a
+single Redis and on a Redis Cluster (tests/conftest.py, ``pytest_generate_tests``)."""
+
 
 def node_settings(redis_url: str, prefix: str, **sections: dict[str, Any]) -> Settings:
     """Settings for a node under test: port 0, the shared Redis, a private key prefix,
@@ -80,8 +84,8 @@ def is_operational_key(key: bytes, prefix: str) -> bool:
     leases naming which node owns an entity's actor, and the token buckets of the
     rate limits (a refused send takes a token too)."""
     return (
-        key.startswith(f"{prefix}node:".encode())
-        or key == f"{prefix}nodes".encode()
+        key.startswith(f"{prefix}{{n:".encode())
+        or key == f"{prefix}{{cluster}}:nodes".encode()
         or key.endswith(b":owner")
         or key.endswith(b":send_bucket")
     )

@@ -8,7 +8,9 @@ import redis
 from client import ConnectionLost, ErrorCode, Platform
 from server import RunningNode
 from tests.conftest import StartNode
-from tests.support import Connect, expect_error, signed_in
+from tests.support import Connect, both_stores, expect_error, signed_in
+
+pytestmark = both_stores
 
 
 class TestRegister:

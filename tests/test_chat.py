@@ -3,6 +3,8 @@ end to end through the SDK with two devices per user."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 import pytest
 import redis
 import trio
@@ -12,7 +14,9 @@ from client.tracker import MessageTracker
 from protocol import messages as m
 from server import RunningNode
 from tests.conftest import StartNode
-from tests.support import Connect, drain, expect_error, signed_in, user
+from tests.support import Connect, both_stores, drain, expect_error, signed_in, user
+
+pytestmark = both_stores
 
 
 def conv(a: str, b: str) -> str:
@@ -134,6 +138,42 @@ class TestSend:
         seqs = await bob.phone.get_max_seqs()
         assert seqs[first.conversation_id].max_seq == 1
 
+    async def test_a_first_send_cut_off_before_its_follow_ups_is_completed_later(
+        self, node: RunningNode, connect: Connect
+    ) -> None:
+        """The first message of a conversation gives both users their entry as
+        follow-ups of the send; with the node stopped between the send's step and
+        them, the send is not acknowledged, and the resend (same client msg id) or
+        the conversation's next send lands them, once."""
+        alice, bob = await user(node, connect, "alice"), await user(node, connect, "bob")
+        carol = await user(node, connect, "carol")
+        cuts = 2
+
+        async def cut_off(source: str, entry: object) -> None:
+            nonlocal cuts
+            if cuts:
+                cuts -= 1
+                raise redis.ConnectionError("stopped between the step and its follow-ups")
+
+        def hi(peer: str, client_msg_id: str) -> Awaitable[m.MessageSent]:
+            return alice.phone.send_message(
+                m.TextContent(text="hi"), to_user_id=peer, client_msg_id=client_msg_id
+            )
+
+        node.storage.followups.before_apply = cut_off
+        await expect_error(ErrorCode.UNAVAILABLE, hi("bob", "b1"))
+        await expect_error(ErrorCode.UNAVAILABLE, hi("carol", "c1"))
+        assert (await bob.phone.get_conversations()).items == []
+        assert (await carol.phone.get_conversations()).items == []
+        assert (await hi("bob", "b1")).seq == 1  # the resend: stored once
+        assert (await hi("carol", "c2")).seq == 2  # the next send
+        for client, seq in ((bob.phone, 1), (carol.phone, 2)):
+            [view] = (await client.get_conversations()).items
+            assert (view.info.peer_user_id, view.max_seq) == ("alice", seq)
+        synced = await bob.desktop.sync_conversations()
+        assert [i.conversation_id for i in synced.inserts] == ["si_alice_bob"]
+        assert synced.updates == []
+
     async def test_typing_is_pushed_but_not_stored(
         self, node: RunningNode, connect: Connect
     ) -> None:
@@ -153,6 +193,17 @@ class TestRefusals:
         await expect_error(ErrorCode.PEER_BLOCKED, bob.phone.send_text("hi", to_user_id="alice"))
         assert await alice.phone.get_max_seqs() == {}
 
+    async def test_a_block_after_messages_stops_sends_until_unblocked(
+        self, node: RunningNode, connect: Connect
+    ) -> None:
+        alice, bob = await user(node, connect, "alice"), await user(node, connect, "bob")
+        assert (await alice.phone.send_text("hi", to_user_id="bob")).seq == 1
+        await bob.phone.add_black("alice")
+        await expect_error(ErrorCode.BLOCKED_BY_PEER, alice.phone.send_text("hi", to_user_id="bob"))
+        await expect_error(ErrorCode.PEER_BLOCKED, bob.phone.send_text("hi", to_user_id="alice"))
+        await bob.phone.remove_black("alice")
+        assert (await alice.phone.send_text("again", to_user_id="bob")).seq == 2
+
     async def test_friends_only_policy(self, start_node: StartNode, connect: Connect) -> None:
         node = await start_node(messaging={"friends_only": True})
         alice, bob = await user(node, connect, "alice"), await user(node, connect, "bob")
@@ -160,6 +211,8 @@ class TestRefusals:
         await alice.phone.apply_friend("bob")
         await bob.phone.respond_friend_application("alice", True)
         assert (await alice.phone.send_text("hi", to_user_id="bob")).seq == 1
+        await bob.phone.delete_friend("alice")
+        await expect_error(ErrorCode.NOT_FRIENDS, bob.phone.send_text("hi", to_user_id="alice"))
 
 
 class TestOfflineAndGaps:

@@ -16,7 +16,9 @@ from client import ConnectionLost, ErrorCode, ParleyClient, ParleyError, Platfor
 from protocol import messages as m
 from storage import EmbeddedRedis
 from tests.processes import NodeProcess, start_nodes, stop_all
-from tests.support import eventually, signed_in
+from tests.support import both_stores, eventually, signed_in
+
+pytestmark = both_stores
 
 FAST = ("--set", "cluster.node_timeout=2", "--set", "cluster.lease_time=2")
 

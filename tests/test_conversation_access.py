@@ -17,7 +17,9 @@ import trio
 from client import ErrorCode, ParleyClient, single_conversation_id
 from protocol import messages as m
 from server import RunningNode
-from tests.support import Connect, drain, expect_error, signed_in, stored_state, user
+from tests.support import Connect, both_stores, drain, expect_error, signed_in, stored_state, user
+
+pytestmark = both_stores
 
 Call = Callable[[ParleyClient, str], Awaitable[object]]
 

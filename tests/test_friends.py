@@ -10,7 +10,18 @@ from protocol import messages as m
 from protocol.notifications import NotificationType as N
 from server import RunningNode
 from tests.conftest import StartNode
-from tests.support import Connect, User, drain, expect_error, notification_types, signed_in, user
+from tests.support import (
+    Connect,
+    User,
+    both_stores,
+    drain,
+    expect_error,
+    notification_types,
+    signed_in,
+    user,
+)
+
+pytestmark = both_stores
 
 
 async def friends_of(client: ParleyClient) -> list[str]:

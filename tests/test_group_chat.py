@@ -12,7 +12,9 @@ from client import ErrorCode, ParleyClient
 from protocol import messages as m
 from server import RunningNode
 from tests.conftest import StartNode
-from tests.support import Connect, User, drain, expect_error, user
+from tests.support import Connect, User, both_stores, drain, expect_error, user
+
+pytestmark = both_stores
 
 
 async def messages_on(client: ParleyClient, count: int) -> list[m.ChatMessage]:

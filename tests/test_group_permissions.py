@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 from client import ErrorCode, ParleyClient, ParleyError
 from server import RunningNode
-from tests.support import Connect, signed_in
+from tests.support import Connect, both_stores, signed_in
+
+pytestmark = both_stores
 
 ACTORS = ("owner", "admin", "member", "outsider")
 TARGETS = ("owner", "admin", "admin2", "member", "member2", "outsider")

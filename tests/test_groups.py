@@ -33,12 +33,15 @@ from tests.support import (
     Connect,
     Snapshot,
     User,
+    both_stores,
     eventually,
     expect_error,
     signed_in,
     stored_state,
     user,
 )
+
+pytestmark = both_stores
 
 
 async def users(node: RunningNode, connect: Connect, *user_ids: str) -> list[User]:
@@ -803,6 +806,67 @@ async def test_groups_survive_a_restart(start_node: StartNode, connect: Connect)
     assert await member_ids(again, "g") == ["alice", "carol", "dave"]
     await expect_error(ErrorCode.GROUP_DISMISSED, again.invite_to_group("gone", ["dave"]))
     assert (await again.pull_notifications()).max_seq >= 8
+
+
+async def _cut_create(node: RunningNode, alice: User, bob: User) -> tuple[str, int, int]:
+    """Alice creates g1 with Bob, and the node stops between the step's primary (the
+    group's slot) and its follow-ups (Bob's slot, Alice's): returns Bob's joined-group
+    version and notification seq from before."""
+    copy = await bob.phone.get_joined_group_ids()
+    seen = (await bob.phone.pull_notifications()).max_seq
+
+    async def die_here(source: str, entry: object) -> None:
+        raise RuntimeError("the node stops between a primary step and its follow-ups")
+
+    node.storage.followups.before_apply = die_here
+    await expect_error(
+        ErrorCode.INTERNAL, alice.phone.create_group("cut", group_id="g1", member_user_ids=["bob"])
+    )
+    node.storage.followups.before_apply = None
+    assert await joined_ids(bob.phone) == ["g0"]  # Bob's slot does not have it yet
+    return copy.version_id, copy.version, seen
+
+
+async def _joined_once(bob: ParleyClient, version_id: str, version: int, name: str) -> None:
+    answer = await bob.sync_joined_groups(version_id, version)
+    assert answer.kind == "incremental" and (answer.updates, answer.deletes) == ([], [])
+    assert [(e.group.group_id, e.group.name) for e in answer.inserts] == [("g1", name)]
+    again = await bob.sync_joined_groups(answer.version_id, answer.version)
+    assert again.kind == "equal"
+
+
+async def test_a_change_cut_before_its_follow_ups_is_replayed_by_the_restarted_node(
+    start_node: StartNode, connect: Connect
+) -> None:
+    first = await start_node(server={"node_id": "cut-node"})
+    alice, bob = await users(first, connect, "alice", "bob")
+    await alice.phone.create_group("before", group_id="g0", member_user_ids=["bob"])
+    version_id, version, seen = await _cut_create(first, alice, bob)
+    await first.stop()
+
+    second = await start_node(server={"node_id": "cut-node"})  # replays before it serves
+    again = await connect(second.url)
+    await again.login("bob", "password-1", Platform.IOS)
+    await _joined_once(again, version_id, version, "cut")
+    pulled = await again.pull_notifications(after_seq=seen)
+    assert [(n.seq, n.type) for n in pulled.items] == [(seen + 1, N.GROUP_CREATED)]
+    assert await member_ids(again, "g1") == ["alice", "bob"]
+
+
+async def test_a_change_cut_before_its_follow_ups_lands_before_the_groups_next_one(
+    node: RunningNode, connect: Connect
+) -> None:
+    alice, bob = await users(node, connect, "alice", "bob")
+    await alice.phone.create_group("before", group_id="g0", member_user_ids=["bob"])
+    version_id, version, seen = await _cut_create(node, alice, bob)
+    await alice.phone.set_group_info("g1", name="renamed")  # the group's next step
+    await _joined_once(bob.phone, version_id, version, "renamed")
+    pulled = await bob.phone.pull_notifications(after_seq=seen)
+    assert [(n.seq, n.type) for n in pulled.items] == [
+        (seen + 1, N.GROUP_CREATED),
+        (seen + 2, N.GROUP_NAME_SET),
+    ]
+    assert await joined_ids(alice.phone) == ["g0", "g1"]
 
 
 def test_send_refusal_reads_the_live_state() -> None:

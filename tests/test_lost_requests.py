@@ -218,10 +218,10 @@ async def test_a_success_after_the_sign_in_deadline_closes_the_session(
     test through Redis: the lease of ``zed`` names node ``ghost``, whose inbox the
     test reads."""
     node = await start_node(session={"sign_in_deadline": 1.0}, cluster=SLOW_CLUSTER)
-    redis_client.set(f"{prefix}node:ghost", "played by the test", ex=60)
+    redis_client.set(f"{prefix}{{n:ghost}}", "played by the test", ex=60)
     redis_client.set(f"{prefix}{{u:zed}}:owner", "ghost", px=60_000)
     inbox = redis_client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-    inbox.subscribe(f"{prefix}node:ghost:inbox")
+    inbox.subscribe(f"{prefix}{{n:ghost}}:inbox")
     raw = await RawClient.open(node.url)
     await raw.send(codec.encode(m.Login(rid=7, user_id="zed", password="password-1", platform=7)))
 
@@ -241,9 +241,9 @@ async def test_a_success_after_the_sign_in_deadline_closes_the_session(
     # The "owner" registers the session and answers, too late.
     presence = f"{prefix}{{u:zed}}:presence"
     redis_client.hset(presence, forward.session_id, f"7:{node.node_id}:late-token")
-    redis_client.sadd(f"{prefix}node:{node.node_id}:sessions", f"zed\t{forward.session_id}")
+    redis_client.sadd(f"{prefix}{{n:{node.node_id}}}:sessions", f"zed\t{forward.session_id}")
     late = SessionSignedIn(forward.session_id, "zed", 7, "late-token", b"", rid=7)
-    redis_client.publish(f"{prefix}node:{node.node_id}:inbox", encode_envelope(late))
+    redis_client.publish(f"{prefix}{{n:{node.node_id}}}:inbox", encode_envelope(late))
     assert await raw.wait_closed() == CloseCode.AUTH_TIMEOUT
     await raw.aclose()  # our close frame: the session ends
     await eventually(lambda: redis_client.hlen(presence) == 0)

@@ -10,8 +10,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,30 +21,11 @@ import trio
 from client import ParleyClient, Platform
 from protocol import messages as m
 from storage import EmbeddedRedis
-from tests.processes import ROOT, NodeProcess, stop_all
+from tests.processes import NodeProcess, refused, stop_all
+from tests.support import both_stores
 
 SECRET_A = "a" * 40
 SECRET_B = "b" * 40
-
-
-def refused(*args: str, timeout: float = 60) -> str:
-    """Run a node that must not start; its one line on stderr."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    result = subprocess.run(
-        [sys.executable, "server.py", "serve", "--port=0", *args],
-        check=False,
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert "listening" not in result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.startswith("parley: ")]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    return lines[0]
 
 
 @pytest.fixture
@@ -71,23 +50,25 @@ async def serves(url: str, user_id: str) -> None:
         await client.aclose()
 
 
+@both_stores
 async def test_a_second_live_node_with_the_same_id_is_refused(
     nodes: list[NodeProcess], redis_url: str, prefix: str, redis_client: redis.Redis
 ) -> None:
     args = cluster_args(redis_url, prefix, "--node-id=twin")
     nodes.append(NodeProcess(*args))
     first = nodes[0]
-    record = redis_client.get(f"{prefix}node:twin")
+    record = redis_client.get(f"{prefix}{{n:twin}}")
     assert isinstance(record, bytes) and f" {first.process.pid} " in record.decode()
 
     line = refused(*args)
     assert "server.node_id" in line and "'twin'" in line, line
     assert f"pid {first.process.pid}" in line, line
     # The refused node removed nothing of the running one's.
-    assert redis_client.get(f"{prefix}node:twin") == record
+    assert redis_client.get(f"{prefix}{{n:twin}}") == record
     await serves(first.url, "tina")
 
 
+@both_stores
 async def test_a_node_whose_id_is_claimed_by_another_instance_stops(
     nodes: list[NodeProcess], redis_url: str, prefix: str, redis_client: redis.Redis
 ) -> None:
@@ -96,7 +77,7 @@ async def test_a_node_whose_id_is_claimed_by_another_instance_stops(
     nodes.append(NodeProcess(*cluster_args(redis_url, prefix, "--node-id=solo", "--set",
                                            "cluster.node_timeout=3")))  # fmt: skip
     other = "0123abcd elsewhere pid:[1] 4242 1700000000000"
-    redis_client.set(f"{prefix}node:solo", other, ex=30)
+    redis_client.set(f"{prefix}{{n:solo}}", other, ex=30)
     with trio.fail_after(20):
         while nodes[0].process.poll() is None:
             await trio.sleep(0.1)
@@ -105,9 +86,10 @@ async def test_a_node_whose_id_is_claimed_by_another_instance_stops(
     lines = [line for line in nodes[0].stderr_lines if line.startswith("parley: ")]
     assert len(lines) == 1 and "was claimed by another running node" in lines[0], lines
     assert "host elsewhere, pid 4242" in lines[0]
-    assert redis_client.get(f"{prefix}node:solo") == other.encode()
+    assert redis_client.get(f"{prefix}{{n:solo}}") == other.encode()
 
 
+@both_stores
 async def test_a_restarted_node_takes_its_id_over_from_its_killed_instance(
     nodes: list[NodeProcess], redis_url: str, prefix: str
 ) -> None:
@@ -120,6 +102,7 @@ async def test_a_restarted_node_takes_its_id_over_from_its_killed_instance(
     await serves(nodes[1].url, "pia")
 
 
+@both_stores
 async def test_a_node_with_other_cluster_settings_is_refused(
     nodes: list[NodeProcess], redis_url: str, prefix: str
 ) -> None:
@@ -140,6 +123,7 @@ async def test_a_node_with_other_cluster_settings_is_refused(
     await serves(nodes[1].url, "sid")
 
 
+@both_stores
 async def test_settings_may_change_while_no_node_runs(
     nodes: list[NodeProcess], redis_url: str, prefix: str, redis_client: redis.Redis
 ) -> None:
@@ -147,7 +131,7 @@ async def test_settings_may_change_while_no_node_runs(
     nodes[0].stop()
     changed = NodeProcess(*cluster_args(redis_url, prefix), env={"PARLEY_LOG_LEVEL": "info"})
     nodes.append(changed)
-    fingerprint = redis_client.hgetall(f"{prefix}cluster:fingerprint")
+    fingerprint = redis_client.hgetall(f"{prefix}{{cluster}}:fingerprint")
     assert fingerprint[b"messaging.friends_only"] == b"False"
     await trio.sleep(0.3)
     assert any("cluster settings changed" in line for line in changed.stderr_lines)

@@ -21,7 +21,9 @@ from protocol.codec import ClientCodec
 from server import RunningNode
 from tests.conftest import StartNode
 from tests.rawws import RawClient
-from tests.support import Connect, eventually, expect_error, signed_in, stored_state
+from tests.support import Connect, both_stores, eventually, expect_error, signed_in, stored_state
+
+pytestmark = both_stores
 
 codec = ClientCodec()
 
@@ -448,12 +450,9 @@ class TestActors:
         self,
         start_node: StartNode,
         connect: Connect,
-        redis_client: object,
+        redis_client: redis.Redis,
         prefix: str,
     ) -> None:
-        import redis
-
-        assert isinstance(redis_client, redis.Redis)
         node = await start_node(actors={"idle_timeout": 0.2})
         bystander = await connect(node.url)
         await signed_in(bystander, "quin")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import cast
 
 import pytest
 import redis
@@ -16,6 +15,7 @@ import trio
 from redis.crc import key_slot
 
 from storage.cluster import ClusterRouter, first_key, is_cluster_url, seed_urls
+from storage.durability import DurabilityWait, NotDurable
 from storage.pipelined import PipelinedRedis, start_executor
 from tests.redis_cluster import RedisCluster
 
@@ -27,10 +27,12 @@ return seq
 
 
 @asynccontextmanager
-async def pipelined(url: str) -> AsyncIterator[tuple[PipelinedRedis, ClusterRouter]]:
+async def pipelined(
+    url: str, wait: DurabilityWait | None = None
+) -> AsyncIterator[tuple[PipelinedRedis, ClusterRouter]]:
     router = ClusterRouter(url, lambda node_url: redis.Redis.from_url(node_url, socket_timeout=5))
     # The executor needs only pipeline() and close() of its client.
-    ref = start_executor(cast(redis.Redis, router), trio.lowlevel.current_trio_token(), [STEP])
+    ref = start_executor(router, trio.lowlevel.current_trio_token(), [STEP], wait)
     facade = PipelinedRedis(ref)
     try:
         async with trio.open_nursery() as nursery:
@@ -57,6 +59,9 @@ def test_cluster_urls() -> None:
     assert first_key(("EVALSHA", "sha", 2, "k1", "k2", "arg")) == "k1"
     assert first_key(("EVALSHA", "sha", 0, "arg")) is None
     assert first_key(("HGET", "k", "f")) == "k"
+    assert first_key(("SPUBLISH", "chan", b"payload")) == "chan"
+    assert first_key(("WAIT", 1, 100)) is None
+    assert first_key(("CLUSTER", "INFO")) is None
 
 
 async def test_one_batch_over_every_master(redis_cluster: RedisCluster, prefix: str) -> None:
@@ -157,3 +162,43 @@ async def test_a_failed_over_master_is_reached_again(
                 except redis.RedisError:
                     await trio.sleep(0.2)
         assert value == 8
+
+
+def waits_by_master(cluster: RedisCluster) -> dict[int, int]:
+    """``WAIT`` calls so far, by master port."""
+    counts = {}
+    for node in cluster.nodes:
+        client = node.client()
+        stats = client.info("commandstats")
+        counts[node.port] = int(stats.get("cmdstat_wait", {}).get("calls", 0))
+        client.close()
+    return counts
+
+
+async def test_a_durability_wait_ends_the_batch_on_every_master_written_to(
+    failover_cluster: RedisCluster, prefix: str
+) -> None:
+    masters = {failover_cluster.master_of_slot(s).port for s in (0, 8000, 16383)}
+    async with pipelined(failover_cluster.url, DurabilityWait(0, 1, 2.0)) as (r, _):
+        await r.ping()  # the router has read the slot map
+        before = waits_by_master(failover_cluster)
+        keys = [f"{prefix}{{u:user{n}}}:account" for n in range(30)]
+        assert masters_used(failover_cluster, keys) == masters
+        spread = r.pipeline()
+        for key in keys:
+            spread.set(key, "v")
+        assert await spread.execute() == [True] * 30
+        after = waits_by_master(failover_cluster)
+        assert {p for p in masters if after[p] == before[p] + 1} == masters
+        # One key: the next batch waits on its master only.
+        one = keys[0]
+        await r.set(one, "again")
+        last = waits_by_master(failover_cluster)
+        owner = failover_cluster.master_of_slot(key_slot(one.encode())).port
+        assert {p: last[p] - after[p] for p in masters} == {
+            p: 1 if p == owner else 0 for p in masters
+        }
+    # Asking for more replicas than there are: every write fails NotDurable.
+    async with pipelined(failover_cluster.url, DurabilityWait(0, 2, 0.2)) as (r, _):
+        with pytest.raises(NotDurable, match="1 of 2 replicas"):
+            await r.set(keys[1], "unconfirmed")

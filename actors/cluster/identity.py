@@ -28,7 +28,7 @@ from actors.runtime.logs import log_event
 from actors.runtime.steps import now_ms
 from protocol import PROTOCOL_VERSION
 from settings import Settings
-from storage import Storage
+from storage import LAYOUT_VERSION, LayoutRefused, Storage
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +198,7 @@ def fingerprint(settings: Settings, secret: str) -> dict[str, str]:
     values = {
         "auth.secret": hashlib.sha256(b"parley-fingerprint\0" + secret.encode()).hexdigest()[:32],
         "protocol.version": PROTOCOL_VERSION,
+        "storage.layout": str(LAYOUT_VERSION),
     }
     for dotted in FINGERPRINTED:
         section, _, key = dotted.partition(".")
@@ -231,6 +232,10 @@ async def join_cluster(settings: Settings, storage: Storage, node_id: str) -> st
     await claim_node_id(storage, node_id, Instance.this_process(), settings.cluster.node_timeout)
     try:
         await forget_gone_nodes(storage, node_id)
+        try:
+            await storage.layout.ensure()
+        except LayoutRefused as exc:
+            raise NodeRefused(str(exc)) from None
         secret = settings.auth.secret or await storage.token_secret()
         await check_fingerprint(storage, node_id, fingerprint(settings, secret))
     except BaseException:
@@ -254,6 +259,7 @@ async def forget_gone_nodes(storage: Storage, node_id: str) -> None:
         held = await storage.presence.holder(other)
         instance = Instance.parse(held[0]) if held else None
         if held is not None and instance is not None and instance.is_gone():
+            await storage.followups.replay_node(other)
             removed = await storage.presence.forget_node(other, held[0])
             log_event(
                 log,

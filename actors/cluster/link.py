@@ -2,7 +2,7 @@
 clean-up after nodes that are gone, and delivery to sessions held by other
 nodes over Redis pub/sub.
 
-Each node listens on its own channel ``<prefix>node:<id>:inbox``. A push to
+Each node listens on its own channel ``<prefix>{n:<id>}:inbox``. A push to
 users goes to the local sessions directly and, when other nodes are alive, one
 publication per node that holds a session of those users (looked up in
 presence; for pushes to many users, every live node). Closing a session held by
@@ -17,7 +17,6 @@ session set in Redis no longer lists.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Collection, Sequence
@@ -48,7 +47,8 @@ from actors.runtime.steps import now_ms
 from protocol import messages as m
 from protocol.codec import ForwardedRequest, ServerCodec, encode_server_message
 from protocol.errors import CloseCode, ProtocolError
-from storage import Storage
+from storage import Storage, Subscriptions
+from storage.pubsub import SubscriptionLost
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +137,10 @@ class ClusterLink:
         return outbox.origin if isinstance(outbox, RemoteOutbox) else self.node_id
 
     def inbox(self, node_id: str) -> str:
-        return f"{self._storage.keys.node(node_id)}:inbox"
+        return self._storage.keys.node_inbox(node_id)
 
     def broadcast_channel(self) -> str:
-        return f"{self._storage.keys.prefix}cluster"
+        return self._storage.keys.broadcast_channel()
 
     # -- sending ------------------------------------------------------------------
 
@@ -252,30 +252,35 @@ class ClusterLink:
     # -- receiving (listener thread, then the loop) -------------------------------
 
     def _listen(self) -> None:
-        """Runs in its own thread until stopped; reconnects when Redis goes away.
+        """Runs in its own thread until stopped; subscribes again when Redis goes away
+        (at once when a channel's slot moved to another master of a cluster).
         Envelopes reach the loop in batches: one callback for all that were waiting."""
-        delay = 0.1
+        delay = 0.0
         token = self._token
         assert token is not None
+        channels = [self.inbox(self.node_id), self.broadcast_channel()]
         while not self._stop.is_set():
-            pubsub = self._storage.pubsub()
+            subscriptions: Subscriptions | None = None
             try:
-                pubsub.subscribe(self.inbox(self.node_id), self.broadcast_channel())
-                delay = 0.1
+                subscriptions = self._storage.subscribe(channels)
+                delay = 0.0
                 while not self._stop.is_set():
-                    batch = _read_batch(pubsub)
+                    batch = subscriptions.read(LISTENER_BATCH)
                     if batch:
                         try:
                             token.run_sync_soon(self._on_envelopes, batch)
                         except trio.RunFinishedError:
                             return
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except SubscriptionLost as exc:
+                log.warning("%s; subscribing again", exc)
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
+                # ResponseError: CLUSTERDOWN while a failed master's slots have none yet.
                 log.warning("pub/sub connection lost (%s); reconnecting", exc)
                 self._stop.wait(delay)
-                delay = min(delay * 2, 2.0)
+                delay = min(max(delay * 2, 0.1), 1.0)
             finally:
-                with contextlib.suppress(redis.RedisError):
-                    pubsub.close()
+                if subscriptions is not None:
+                    subscriptions.close()
 
     def _on_envelopes(self, batch: list[bytes]) -> None:
         for data in batch:
@@ -366,6 +371,7 @@ class ClusterLink:
                 nursery.start_soon(self._run_relays)
                 # A node restarted under the same id must not leave its old sessions online.
                 presence = self._storage.presence
+                await self._storage.followups.replay_node(self.node_id)
                 await presence.forget_node(self.node_id, presence.instance, keep_key=True)
                 await self._beat()
                 await self._announce(True)
@@ -410,6 +416,7 @@ class ClusterLink:
                 await presence.restore(sessions.signed_in_sessions())
                 self._unlisted_at_last_beat = frozenset()
             for node in await presence.dead_nodes():
+                await self._storage.followups.replay_node(node)
                 removed = await presence.forget_node(node)
                 if removed >= 0:
                     log_event(
@@ -462,16 +469,3 @@ class ClusterLink:
             sessions.close_session(
                 session_id, CloseCode.KICKED, ENDED_ELSEWHERE, _ENDED_ELSEWHERE_FRAME
             )
-
-
-def _read_batch(pubsub: Any) -> list[bytes]:
-    """Wait (at most 0.1 s) for a publication, then take every one already here."""
-    batch: list[bytes] = []
-    message = pubsub.get_message(timeout=0.1)
-    while message is not None:
-        if message["type"] == "message":
-            batch.append(message["data"])
-            if len(batch) >= LISTENER_BATCH:
-                break
-        message = pubsub.get_message(timeout=0)
-    return batch

@@ -56,9 +56,19 @@ class Ownership:
                     node=owner,
                     from_node=taken_from,
                 )
+                # What the gone owner's last step left to apply lands before any new step.
+                await self._services.storage.followups.replay_source(self._source())
             return None
         self._valid_until = 0.0
         return owner
+
+    def _source(self) -> str:
+        keys = self._services.storage.keys
+        return (
+            keys.group_tag(self.entity_id)
+            if self.kind == "group"
+            else keys.user_tag(self.entity_id)
+        )
 
     async def release(self) -> None:
         """Give the lease up (the actor is stopping)."""

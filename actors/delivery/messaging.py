@@ -207,6 +207,8 @@ async def store_and_push(
         )
     except StepRefused as exc:
         raise ProtocolError(ErrorCode[exc.reason], _SEND_REFUSALS[exc.reason]) from None
+    except StaleRead:
+        raise ProtocolError(ErrorCode.UNAVAILABLE, "the conversation kept changing") from None
     if stored.duplicate:
         first = await services.storage.messages.get(conversation_id, stored.seq)
         if first is None:

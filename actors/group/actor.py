@@ -8,10 +8,12 @@ group's commands are serialized. Each command runs in the actor's task:
    and reloads the state if another node changed the group (or on first use);
 2. the handler checks the request against :attr:`GroupActor.state` and builds
    a :class:`actors.group.state.Change`;
-3. :meth:`GroupActor.commit` stores it in one Lua step (which also checks the
-   revision: a stale copy raises ``StaleRead``, and the command is run again
-   on a fresh copy), then updates :attr:`GroupActor.state` and pushes the stored
-   notifications to every device of their recipients, the acting one included.
+3. :meth:`GroupActor.commit` stores it: a step on the group's slot (which also
+   checks the revision: a stale copy raises ``StaleRead``, and the command is
+   run again on a fresh copy) and its follow-ups on each member's slot
+   (``storage.groups``), then updates :attr:`GroupActor.state` and pushes the
+   stored notifications to every device of their recipients, the acting one
+   included.
 
 Handlers come from command-group classes, constructed as
 ``cls(group_id, services, actor)`` with a ``handlers()`` table; further ones (e.g.

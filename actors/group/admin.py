@@ -99,7 +99,7 @@ class GroupAdminCommands(GroupCommands):
             info = replace(info, notification_updated_at=change.now, notification_user_id=actor)
         change.step.put_info(info)
         members = state.member_ids()
-        change.step.touch_joined(members)
+        change.step.touch_joined(state.members.values())
         group = group_info(info, len(members))
         detail = m.GroupDetail(group=group, op_user_id=actor)
         if "notification" in changed:
@@ -140,7 +140,7 @@ class GroupAdminCommands(GroupCommands):
         info = replace(state.info, mute_all=mute)
         change.step.put_info(info)
         members = state.member_ids()
-        change.step.touch_joined(members)
+        change.step.touch_joined(state.members.values())
         detail = m.GroupDetail(group=group_info(info, len(members)), op_user_id=actor)
         change.notify(N.GROUP_MUTED if mute else N.GROUP_UNMUTED, detail, members)
         await self._commit(change, command)
@@ -163,7 +163,9 @@ class GroupAdminCommands(GroupCommands):
             change.step.put_member(record, insert=False)
             change.step.put_joined(record, insert=False)
         members = state.member_ids()
-        change.step.touch_joined([u for u in members if u not in (actor, target.user_id)])
+        change.step.touch_joined(
+            r for u, r in state.members.items() if u not in (actor, target.user_id)
+        )
         detail = m.GroupOwnerDetail(
             group=group_info(info, len(members)),
             op_user_id=actor,

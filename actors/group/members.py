@@ -21,7 +21,7 @@ from protocol import messages as m
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.notifications import NotificationType as N
 from storage import Changes
-from storage.groups import decode_member, join_order
+from storage.group_records import decode_member, join_order
 
 
 def member_changes(group_id: str, changes: Changes) -> tuple[list[m.GroupMember], ...]:

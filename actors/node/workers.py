@@ -292,6 +292,7 @@ async def _forget_earlier_nodes(redis_url: str, prefix: str) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(storage.run)
             for node_id in await storage.presence.live_nodes():
+                await storage.followups.replay_node(node_id)
                 removed = await storage.presence.forget_node(node_id)
                 log.info("forgot node %s of an earlier run (%d sessions)", node_id, removed)
             nursery.cancel_scope.cancel()

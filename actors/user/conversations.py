@@ -216,10 +216,7 @@ class ConversationCommands:
             # Nothing changed (the seq was at or below the has-read seq): nothing to tell,
             # so a client repeating mark_read cannot make the peer's devices busy.
             return m.Ok(rid=request.rid)
-        [(_, cleared)] = await self._conversations.read_state(
-            self.user_id, [request.conversation_id]
-        )
-        self._push_read_state(command, request.conversation_id, marked.has_read_seq, cleared)
+        self._push_read_state(command, request.conversation_id, marked.has_read_seq, marked.cleared)
         if record.session_type == SINGLE_CHAT:
             receipt = _encoder.encode(
                 m.ReadReceipt(
@@ -252,8 +249,7 @@ class ConversationCommands:
         request = command.request
         assert isinstance(request, m.ClearConversation)
         await self._default_record(request.conversation_id)
-        cleared = await self._conversations.clear(self.user_id, request.conversation_id)
-        [(read, _)] = await self._conversations.read_state(self.user_id, [request.conversation_id])
+        cleared, read = await self._conversations.clear(self.user_id, request.conversation_id)
         self._push_read_state(command, request.conversation_id, read, cleared)
         return m.Ok(rid=request.rid)
 

@@ -18,7 +18,7 @@ from actors.runtime.messages import Command
 from actors.runtime.services import NodeServices
 from protocol import messages as m
 from storage import Changes, JoinedRecord
-from storage.groups import decode_joined
+from storage.group_records import decode_joined
 
 
 class UserGroupCommands:

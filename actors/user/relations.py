@@ -1,10 +1,13 @@
 """Friend, application, blacklist and notification commands of the user actor.
 
 :class:`RelationCommands` belongs to one user actor; every method runs in that
-actor's task on the node's event loop and awaits storage. Each change is one
-atomic storage step that also stores the notifications; the notifications are
-then pushed to every device of the users concerned, the session that sent the
-command included, so each device sees its notification seqs without gaps.
+actor's task on the node's event loop and awaits storage. Each change is a step
+on this user's slot plus its follow-ups for the other user and the pair's gate
+(storage/relations.py), all applied before the store returns, notifications
+included; the notifications are then pushed to every device of the users
+concerned, the session that sent the command included, so each device sees its
+notification seqs without gaps. A seq of 0 (nothing stored for that user) is not
+pushed.
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ async def notify_followers(services: NodeServices, user_id: str, profile: m.Publ
     now = now_ms()
     detail = m.UserInfoDetail(user=profile)
     seqs = await services.storage.notifications.append(
-        followers, stored_form(N.FRIEND_INFO_UPDATED, detail, now)
+        followers, stored_form(N.FRIEND_INFO_UPDATED, detail, now), sender=user_id
     )
     recipients = zip(followers, seqs, strict=True)
     push_stored(services.hub, N.FRIEND_INFO_UPDATED, detail, now, recipients, None)
