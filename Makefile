@@ -20,7 +20,8 @@ NEEDS_NODE := node >= 20 and npm (e.g. apt-get install nodejs npm)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lock-check lint typecheck unit lock upgrade uv-pin bench bench-compare clean \
+.PHONY: run test lock-check lint typecheck unit lock upgrade uv-pin bench bench-scale bench-compare \
+  clean \
   js js-types js-check js-test
 
 $(UV): .ci/uv.txt
@@ -125,6 +126,26 @@ bench: $(STAMP)
 	-$(LOAD) group --members 1000 --senders 4 --rate 10 --messages 200 --duration 20 --json \
 	  --save $(BENCH_RESULTS)/group.json
 	-$(LOAD) cluster --pairs 500 --duration 20 --json --save $(BENCH_RESULTS)/cluster.json
+	$(MAKE) --no-print-directory bench-scale
+
+# Scale-out (part of `make bench`, about 8 minutes alone): in SCALE_ROUNDS alternating
+# rounds, 2 nodes on a Redis Cluster of 3 masters against the same on one Redis, and
+# `--workers 2` against one process, as ratios; then two master failovers (SIGKILL,
+# replica promoted), with and without redis.durability = "replicas" (WAIT 1 per batch),
+# each conversation read back and checked. Needs redis-server >= 7.0 on PATH.
+SCALE_ROUNDS ?= 3
+bench-scale: $(STAMP)
+	@mkdir -p $(BENCH_RESULTS)/compare
+	-$(LOAD) compare --base-args '--store redis' --head-args '--store cluster' \
+	  --rounds $(SCALE_ROUNDS) cluster --pairs 500 --duration 10 \
+	  --save $(BENCH_RESULTS)/compare/cluster-store-redis-vs-cluster.json
+	-$(LOAD) compare --head-args '--workers 2' --rounds $(SCALE_ROUNDS) \
+	  pairs --pairs 500 --duration 10 --save $(BENCH_RESULTS)/compare/workers-1-vs-2.json
+	-$(LOAD) cluster --store cluster --replicas 1 --failover-at 5 --pairs 200 --duration 15 \
+	  --set redis.durability=replicas --json \
+	  --save $(BENCH_RESULTS)/cluster-failover-replicas.json
+	-$(LOAD) cluster --store cluster --replicas 1 --failover-at 5 --pairs 200 --duration 15 \
+	  --json --save $(BENCH_RESULTS)/cluster-failover.json
 	$(BIN)/python bench/report.py
 
 # A/B: SCENARIO against the server of BASE (a commit, checked out into a temporary

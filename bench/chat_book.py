@@ -113,6 +113,10 @@ class LoadShape:
     size: int
     timeout_s: float
     drain_s: float
+    retry_for_s: float = 0.0
+    """Pairs: resend a send answered ``UNAVAILABLE`` (or not at all in ``timeout_s``)
+    with the same client msg id, as a Parley client recovers, for up to this long after
+    its first failed attempt; 0: count the first failure and move on."""
 
 
 # -- pairs (and cluster) -----------------------------------------------------------------
@@ -126,6 +130,28 @@ class PairsJob(LoadShape):
     receiver_ids: list[str]
     sender_tokens: list[str]
     receiver_tokens: list[str]
+    record_acks: bool = False
+    """Return every acknowledgement (client msg id, seq) per sender, for
+    ``bench.verify`` to check against what the server stored."""
+
+
+RETRYABLE = frozenset({"send:UNAVAILABLE", "send:INTERNAL", "send:timeout"})
+"""Failures after which a Parley client resends with the same client msg id (both
+errors are "retry later", and a send is idempotent by its client msg id)."""
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 1.0
+
+
+@dataclass(eq=False)
+class Outgoing(Generic[S]):
+    """One message of a pair, over its attempts (same client msg id each time)."""
+
+    pair: Pair[S]
+    wall: float
+    """Its send time (the first attempt's)."""
+    client_msg_id: str
+    attempts: int = 0
+    first_failure_mono: float | None = None
 
 
 @dataclass(eq=False)
@@ -163,6 +189,17 @@ class PairsBook(Generic[S]):
         self.first_send_wall: float | None = None
         self.last_ack_wall: float | None = None
         self.last_receipt_wall: float | None = None
+        self.retries: Counter[str] = Counter()
+        self.recovered = 0
+        """Messages acknowledged after one or more resends."""
+        self.longest_recovery_s = 0.0
+        """Longest time from a message's first failed attempt to its acknowledgement."""
+        self.first_failure_wall: float | None = None
+        self.last_failure_wall: float | None = None
+        self.acks: dict[str, dict[str, Any]] = {}
+        """With ``record_acks``, per sender: its ``conversation_id`` and its ``acks``,
+        [client msg id, seq] in the order acknowledged."""
+        self._numbered = 0
 
     def pair_up(self, sessions: list[S | None]) -> list[Pair[S]]:
         """Pairs of the sessions that signed in (senders first, then receivers)."""
@@ -207,28 +244,64 @@ class PairsBook(Generic[S]):
         self.started += 1
         return wall
 
-    def request(self, pair: Pair[S], rid: int, wall: float) -> m.SendMessage:
+    def outgoing(self, pair: Pair[S], scheduled_mono: float) -> Outgoing[S]:
+        """A new message of ``pair`` (due at ``scheduled_mono``), with its client msg id."""
+        wall = self.start(scheduled_mono)
+        self._numbered += 1
+        client_msg_id = f"{self.link.worker_id}-{pair.index}-{self._numbered}"
+        return Outgoing(pair, wall, client_msg_id)
+
+    def request(self, outgoing: Outgoing[S], rid: int) -> m.SendMessage:
+        """The request of the next attempt at ``outgoing``."""
+        outgoing.attempts += 1
         return m.SendMessage(
             rid=rid,
-            client_msg_id=f"{pair.index}-{rid}",
-            content=m.TextContent(text=message_text(wall, self.job.size)),
-            to_user_id=pair.receiver_id,
+            client_msg_id=outgoing.client_msg_id,
+            content=m.TextContent(text=message_text(outgoing.wall, self.job.size)),
+            to_user_id=outgoing.pair.receiver_id,
         )
 
     def failed(self, kind: str) -> None:
         self.failures[kind] += 1
 
-    def answered(self, pair: Pair[S], wall: float, reply: m.Reply) -> None:
-        """The reply to a send made at ``wall``."""
-        failure = reply_failure(reply)
-        if failure is not None:
+    def outcome(self, outgoing: Outgoing[S], answer: m.Reply | str) -> float | None:
+        """An attempt's answer (a reply, or ``timeout`` / ``closed``): None when the
+        message is done with (acknowledged, or failed for good: counted), else the
+        seconds to wait before resending it."""
+        failure = f"send:{answer}" if isinstance(answer, str) else reply_failure(answer)
+        if failure is None:
+            assert isinstance(answer, m.MessageSent)
+            self._acknowledged(outgoing, answer)
+            return None
+        now = time.monotonic()
+        if outgoing.first_failure_mono is None:
+            outgoing.first_failure_mono = now
+        wall = time.time()
+        if self.first_failure_wall is None:
+            self.first_failure_wall = wall
+        self.last_failure_wall = wall
+        retrying = failure in RETRYABLE and now - outgoing.first_failure_mono < self.job.retry_for_s
+        if not retrying:
             self.failures[failure] += 1
-            return
-        assert isinstance(reply, m.MessageSent)
+            return None
+        self.retries[failure] += 1
+        return min(RETRY_MAX_S, RETRY_FIRST_S * 2.0 ** (outgoing.attempts - 1))
+
+    def _acknowledged(self, outgoing: Outgoing[S], reply: m.MessageSent) -> None:
+        pair = outgoing.pair
         now = time.time()
-        self.ack_s.append(now - wall)
+        self.ack_s.append(now - outgoing.wall)
         self.last_ack_wall = now
         self.acked += 1
+        if outgoing.first_failure_mono is not None:
+            self.recovered += 1
+            recovery = time.monotonic() - outgoing.first_failure_mono
+            self.longest_recovery_s = max(self.longest_recovery_s, recovery)
+        if self.job.record_acks:
+            conversation = self.acks.setdefault(
+                pair.sender_id, {"conversation_id": reply.conversation_id, "acks": []}
+            )
+            conversation["acks"].append((reply.client_msg_id, reply.seq))
         pair.acked += 1
         pair.conversation_id = reply.conversation_id
         pair.max_acked_seq = max(pair.max_acked_seq, reply.seq)
@@ -250,6 +323,15 @@ class PairsBook(Generic[S]):
             "last_ack_wall": self.last_ack_wall,
             "last_receipt_wall": self.last_receipt_wall,
             "client_cpu_s": client_cpu_s,
+            "retries": dict(self.retries),
+            "recovered": self.recovered,
+            "longest_recovery_s": self.longest_recovery_s,
+            "first_failure_wall": self.first_failure_wall,
+            "last_failure_wall": self.last_failure_wall,
+            "acks": self.acks,
+            "missed": {str(k): v for k, v in self.ledger.missing().items()}
+            if self.job.record_acks
+            else {},
         }
 
 

@@ -182,15 +182,20 @@ class _PairsRun:
         return on_push
 
     async def _send(self, pair: Pair[ChatSession], scheduled_mono: float) -> None:
+        """One message, resent with the same client msg id while the book says so."""
         book = self.book
-        wall = book.start(scheduled_mono)
-        try:
-            slot = await pair.sender.send_request(lambda rid: book.request(pair, rid, wall))
-            reply = await pair.sender.wait_reply(slot, self.job.timeout_s)
-        except SessionFailed as exc:
-            book.failed(f"send:{exc.kind}")
-            return
-        book.answered(pair, wall, reply)
+        outgoing = book.outgoing(pair, scheduled_mono)
+        while True:
+            answer: m.Reply | str
+            try:
+                slot = await pair.sender.send_request(functools.partial(book.request, outgoing))
+                answer = await pair.sender.wait_reply(slot, self.job.timeout_s)
+            except SessionFailed as exc:
+                answer = exc.kind
+            retry_in = book.outcome(outgoing, answer)
+            if retry_in is None:
+                return
+            await trio.sleep(retry_in)
 
     async def _load(self) -> None:
         job = self.job

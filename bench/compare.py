@@ -1,6 +1,6 @@
 """A/B runs: one scenario against the servers of two commits, in alternating rounds.
 
-    python bench/load.py compare --base REV [--head REV|PATH] --rounds N SCENARIO [options]
+    python bench/load.py compare [--base REV|PATH] [--head REV|PATH] --rounds N SCENARIO [options]
     make bench-compare BASE=REV [HEAD=REV|PATH] [ROUNDS=3] SCENARIO=pairs ARGS="--pairs 500"
 
 The base commit (and the head, when it is a commit) is checked out into a
@@ -14,10 +14,19 @@ set-up code are always this checkout's, so only the server differs (unless
 ``--base-client`` / ``--head-client`` differ: the same server with two load
 clients, or ``--base-set`` / ``--head-set`` give one side's server a setting of
 its own: two settings of one revision, e.g. ``--base HEAD --head .
---base-set redis.durability=everysec --head-set redis.durability=always``). The
-order of the two sides flips every round (base first in odd
-rounds, head first in even ones), so a drift of the machine's speed during the
-run weighs on both.
+--base-set redis.durability=everysec --head-set redis.durability=always``, or
+``--base-args`` / ``--head-args`` give one side's runs scenario options of their
+own: two deployments of one tree). Without ``--base`` both sides run the head's
+tree (this checkout by default) and must differ by those options, e.g.
+
+    python bench/load.py compare --base-args '--store redis' \
+        --head-args '--store cluster' --rounds 4 cluster --pairs 500 --duration 10
+    python bench/load.py compare --head-args '--workers 2' --rounds 4 \
+        pairs --pairs 500 --duration 10
+
+The order of the two sides flips every round (base first in odd rounds, head
+first in even ones), so a drift of the machine's speed during the run weighs on
+both.
 
 Reported: each figure per round and side, the medians, and the ratio head/base
 as the median of the rounds' ratios (a round's two runs are minutes apart at
@@ -39,7 +48,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +60,7 @@ FIGURES = (
     "server_cpu_us_per_msg", "msgs_per_s", "p50_ms", "p99_ms", "rss_kb_per_connection",
     "client_cpu_us_per_msg", "redis_cpu_us_per_msg", "server_rss_mb", "logins_per_s",
     "server_cpu_us_per_login", "server_cpu_us_per_send", "server_cpu_us_per_incremental",
+    "redis_replica_cpu_us_per_msg",
 )  # fmt: skip
 """Figures compared, where a scenario reports them."""
 CHECKS = ("lost", "duplicates", "out_of_order", "failures")
@@ -78,10 +88,17 @@ class Side:
     """``--client`` for this side's runs (None: the scenario's own option or default)."""
     settings: tuple[str, ...] = ()
     """``--set`` options for this side's server (``--base-set`` / ``--head-set``)."""
+    options: tuple[str, ...] = ()
+    """Scenario options of this side's runs only (``--base-args`` / ``--head-args``)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser, scenarios: Sequence[str]) -> None:
-    parser.add_argument("--base", required=True, metavar="REV", help="the base commit")
+    parser.add_argument(
+        "--base",
+        metavar="REV|PATH",
+        help="the base: a commit, or a checkout's path (default: the head's tree, for two "
+        "deployments or settings of one tree: --base-args / --head-args, --*-set)",
+    )
     parser.add_argument(
         "--head",
         metavar="REV|PATH",
@@ -98,6 +115,15 @@ def add_arguments(parser: argparse.ArgumentParser, scenarios: Sequence[str]) -> 
             metavar="SECTION.KEY=VALUE",
             help=f"setting for the {side} side's server only (repeatable), e.g. to enable"
             " a feature the other side does not have",
+        )
+    for side in ("base", "head"):
+        parser.add_argument(
+            f"--{side}-args",
+            action="append",
+            default=[],
+            metavar="'OPTIONS'",
+            help=f"scenario options for the {side} side's runs only (repeatable; split like a "
+            "shell line), e.g. --head-args '--store cluster' or --head-args=--workers=2",
         )
     parser.add_argument("--json", action="store_true", help="print the result as JSON last")
     parser.add_argument("--save", metavar="PATH", help="also write the JSON result to PATH")
@@ -148,26 +174,52 @@ class Worktrees:
             self.folder.rmdir()
 
 
-def _head_side(args: argparse.Namespace, worktrees: Worktrees) -> Side:
-    if args.head is None:
+def _split(lines: Sequence[str]) -> tuple[str, ...]:
+    """``--base-args`` / ``--head-args`` values, each split like a shell line."""
+    return tuple(option for line in lines for option in shlex.split(line))
+
+
+def _side(name: str, rev: str | None, args: argparse.Namespace, worktrees: Worktrees) -> Side:
+    """A side from what was asked for: None (this checkout as it is), a checkout's path,
+    or a commit (checked out into a temporary worktree)."""
+    client = getattr(args, f"{name}_client")
+    settings = tuple(getattr(args, f"{name}_set"))
+    options = _split(getattr(args, f"{name}_args"))
+    if rev is None:
         commit = _git("rev-parse", "--short", "HEAD")
         dirty = _git("status", "--porcelain", "--untracked-files=no")
-        return Side("head", "(this checkout)", f"{commit}+" if dirty else commit, REPO,
-                    args.head_client, tuple(args.head_set))  # fmt: skip
-    path = Path(args.head)
+        return Side(name, "(this checkout)", f"{commit}+" if dirty else commit, REPO,
+                    client, settings, options)  # fmt: skip
+    path = Path(rev)
     if path.is_dir() and (path / "server.py").exists():
         commit = _git("rev-parse", "--short", "HEAD", cwd=path)
-        return Side(
-            "head", args.head, commit, path.resolve(), args.head_client, tuple(args.head_set)
+        return Side(name, rev, commit, path.resolve(), client, settings, options)
+    tree, commit = worktrees.add(name, rev)
+    return Side(name, rev, commit, tree, client, settings, options)
+
+
+def _sides(args: argparse.Namespace, worktrees: Worktrees) -> tuple[Side, Side]:
+    """Base and head; without ``--base`` the base is the head's tree, and the two sides
+    must differ by their options, settings or client."""
+    head = _side("head", args.head, args, worktrees)
+    if args.base is not None:
+        return _side("base", args.base, args, worktrees), head
+    base = replace(
+        head, name="base", client=args.base_client, settings=tuple(args.base_set),
+        options=_split(args.base_args),
+    )  # fmt: skip
+    if (base.client, base.settings, base.options) == (head.client, head.settings, head.options):
+        raise CompareError(
+            "without --base both sides run the same tree: give them different "
+            "--base-args / --head-args, --base-set / --head-set or --base-client / --head-client"
         )
-    tree, commit = worktrees.add("head", args.head)
-    return Side("head", args.head, commit, tree, args.head_client, tuple(args.head_set))
+    return base, head
 
 
 def _run(side: Side, args: argparse.Namespace) -> dict[str, Any]:
     """One run of the scenario against ``side``'s server; its JSON result."""
     command = [
-        sys.executable, str(LOAD), args.compared, *args.scenario_args,
+        sys.executable, str(LOAD), args.compared, *args.scenario_args, *side.options,
         "--server-tree", str(side.tree), "--json",
     ]  # fmt: skip
     if side.client is not None:
@@ -242,6 +294,7 @@ def summarize(
                 "commit": s.commit,
                 "client": s.client or _client_of(rounds, s),
                 "settings": list(s.settings),
+                "options": list(s.options),
             }
             for s in sides
         },
@@ -272,11 +325,16 @@ def _cell(value: Any) -> str:
 def report_lines(summary: dict[str, Any]) -> list[str]:
     """A Markdown table: each figure per round and side, medians, ratio head/base."""
     sides = summary["sides"]
+    described = {
+        name: f"{side['commit']} (client {side['client']}"
+        + "".join(f", {o}" for o in side.get("options", []))
+        + "".join(f", --set {o}" for o in side.get("settings", []))
+        + ")"
+        for name, side in sides.items()
+    }
     lines = [
-        f"compare {summary['compared']}: base {sides['base']['commit']} "
-        f"(client {sides['base']['client']}), head {sides['head']['commit']} "
-        f"(client {sides['head']['client']}), {summary['rounds']} rounds; "
-        + ", ".join(f"{c} {summary[c]}" for c in CHECKS),
+        f"compare {summary['compared']}: base {described['base']}, head {described['head']}, "
+        f"{summary['rounds']} rounds; " + ", ".join(f"{c} {summary[c]}" for c in CHECKS),
         "",
         "| figure | base per round | head per round | base median | head median "
         "| head/base (median of rounds) |",
@@ -313,7 +371,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     _take_own_options(args)
     if args.rounds < 1:
         raise CompareError("--rounds must be 1 or more")
-    refused = [a for a in args.scenario_args if a.split("=")[0] in REFUSED]
+    side_options = _split([*args.base_args, *args.head_args])
+    refused = [a for a in (*args.scenario_args, *side_options) if a.split("=")[0] in REFUSED]
     if refused:
         raise CompareError(f"compare sets or refuses {', '.join(refused)} itself")
     for client in (args.base_client, args.head_client):
@@ -321,9 +380,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             load_client(client)  # an unknown name fails here, not in the first run
     worktrees = Worktrees()
     try:
-        tree, commit = worktrees.add("base", args.base)
-        base = Side("base", args.base, commit, tree, args.base_client, tuple(args.base_set))
-        head = _head_side(args, worktrees)
+        base, head = _sides(args, worktrees)
         rounds: list[dict[str, Any]] = []
         for number in range(args.rounds):
             order = (base, head) if number % 2 == 0 else (head, base)

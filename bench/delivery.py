@@ -73,3 +73,13 @@ class DeliveryLedger:
             duplicates += state.duplicates
             out_of_order += state.out_of_order
         return DeliveryCounts(sent, delivered, lost, duplicates, out_of_order)
+
+    def missing(self) -> dict[Hashable, list[int]]:
+        """Per stream with losses, the numbers expected and never received."""
+        found: dict[Hashable, list[int]] = {}
+        for stream, expected in self._expected.items():
+            seen = self._streams.get(stream, _Stream()).seen
+            gaps = [seq for seq in range(1, expected + 1) if seq not in seen]
+            if gaps:
+                found[stream] = gaps
+        return found

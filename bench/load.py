@@ -7,16 +7,20 @@
     python bench/load.py pairs --pairs 500 --rate 1000 --json  # open loop: latency at a load
     python bench/load.py group --members 1000 --rate 10 --json
     python bench/load.py cluster --pairs 500 --json
+    python bench/load.py cluster --store cluster --pairs 500 --json  # on a Redis Cluster
+    python bench/load.py cluster --store cluster --replicas 1 --failover-at 5 --json
     python bench/load.py compare --base REV [--head REV|PATH] --rounds 3 pairs --pairs 500
+    python bench/load.py compare --base-args '--store redis' --head-args '--store cluster' \
+        --rounds 3 cluster --pairs 500                         # two deployments of one tree
 
-``compare`` runs a scenario against the servers of two commits in alternating
-rounds and reports each figure per round and as a ratio head/base
-(``bench/compare.py``). ``--client`` picks the load client of the messaging
-scenarios (``bench/clients.py``): picows (default) or trio.
+``compare`` runs a scenario against the servers of two commits (or two
+deployments of one tree) in alternating rounds and reports each figure per
+round and as a ratio head/base (``bench/compare.py``). ``--client`` picks the
+load client of the messaging scenarios (``bench/clients.py``): picows (default) or trio.
 
 Without ``--url`` the bench starts its own server (``server.py serve`` with an
 embedded Redis and default settings) and stops it afterwards; ``cluster`` always
-starts its own Redis and nodes. It prints a
+starts its own store (``--store``: one Redis, or a Redis Cluster) and nodes. It prints a
 progress bar on stderr, a human-readable summary on stdout and, with
 ``--json``, one JSON object as the last line of stdout. Exit status: 0 when the
 run had no failures, 1 when some requests failed, 2 on bad usage or a harness

@@ -40,6 +40,7 @@ from bench.chat_book import (
     GroupBook,
     GroupJob,
     LoadShape,
+    Outgoing,
     Pair,
     PairsBook,
     PairsJob,
@@ -321,7 +322,9 @@ class _Load(Generic[T]):
         # is over once none is in flight.
         self._ending = True
         self._check_idle()
-        await asyncio.wait_for(self._idle, shape.duration_s + shape.timeout_s + LOAD_GRACE_S)
+        await asyncio.wait_for(
+            self._idle, shape.duration_s + shape.timeout_s + shape.retry_for_s + LOAD_GRACE_S
+        )
 
 
 # -- pairs (and cluster) -----------------------------------------------------------------
@@ -367,18 +370,24 @@ class _PairsRun:
                 self.drained.set_result(None)
 
     def _send(self, pair: Pair[PicowsSession], scheduled_mono: float) -> None:
-        book = self.book
-        wall = book.start(scheduled_mono)
         self.load.sending()
+        self._attempt(self.book.outgoing(pair, scheduled_mono))
+
+    def _attempt(self, outgoing: Outgoing[PicowsSession]) -> None:
+        """Send (or resend, same client msg id) ``outgoing``; the pair's next message
+        starts once it is done with."""
+        book = self.book
 
         def answered(answer: Answer) -> None:
-            if isinstance(answer, str):
-                book.failed(f"send:{answer}")
+            retry_in = book.outcome(outgoing, answer)
+            if retry_in is None:
+                self.load.answered(outgoing.pair)
             else:
-                book.answered(pair, wall, answer)
-            self.load.answered(pair)
+                asyncio.get_running_loop().call_later(retry_in, self._attempt, outgoing)
 
-        pair.sender.request(lambda rid: book.request(pair, rid, wall), answered, self.job.timeout_s)
+        outgoing.pair.sender.request(
+            functools.partial(book.request, outgoing), answered, self.job.timeout_s
+        )
 
     async def _drain(self) -> None:
         """Wait until every pair's receiver has as many messages as were acknowledged."""

@@ -30,6 +30,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from bench.compare import report_lines as comparison_lines  # noqa: E402
+from bench.verify import CHECKS as VERIFY_CHECKS  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PLOT_NAME = "bench_latency.png"
@@ -40,7 +41,7 @@ WHAT = {
     "sync": "incremental friend sync after a few changes in a large list, against a full sync",
     "pairs": "N sender/receiver pairs in single chat",
     "group": "fan-out to the online members of one group",
-    "cluster": "pairs with users split across 2 nodes on one Redis",
+    "cluster": "pairs with users split across 2 nodes on one Redis (or a Redis Cluster)",
 }
 SWEEP = "pairs"
 """Open-loop runs of this scenario (results named ``pairs-rate-<R>``) make the rate plot."""
@@ -78,6 +79,22 @@ TARGETS = (
     Target("group", "p99_ms", "1,000 members: p99 send to last member < 500 ms", operator.lt, 500),
     Target("group", "problems", "lost + duplicated + out of order == 0", operator.eq, 0),
     Target("cluster", "problems", "lost + duplicated + out of order == 0", operator.eq, 0),
+    Target("cluster-failover*", "stored_problems", "through a master failover: acknowledged "
+           "messages lost + renumbered + duplicated + reordered, and seq gaps == 0",
+           operator.eq, 0),
+)  # fmt: skip
+SCALE_OUT_TARGETS = (
+    ("cluster-store", "server_cpu_us_per_msg", "Redis Cluster of 3 masters / one Redis: "
+     "server CPU per msg <= 1.25x", 1.25),
+)  # fmt: skip
+"""(comparison, figure, text, most): a ratio head/base of ``bench/results/compare/``."""
+FAILOVER = "cluster-failover"
+"""Results named ``cluster-failover*`` are failover runs (``--failover-at``)."""
+FAILOVER_COLUMNS = (
+    "durability", "pairs", "acked", "retries", "recovered", "longest_recovery_s", "failing_s",
+    "outage_s", "lost", "renumbered", "duplicated", "reordered", "seq_gaps", "pushes_missed",
+    "stored_unacknowledged", "server_cpu_us_per_msg", "redis_cpu_us_per_msg",
+    "redis_replica_cpu_us_per_msg", "client_cpu_us_per_msg",
 )  # fmt: skip
 
 HEADLINES: dict[str, tuple[str, ...]] = {
@@ -181,11 +198,16 @@ def load_results(folder: Path) -> dict[str, dict[str, Any]]:
 
 
 def load_comparisons(folder: Path) -> dict[str, dict[str, Any]]:
-    """The A/B results saved in ``folder/compare``, by file name."""
-    return {
-        path.stem: json.loads(path.read_text())
-        for path in sorted((folder / COMPARISONS).glob("*.json"))
-    }
+    """The A/B results saved in ``folder/compare`` by ``bench/load.py compare``, by file
+    name (other files there, e.g. figures collected by hand, are left out)."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted((folder / COMPARISONS).glob("*.json")):
+        comparison = json.loads(path.read_text())
+        if not {"sides", "ratios", "per_round"} <= comparison.keys():
+            print(f"{path}: not a compare result, left out", file=sys.stderr)
+            continue
+        found[path.stem] = comparison
+    return found
 
 
 def client_bound(result: dict[str, Any]) -> bool | None:
@@ -234,6 +256,50 @@ def problems(result: dict[str, Any]) -> int | None:
     if any(c is None for c in counts):
         return None
     return sum(int(c) for c in counts if c is not None)
+
+
+def stored_problems(result: dict[str, Any]) -> int | None:
+    """What ``bench.verify`` found wrong in what the server stored (None: not verified)."""
+    verified = result.get("verify")
+    if not isinstance(verified, dict):
+        return None
+    return sum(int(verified.get(k) or 0) for k in VERIFY_CHECKS)
+
+
+def _failover_row(name: str, result: dict[str, Any]) -> dict[str, Any]:
+    settings = result.get("server_settings") or []
+    durability = next(
+        (s.partition("=")[2] for s in settings if s.startswith("redis.durability=")), "default"
+    )
+    return {
+        **{k: result.get(k) for k in FAILOVER_COLUMNS},
+        **(result.get("verify") or {}),
+        "outage_s": (result.get("failover") or {}).get("outage_s"),
+        "durability": durability,
+        "run": name,
+    }
+
+
+def _failover_table(results: dict[str, dict[str, Any]]) -> list[str]:
+    runs = [_failover_row(n, r) for n, r in results.items() if n.startswith(FAILOVER)]
+    if not runs:
+        return []
+    columns = ("run", *FAILOVER_COLUMNS)
+    return [
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *["| " + " | ".join(_cell(run.get(c)) for c in columns) + " |" for run in runs],
+    ]
+
+
+def _scale_out_targets(comparisons: dict[str, dict[str, Any]]) -> list[str]:
+    lines = ["| target | ratio head/base | met |", "|---|---|---|"]
+    for name, figure, text, most in SCALE_OUT_TARGETS:
+        found = [c for n, c in comparisons.items() if n.startswith(name)]
+        ratio = found[0]["ratios"].get(figure) if found else None
+        met = "-" if ratio is None else ("yes" if ratio <= most else "**no**")
+        lines.append(f"| {text} | {_cell(ratio)} | {met} |")
+    return lines
 
 
 def _cell(value: Any) -> str:
@@ -296,6 +362,9 @@ def _target_value(results: dict[str, dict[str, Any]], target: Target) -> Any:
     if target.figure == "problems":
         counts = [problems(r) for r in found]
         return None if None in counts else sum(c for c in counts if c is not None)
+    if target.figure == "stored_problems":
+        stored = [stored_problems(r) for r in found]
+        return None if None in stored else sum(c for c in stored if c is not None)
     return found[0].get(target.figure)
 
 
@@ -429,7 +498,22 @@ def render(
         "# A/B: a scenario against the servers of two commits, alternating rounds, ratios",
         "make bench-compare BASE=<commit> [HEAD=<commit or path>] SCENARIO=pairs "
         'ARGS="--pairs 500 --duration 10"',
+        "# scale-out (make bench-scale, part of make bench): two deployments of one tree",
+        "python bench/load.py compare --base-args '--store redis' --head-args '--store cluster' "
+        "--rounds 3 cluster --pairs 500 --duration 10",
+        "python bench/load.py compare --head-args '--workers 2' --rounds 3 pairs --pairs 500 "
+        "--duration 10",
+        "python bench/load.py cluster --store cluster --replicas 1 --failover-at 5 --pairs 200 "
+        "--duration 15 [--set redis.durability=replicas]",
         "```",
+        "",
+        "`cluster --store cluster` starts a Redis Cluster of 3 masters (`--masters`, "
+        "`--replicas`) from the system's redis-server 7 with the tests' fixture "
+        "(tests/redis_cluster.py) and gives the nodes its seed list; `--failover-at S` "
+        "SIGKILLs the master holding the most keys S seconds into the load, starts it again "
+        "once its replica is promoted, and reads every conversation back (`--verify`, "
+        "bench/verify.py). Without `--base`, `compare` runs this checkout on both sides and "
+        "`--base-args` / `--head-args` give each side's runs options of their own.",
         "",
         "## Scenarios",
         "",
@@ -438,6 +522,10 @@ def render(
         "## Targets",
         "",
         *_targets_table(results),
+        "",
+        "Scale-out targets, from the A/B runs of `make bench-scale` (bench/results/compare):",
+        "",
+        *_scale_out_targets(comparisons or {}),
         "",
         "## Load client",
         "",
@@ -463,6 +551,23 @@ def render(
             "```",
             "",
             *comparison_lines(comparison),
+            "",
+        ]
+    failovers = _failover_table(results)
+    if failovers:
+        lines += [
+            "## cluster: through a master failover",
+            "",
+            "`cluster --store cluster --replicas 1 --failover-at S`: the master holding the "
+            "most keys is SIGKILLed S seconds into the load and its replica promoted; the "
+            "clients resend what is answered `UNAVAILABLE` (or not at all) with the same "
+            "client msg id, and afterwards every conversation is pulled and each "
+            "acknowledged message looked up (`bench/verify.py`). lost, renumbered, "
+            "duplicated, reordered and seq_gaps are what was stored; pushes_missed are "
+            "stored messages a receiver was not pushed (a resend answered from the stored "
+            "message pushes nothing) and finds by the seq gap.",
+            "",
+            *failovers,
             "",
         ]
     if plotted:

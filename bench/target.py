@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench import procstat
+from bench.stores import Store, StoreKind, open_store
 
 if TYPE_CHECKING:
     from storage import EmbeddedRedis
@@ -72,6 +73,8 @@ class Usage:
     server_rss_kb: int | None
     redis_cpu_s: float | None
     redis_rss_kb: int | None
+    replica_cpu_s: float | None = None
+    """A Redis Cluster's replicas, together (``redis_cpu_s``: its masters)."""
 
 
 @dataclass
@@ -277,26 +280,30 @@ def _wait_for_listening(process: subprocess.Popen[str]) -> re.Match[str]:
 
 @dataclass
 class Cluster:
-    """Several nodes started here on one Redis that this process starts and stops."""
+    """Several nodes started here on one store (``bench.stores``) that this process
+    starts and stops."""
 
     nodes: list[Target]
-    redis_url: str
+    store: Store
     prefix: str
-    redis_pid: int | None
-    _redis: EmbeddedRedis
-    _data_dir: Path
+
+    @property
+    def redis_url(self) -> str:
+        return self.store.url
 
     def usage(self) -> Usage:
-        """CPU and RSS summed over the nodes; the shared Redis as ``redis_*``."""
+        """CPU and RSS summed over the nodes; the store's masters as ``redis_*``, its
+        replicas as ``replica_cpu_s``."""
         usages = [node.usage() for node in self.nodes]
-        redis = procstat.usage(self.redis_pid) if self.redis_pid else None
+        store = self.store.usage()
         cpu = [u.server_cpu_s for u in usages]
         rss = [u.server_rss_kb for u in usages]
         return Usage(
             None if None in cpu else sum(c for c in cpu if c is not None),
             None if None in rss else sum(r for r in rss if r is not None),
-            redis.cpu_s if redis else None,
-            redis.rss_kb if redis else None,
+            store.masters_cpu_s,
+            store.rss_kb,
+            store.replicas_cpu_s,
         )
 
     def alive(self) -> bool:
@@ -308,31 +315,34 @@ class Cluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
-        self._redis.stop()
-        shutil.rmtree(self._data_dir, ignore_errors=True)
+        self.store.stop()
 
 
 def start_cluster(
-    count: int, settings: Sequence[str] = (), prefix: str = "parley:", tree: Path | None = None
+    count: int,
+    settings: Sequence[str] = (),
+    prefix: str = "parley:",
+    tree: Path | None = None,
+    store: StoreKind = "redis",
+    masters: int = 3,
+    replicas: int = 0,
+    workers: int = 1,
 ) -> Cluster:
-    """Start a Redis (``storage.EmbeddedRedis``) and ``count`` nodes (of the checkout at
-    ``tree``) on it."""
-    from storage import EmbeddedRedis
-
-    data_dir = Path(tempfile.mkdtemp(prefix="parley-bench-redis-"))
-    redis = EmbeddedRedis(data_dir)
-    redis.start()
-    redis_pid = next(
-        (p for p in procstat.children(os.getpid()) if "redis" in procstat.process_name(p)), None
-    )
+    """Start a store (``bench.stores``: one Redis, or a Redis Cluster of ``masters``
+    masters with ``replicas`` replicas each) and ``count`` nodes (of the checkout at
+    ``tree``, each ``workers`` processes) on it."""
+    started = open_store(store, masters, replicas)
     nodes: list[Target] = []
     try:
         for _ in range(count):
-            nodes.append(start_server(settings, redis_url=redis.url, prefix=prefix, tree=tree))
+            nodes.append(
+                start_server(
+                    settings, redis_url=started.url, prefix=prefix, tree=tree, workers=workers
+                )
+            )
     except BaseException:
         for node in nodes:
             node.stop()
-        redis.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        started.stop()
         raise
-    return Cluster(nodes, redis.url, prefix, redis_pid, redis, data_dir)
+    return Cluster(nodes, started, prefix)

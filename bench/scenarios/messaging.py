@@ -97,6 +97,12 @@ class Meter:
         a, b = self.points[start].redis_cpu_s, self.points[end].redis_cpu_s
         return None if a is None or b is None else b - a
 
+    def replica_cpu_s(self, start: str, end: str) -> float | None:
+        if start not in self.points or end not in self.points:
+            return None
+        a, b = self.points[start].replica_cpu_s, self.points[end].replica_cpu_s
+        return None if a is None or b is None else b - a
+
     def rss_kb(self, name: str) -> int | None:
         usage = self.points.get(name)
         return usage.server_rss_kb if usage else None

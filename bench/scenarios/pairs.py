@@ -33,6 +33,9 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import sys
+import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
@@ -58,14 +61,32 @@ from bench.scenarios.messaging import (
 from bench.stats import latency_summary, rate
 from bench.summary import Result
 from bench.target import Target, Usage
+from bench.verify import CHECKS as VERIFY_CHECKS
+from bench.verify import Sender, verify
 from bench.workers import WorkerPool
 
 DEFAULT_MESSAGES = 200_000
+DEFAULT_RETRY_FOR_S = 30.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pairs", type=int, default=500, help="sender/receiver pairs")
     add_load_arguments(parser, DEFAULT_MESSAGES, window=1)
+    parser.add_argument(
+        "--retry-for",
+        type=float,
+        default=DEFAULT_RETRY_FOR_S,
+        metavar="SECONDS",
+        help="resend a send answered UNAVAILABLE (or not in --timeout) with the same client "
+        f"msg id for up to SECONDS after its first attempt (default {DEFAULT_RETRY_FOR_S:g}; "
+        "0: count it as failed at once); resends are reported as retries",
+    )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="after the run, pull every conversation and check each acknowledged message "
+        "is stored once at its seq (bench/verify.py)",
+    )
 
 
 @dataclass(frozen=True)
@@ -80,6 +101,11 @@ class Deployment:
     nodes: int = 1
     usage_each: Callable[[], list[Usage]] | None = None
     """Each node's usage, for a cluster."""
+    on_tick: Callable[[float], None] | None = None
+    """Called about ten times a second during the load, with the seconds since go (the
+    failover of ``cluster --failover-at``)."""
+    verify: bool = False
+    """Check what the server stored after the run (``bench.verify``), besides ``--verify``."""
 
 
 def pair_ids(run_id: str, count: int) -> tuple[list[str], list[str]]:
@@ -121,6 +147,8 @@ def _jobs(
                 size=args.size,
                 timeout_s=args.timeout,
                 drain_s=DRAIN_S,
+                retry_for_s=args.retry_for,
+                record_acks=args.verify or deployment.verify,
             )
         )
     return jobs
@@ -148,10 +176,58 @@ def measure(args: argparse.Namespace, deployment: Deployment, name: str) -> Resu
             elif mark in ("sent", "drained"):
                 meter.mark(mark)
 
-        timeout = args.pairs * 2 / 20 + args.duration + DRAIN_S + args.timeout + COLLECT_GRACE_S
-        results = pool.collect(timeout, bar, on_marked)
+        def on_tick() -> None:
+            go = pool.signalled_at.get("go")
+            if deployment.on_tick is not None and go is not None:
+                deployment.on_tick(time.monotonic() - go)
+
+        timeout = (
+            args.pairs * 2 / 20 + args.duration + DRAIN_S + args.timeout + args.retry_for
+            + COLLECT_GRACE_S
+        )  # fmt: skip
+        results = pool.collect(timeout, bar, on_marked, on_tick)
         bar.close()
-    return figures(args, name, results, meter, setup_s, deployment.nodes)
+    result = figures(args, name, results, meter, setup_s, deployment.nodes)
+    if args.verify or deployment.verify:
+        print(f"{name}: verifying the stored conversations ...", file=sys.stderr, flush=True)
+        verified = verify(
+            _senders(deployment, senders, split[0], results),
+            args.window == 1,
+            args.timeout,
+            max(args.retry_for, 1.0),
+        )
+        result["verify"] = verified
+        # What the receivers were not pushed but can pull is not lost (bench.verify).
+        result["pushes_missed"] = verified["pushes_missed"]
+        result["lost"] = verified["missed_not_stored"]
+        result["failures"] = (
+            sum(result["failure_kinds"].values()) + result["lost"] + result["duplicates"]
+            + result["out_of_order"] + sum(verified[c] for c in VERIFY_CHECKS)
+            + sum(verified["verify_failures"].values())
+        )  # fmt: skip
+    return result
+
+
+def _senders(
+    deployment: Deployment, ids: list[str], tokens: list[str], results: list[dict[str, Any]]
+) -> list[Sender]:
+    """What ``bench.verify`` needs of every sender that had a message acknowledged."""
+    acks: dict[str, dict[str, Any]] = {}
+    missed: dict[str, list[int]] = {}
+    for result in results:
+        acks.update(result["acks"])
+        missed.update(result["missed"])
+    senders = []
+    for i, sender in enumerate(ids):
+        if sender not in acks:
+            continue
+        conversation = acks[sender]["conversation_id"]
+        pairs = [(c, s) for c, s in acks[sender]["acks"]]
+        senders.append(
+            Sender(deployment.sender_url(i), tokens[i], conversation, pairs,
+                   missed.get(conversation, []))
+        )  # fmt: skip
+    return senders
 
 
 def _counts(results: list[dict[str, Any]]) -> DeliveryCounts:
@@ -179,6 +255,12 @@ def figures(
     cpu = meter.cpu_s("go", "drained")
     rss_start, rss_go, rss_end = meter.rss_kb("start"), meter.rss_kb("go"), meter.rss_kb("drained")
     problems = counts.lost + counts.duplicates + counts.out_of_order
+    retries: Counter[str] = Counter()
+    for r in results:
+        retries.update(r["retries"])
+    failed_from = [r["first_failure_wall"] for r in results if r["first_failure_wall"]]
+    failed_until = [r["last_failure_wall"] for r in results if r["last_failure_wall"]]
+    client_cpu = sum(r["client_cpu_s"] for r in results)
     result: Result = {
         "scenario": name,
         "connections": sessions,
@@ -205,7 +287,14 @@ def figures(
         "server_cpu_s": round(cpu, 2) if cpu is not None else None,
         "server_rss_start_mb": mb(rss_start),
         "client": args.client,
-        "client_cpu_us_per_msg": per(sum(r["client_cpu_s"] for r in results), acked),
+        "client_cpu_us_per_msg": per(client_cpu, acked),
+        "client_cpu_s": round(client_cpu, 2),
+        "redis_replica_cpu_us_per_msg": per(meter.replica_cpu_s("go", "drained"), acked),
+        "retries": sum(retries.values()),
+        "retry_kinds": dict(retries),
+        "recovered": sum(r["recovered"] for r in results),
+        "longest_recovery_s": round(max(r["longest_recovery_s"] for r in results), 3),
+        "failing_s": round(max(failed_until) - min(failed_from), 3) if failed_from else None,
         "phase_s": round(receiving_s, 2) if receiving_s else None,
         "nodes": nodes,
         "node_cpu_s": meter.cpu_each_s("go", "drained"),
@@ -222,6 +311,9 @@ def figures(
             "failures include lost, duplicated and out-of-order messages",
             "server_cpu_us_per_msg: server CPU from go to the last receipt / messages "
             "acknowledged (each is one send and one push)",
+            "retries: resends with the same client msg id after UNAVAILABLE or no answer; "
+            "recovered: messages acknowledged after a resend; failing_s: first to last "
+            "failed attempt; client_cpu_s: the load client's CPU, all its processes",
         ],
     }
     return result
