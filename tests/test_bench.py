@@ -196,22 +196,6 @@ def test_cluster_scenario_on_a_redis_cluster_of_three_masters() -> None:
     assert_every_acknowledged_message_stored(result)
 
 
-def test_cluster_scenario_through_a_redis_restart() -> None:
-    """``--failover-at`` on one Redis: it is SIGKILLed and its supervisor starts it again
-    on its AOF; sends answered UNAVAILABLE meanwhile are resent with the same client msg
-    id, and every acknowledged message is stored once at its seq."""
-    result = run_bench(
-        "cluster", "--pairs", "30", "--procs", "1", "--duration", "4", "--failover-at", "1",
-        "--timeout", "5",
-    )  # fmt: skip
-    failover = result["failover"]
-    assert failover["happened"], failover
-    assert failover["killed_at_s"] >= 1
-    assert result["recovered"] <= result["retries"]  # each resent message acknowledged
-    assert set(result["retry_kinds"]) <= {"send:UNAVAILABLE", "send:INTERNAL", "send:timeout"}
-    assert_every_acknowledged_message_stored(result)
-
-
 def test_group_scenario_closed_loop_on_picows() -> None:
     result = run_bench(
         "group", "--members", "6", "--senders", "2", "--procs", "1", "--duration", "1",
