@@ -5,6 +5,11 @@ the system's ``redis-server`` (7.0 or later, for sharded pub/sub) with
 Ports come from below the kernel's ephemeral range, together with their cluster bus
 ports (port + 10000), so no outgoing connection of this machine can be holding a
 port when a server that was stopped starts on it again.
+
+Every server is started from one thread the cluster keeps until ``stop()``: a server
+gets SIGTERM when the thread that started it ends (``die_with_parent``), and a
+``restart`` called from a short-lived thread (the bench's failover thread) would
+otherwise see its server stopped as soon as that thread returns.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,6 +109,7 @@ class RedisCluster:
     masters: int = 3
     replicas: int = 0
     nodes: list[ClusterNode] = field(default_factory=list)
+    _launcher: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     @property
     def plain_url(self) -> str:
@@ -165,13 +172,16 @@ class RedisCluster:
             "--daemonize", "no",
             "--logfile", "redis.log",
         ]  # fmt: skip
-        node.process = subprocess.Popen(
+        if self._launcher is None:
+            self._launcher = ThreadPoolExecutor(1, thread_name_prefix="redis-cluster-launcher")
+        node.process = self._launcher.submit(
+            subprocess.Popen,
             args,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=die_with_parent(),  # noqa: PLW1509 (takes no lock: storage.embedded)
-        )
+            preexec_fn=die_with_parent(),  # takes no lock: storage.embedded
+        ).result()
 
     def _await(self, check: Callable[[ClusterNode], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -278,3 +288,6 @@ class RedisCluster:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
+        if self._launcher is not None:
+            self._launcher.shutdown()
+            self._launcher = None
