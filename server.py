@@ -164,7 +164,9 @@ async def _run_node(
         PasswordHasher, auth.argon2_time_cost, auth.argon2_memory_kib, auth.argon2_parallelism
     )
     signer = TokenSigner(secret, auth.token_ttl)
-    cluster = ClusterLink(storage, node_id, settings.cluster.node_timeout)
+    cluster = ClusterLink(
+        storage, node_id, settings.cluster.node_timeout, settings.session.request_deadline
+    )
     hub = Hub(cluster)
     # One registry per node, not the process-wide default: tests run several nodes in one
     # process.

@@ -228,7 +228,7 @@ class Storage:
             client = self._client
 
             def single() -> PubSub:
-                return cast(PubSub, client.pubsub(ignore_subscribe_messages=True))  # type: ignore[no-untyped-call]
+                return cast(PubSub, client.pubsub())  # type: ignore[no-untyped-call]
 
             return Subscriptions(channels, single, None)
         return Subscriptions(channels, None, self._pubsub_for)

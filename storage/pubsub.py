@@ -8,6 +8,11 @@ routed the same way, ``Storage.publish``). When the slot moves (a failover, a
 resharding) the server unsubscribes the channel (a ``sunsubscribe`` it sends by
 itself) or the connection drops: ``read`` raises :class:`SubscriptionLost` or the
 connection error, and the listener subscribes again, through the slot's new master.
+
+redis-py may also reconnect a dropped pub/sub connection by itself (its retry) and
+subscribe again without a word: ``read`` notices the extra confirmation that then
+comes and counts it in ``resubscriptions``, since what was published between the
+drop and the new subscription is lost and the listener must know it.
 """
 
 from __future__ import annotations
@@ -39,16 +44,22 @@ class Subscriptions:
     ) -> None:
         self._sharded = pubsub_for is not None
         self._pubsubs: list[PubSub] = []
+        self._confirmations_due: list[int] = []
+        """Per connection: subscriptions Redis has still to confirm."""
+        self.resubscriptions = 0
+        """Times redis-py reconnected a connection and subscribed again by itself."""
         try:
             if pubsub_for is not None:
                 for channel in channels:
                     pubsub = pubsub_for(channel)
                     self._pubsubs.append(pubsub)
+                    self._confirmations_due.append(1)
                     pubsub.ssubscribe(channel)
             else:
                 assert single is not None
                 pubsub = single()
                 self._pubsubs.append(pubsub)
+                self._confirmations_due.append(len(channels))
                 pubsub.subscribe(*channels)
         except BaseException:
             self.close()
@@ -58,19 +69,21 @@ class Subscriptions:
         """Wait (at most ``timeout``) for a publication on the first channel's
         connection, then take every one already here on each (at most ``limit``)."""
         batch: list[bytes] = []
-        for position, pubsub in enumerate(self._pubsubs):
+        for position in range(len(self._pubsubs)):
             # A timeout of 0 reads only what is buffered already (the connections skip
             # their readiness check, storage.connections): the others are polled.
-            message = self._next(pubsub, timeout if position == 0 else POLL_S)
+            message = self._next(position, timeout if position == 0 else POLL_S)
             while message is not None:
                 batch.append(message)
                 if len(batch) >= limit:
                     return batch
-                message = self._next(pubsub, 0)
+                message = self._next(position, 0)
         return batch
 
-    def _next(self, pubsub: PubSub, timeout: float) -> bytes | None:
-        """The next publication's payload, or None; skips subscription replies."""
+    def _next(self, position: int, timeout: float) -> bytes | None:
+        """The next publication's payload on connection ``position``, or None; skips
+        the confirmations of its subscriptions."""
+        pubsub = self._pubsubs[position]
         while True:
             message = cast(dict[str, Any] | None, pubsub.get_message(timeout=timeout))
             if message is None:
@@ -78,6 +91,11 @@ class Subscriptions:
             kind = message["type"]
             if kind in ("message", "smessage"):
                 return cast(bytes, message["data"])
+            if kind in ("subscribe", "ssubscribe"):
+                if self._confirmations_due[position] == 0:
+                    self.resubscriptions += 1
+                else:
+                    self._confirmations_due[position] -= 1
             if kind == "sunsubscribe" and self._sharded:
                 channel = message["channel"]
                 name = channel.decode() if isinstance(channel, bytes) else str(channel)
@@ -89,3 +107,4 @@ class Subscriptions:
             with contextlib.suppress(redis.RedisError):
                 pubsub.close()
         self._pubsubs.clear()
+        self._confirmations_due.clear()

@@ -1,7 +1,8 @@
 """Requests whose reply never comes: a command forwarded to the node that owns its
 entity is lost when that node stops answering. The session answers each such
 request ``UNAVAILABLE`` after ``session.request_deadline`` and frees its pending
-slot, and drops the reply if it comes after all."""
+slot, and drops the reply if it comes after all. When the session's node loses the
+pub/sub subscription the reply comes back on, it answers at once."""
 
 from __future__ import annotations
 
@@ -164,6 +165,58 @@ async def test_a_late_reply_is_dropped_and_a_retried_send_is_not_stored_twice(
     await zoe.send(send_to_aaron(51, "frozen-1"))
     sent = (await replies(zoe, 1))[51]
     assert isinstance(sent, m.MessageSent) and sent.seq == 1, sent
+    await zoe.aclose()
+
+
+async def test_a_lost_subscription_answers_forwarded_requests_at_once(
+    start_node: StartNode, aaron_owned_by: NodeProcess, redis_client: redis.Redis, prefix: str
+) -> None:
+    """A reply published while the session's node was not subscribed is lost for
+    good: once the node's pub/sub connection drops, the requests it forwarded are
+    answered ``UNAVAILABLE`` without waiting for ``session.request_deadline`` (60 s
+    here); the reply that still comes is dropped, and the resent send returns the
+    stored message's seq."""
+    node = await start_node(
+        session={"request_deadline": 60, "ping_interval": 60}, cluster=SLOW_CLUSTER
+    )
+    zoe = await signed_in_raw(node.url, "zoe")
+    aaron_owned_by.process.send_signal(signal.SIGSTOP)
+    await zoe.send(send_to_aaron(10, "cut-1"))
+    await zoe.send(send_to_aaron(11, "cut-2"))
+    await eventually(lambda: len(node.cluster.forwarded) == 2)
+    assert redis_client.client_kill_filter(_type="pubsub") >= 1
+    with trio.fail_after(10):
+        answered = await replies(zoe, 2)
+    assert {rid: error_code(r) for rid, r in answered.items()} == {
+        10: ErrorCode.UNAVAILABLE,
+        11: ErrorCode.UNAVAILABLE,
+    }
+    assert "reply may have been lost" in answered[10].message
+    assert node.cluster.forwarded.answered_unavailable == 2
+    assert len(node.cluster.forwarded) == 0
+
+    # The owner wakes up, stores both and answers: those replies are dropped.
+    aaron_owned_by.process.send_signal(signal.SIGCONT)
+    inboxes = [f"{prefix}{{n:{n}}}:inbox" for n in (node.node_id, aaron_owned_by.node_id)]
+
+    def both_subscribed_again() -> bool:
+        return all(count == 1 for _, count in redis_client.pubsub_numsub(*inboxes))
+
+    await eventually(both_subscribed_again)
+    await zoe.send(send_to_aaron(12, "cut-1"))
+    await zoe.send(send_to_aaron(13, "cut-2"))
+    answered = await replies(zoe, 2, timeout=20)
+    assert {rid: (r.seq if isinstance(r, m.MessageSent) else r) for rid, r in answered.items()} == {
+        12: 1,
+        13: 2,
+    }
+    await zoe.send(codec.encode(m.Ping(rid=50)))
+    with trio.fail_after(5):
+        while True:
+            message = codec.decode(await zoe.next_message())
+            assert not (isinstance(message, m.Reply) and message.rid in (10, 11)), message
+            if isinstance(message, m.Pong):
+                break
     await zoe.aclose()
 
 

@@ -17,6 +17,7 @@ session set in Redis no longer lists.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Collection, Sequence
@@ -39,6 +40,7 @@ from actors.cluster.envelopes import (
     decode_envelope,
     encode_envelope,
 )
+from actors.cluster.forwarded import ForwardedRequests
 from actors.cluster.identity import NodeRefused, describe_record
 from actors.cluster.remote_outbox import RemoteOutbox
 from actors.runtime.logs import log_event
@@ -106,7 +108,9 @@ class ClusterLink:
     """One per node; everything runs on the node's event loop except the pub/sub
     listener, a thread of its own that hands envelopes to the loop in batches."""
 
-    def __init__(self, storage: Storage, node_id: str, node_timeout_s: int) -> None:
+    def __init__(
+        self, storage: Storage, node_id: str, node_timeout_s: int, request_deadline_s: float
+    ) -> None:
         self._storage = storage
         self.node_id = node_id
         self.node_timeout_s = node_timeout_s
@@ -125,6 +129,7 @@ class ClusterLink:
         self.received = 0
         self.dropped = 0
         """Envelopes not sent because Redis was out of reach (``publish_or_drop``)."""
+        self.forwarded = ForwardedRequests(request_deadline_s)
 
     def attach(self, sessions: LocalSessions, commands: CommandSink) -> None:
         """The node's hub and supervisor, which envelopes from other nodes reach."""
@@ -186,6 +191,8 @@ class ClusterLink:
                 command.answer_by_ms,
             ),
         )
+        if not isinstance(session.outbox, RemoteOutbox):
+            self.forwarded.add(command)
 
     def relay(
         self,
@@ -255,7 +262,7 @@ class ClusterLink:
         """Runs in its own thread until stopped; subscribes again when Redis goes away
         (at once when a channel's slot moved to another master of a cluster).
         Envelopes reach the loop in batches: one callback for all that were waiting."""
-        delay = 0.0
+        delay, lost = 0.0, False
         token = self._token
         assert token is not None
         channels = [self.inbox(self.node_id), self.broadcast_channel()]
@@ -263,9 +270,16 @@ class ClusterLink:
             subscriptions: Subscriptions | None = None
             try:
                 subscriptions = self._storage.subscribe(channels)
-                delay = 0.0
+                if lost:
+                    self._reply_path_lost(token, "subscribed again")
+                delay, lost = 0.0, False
+                resubscriptions = 0
                 while not self._stop.is_set():
                     batch = subscriptions.read(LISTENER_BATCH)
+                    if subscriptions.resubscriptions != resubscriptions:
+                        resubscriptions = subscriptions.resubscriptions
+                        log.warning("pub/sub connection lost and made again")
+                        self._reply_path_lost(token, "pub/sub connection lost and made again")
                     if batch:
                         try:
                             token.run_sync_soon(self._on_envelopes, batch)
@@ -273,14 +287,23 @@ class ClusterLink:
                             return
             except SubscriptionLost as exc:
                 log.warning("%s; subscribing again", exc)
+                lost = True
+                self._reply_path_lost(token, str(exc))
             except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
                 # ResponseError: CLUSTERDOWN while a failed master's slots have none yet.
                 log.warning("pub/sub connection lost (%s); reconnecting", exc)
+                lost = True
+                self._reply_path_lost(token, f"pub/sub connection lost: {exc}")
                 self._stop.wait(delay)
                 delay = min(max(delay * 2, 0.1), 1.0)
             finally:
                 if subscriptions is not None:
                     subscriptions.close()
+
+    def _reply_path_lost(self, token: trio.lowlevel.TrioToken, why: str) -> None:
+        """From the listener thread: replies published meanwhile were lost."""
+        with contextlib.suppress(trio.RunFinishedError):
+            token.run_sync_soon(self.forwarded.reply_path_lost, why)
 
     def _on_envelopes(self, batch: list[bytes]) -> None:
         for data in batch:
@@ -321,12 +344,14 @@ class ClusterLink:
                 envelope.session_id, envelope.code, envelope.reason, envelope.last_frame
             )
         elif isinstance(envelope, SessionReply):
+            self.forwarded.replied(envelope.session_id, envelope.rid)
             sessions.session_reply(
                 envelope.session_id, envelope.rid, envelope.frame, envelope.ends_sign_in
             )
         elif isinstance(envelope, SessionPush):
             sessions.session_push(envelope.session_id, envelope.frame)
         elif isinstance(envelope, SessionSignedIn):
+            self.forwarded.replied(envelope.session_id, envelope.rid)
             sessions.session_signed_in(
                 envelope.session_id,
                 envelope.rid,

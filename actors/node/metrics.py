@@ -78,3 +78,9 @@ class SessionCollector(Collector):
             "Envelopes not published because Redis was out of reach",
             value=cluster.dropped,
         )
+        yield CounterMetricFamily(
+            "parley_cluster_replies_presumed_lost",
+            "Forwarded requests answered UNAVAILABLE at once because the pub/sub"
+            " subscription their reply comes back on was lost",
+            value=cluster.forwarded.answered_unavailable,
+        )
