@@ -196,6 +196,44 @@ def test_cluster_scenario_on_a_redis_cluster_of_three_masters() -> None:
     assert_every_acknowledged_message_stored(result)
 
 
+def test_cluster_scenario_through_a_master_failover() -> None:
+    """A master SIGKILLed a second into the load, its replica promoted, the killed one
+    started again as its replica; the clients resend what was answered UNAVAILABLE,
+    and no acknowledged message is lost, renumbered, duplicated or reordered
+    (``redis.durability = "replicas"``: WAIT 1). Pushes published while a node's
+    subscription was down are not delivered (pub/sub is at most once): the receivers
+    would pull them, and the check reads them back."""
+    result = run_bench(
+        "cluster", "--store", "cluster", "--replicas", "1", "--failover-at", "1",
+        "--pairs", "20", "--procs", "1", "--duration", "8", "--timeout", "5",
+        "--set", "redis.durability=replicas",
+        timeout=RUN_TIMEOUT_S * 3, checked=True,
+    )  # fmt: skip
+    failover = result["failover"]
+    assert result["failures"] == 0, (result["failure_kinds"], result["verify"], failover)
+    assert failover["happened"] and failover["error"] is None, failover
+    assert failover["outage_s"] > 0 and failover["rejoined_at_s"] is not None
+    assert failover["killed_master_keys"] == max(failover["keys_by_master"].values())
+    assert result["redis_replica_cpu_us_per_msg"] is not None
+    assert_every_acknowledged_message_stored(result)
+
+
+def test_cluster_scenario_through_a_redis_restart() -> None:
+    """``--failover-at`` on one Redis: it is SIGKILLed and its supervisor starts it again
+    on its AOF; sends answered UNAVAILABLE meanwhile are resent with the same client msg
+    id, and every acknowledged message is stored once at its seq."""
+    result = run_bench(
+        "cluster", "--pairs", "30", "--procs", "1", "--duration", "4", "--failover-at", "1",
+        "--timeout", "5",
+    )  # fmt: skip
+    failover = result["failover"]
+    assert failover["happened"], failover
+    assert failover["killed_at_s"] >= 1
+    assert result["recovered"] <= result["retries"]  # each resent message acknowledged
+    assert set(result["retry_kinds"]) <= {"send:UNAVAILABLE", "send:INTERNAL", "send:timeout"}
+    assert_every_acknowledged_message_stored(result)
+
+
 def test_group_scenario_closed_loop_on_picows() -> None:
     result = run_bench(
         "group", "--members", "6", "--senders", "2", "--procs", "1", "--duration", "1",

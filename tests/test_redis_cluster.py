@@ -4,6 +4,7 @@ with the writes its master had replicated."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -88,3 +89,18 @@ def test_a_replica_takes_over_a_killed_master(failover_cluster: RedisCluster) ->
         raise AssertionError(f"the promoted replica does not serve {key}: {exc}") from exc
     finally:
         survivor.close()
+
+    # Started again from a thread that then ends (as the bench's failover thread
+    # does), the old master rejoins as the promoted one's replica and stays.
+    restarter = threading.Thread(target=failover_cluster.restart, args=(master,))
+    restarter.start()
+    restarter.join(90)
+    assert not restarter.is_alive()
+    time.sleep(0.5)  # a server stopped with its starting thread would be gone by now
+    assert master.process is not None and master.process.poll() is None
+    direct = promoted.client()
+    try:
+        assert direct.incr(key) == 43
+        assert direct.execute_command("WAIT", 1, 5000) == 1  # type: ignore[no-untyped-call]
+    finally:
+        direct.close()
