@@ -12,6 +12,7 @@ from typing import cast
 
 from storage.keys import Keys
 from storage.pipelined import PipelinedRedis
+from storage.replies import text
 from storage.scripts import Scripts
 
 PROFILE_FIELDS = ("nickname", "face_url", "ex")
@@ -40,10 +41,6 @@ class CorruptRecordError(RuntimeError):
     """A stored record cannot be read back; the entity's actor must not use it."""
 
 
-def _text(value: bytes | None) -> str:
-    return "" if value is None else value.decode("utf-8")
-
-
 def _account(user_id: str, raw: dict[bytes, bytes]) -> AccountRecord | None:
     if not raw:
         return None
@@ -51,9 +48,9 @@ def _account(user_id: str, raw: dict[bytes, bytes]) -> AccountRecord | None:
         return AccountRecord(
             user_id=user_id,
             password_hash=raw[b"password_hash"].decode(),
-            nickname=_text(raw.get(b"nickname")),
-            face_url=_text(raw.get(b"face_url")),
-            ex=_text(raw.get(b"ex")),
+            nickname=text(raw.get(b"nickname")),
+            face_url=text(raw.get(b"face_url")),
+            ex=text(raw.get(b"ex")),
             created_at=int(raw[b"created_at"]),
             version=int(raw[b"version"]),
         )
@@ -124,7 +121,7 @@ class AccountStore:
             user_ids, await pipe.execute(), strict=True
         ):
             if created is not None:
-                found[user_id] = PublicProfile(user_id, _text(nickname), _text(face_url), _text(ex))
+                found[user_id] = PublicProfile(user_id, text(nickname), text(face_url), text(ex))
         return found
 
     # -- tokens -----------------------------------------------------------

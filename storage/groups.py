@@ -60,6 +60,7 @@ from storage.group_records import (
 from storage.keys import Keys
 from storage.messages import MessageStore
 from storage.pipelined import PipelinedRedis
+from storage.replies import text
 from storage.scripts import Scripts
 from storage.versionlog import Changes, new_version_id, read_changes
 
@@ -313,7 +314,7 @@ class GroupStore:
         pipe.hvals(f"{base}:members")
         pipe.hmget(f"{base}:vlog:members", "id", "ver")
         records, (version_id, version) = await pipe.execute()
-        return list(records), _text(version_id), int(version or 0)
+        return list(records), text(version_id), int(version or 0)
 
     async def sync_members(self, group_id: str, version_id: str, version: int) -> Changes:
         base = self.base(group_id)
@@ -361,7 +362,7 @@ class GroupStore:
         pipe.zrange(f"{base}:groups", 0, -1)
         pipe.hmget(f"{base}:vlog:groups", "id", "ver")
         ids, (version_id, version) = await pipe.execute()
-        return [i.decode() for i in ids], _text(version_id), int(version or 0)
+        return [i.decode() for i in ids], text(version_id), int(version or 0)
 
     async def sync_joined(self, user_id: str, version_id: str, version: int) -> Changes:
         base = self._user(user_id)
@@ -412,7 +413,3 @@ class GroupStore:
             pipe.hget(f"{self.base(group_id)}:apps", applicant)
         raw = await pipe.execute() if page else []
         return [decode_application(r) for r in raw if r is not None], total
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else (value or "")

@@ -30,6 +30,7 @@ from typing import cast
 
 from storage.keys import Keys
 from storage.pipelined import PipelinedRedis
+from storage.replies import text
 from storage.scripts import Scripts
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,6 @@ SCAN_COUNT = 1000
 
 class LayoutRefused(Exception):
     """The store cannot be used by this version: the message says why, in one line."""
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class LayoutStore:
@@ -88,7 +85,7 @@ class LayoutStore:
         prefix = self._keys.prefix
         listed = cast(list[bytes], await self._redis.zrange(f"{prefix}nodes", 0, -1))
         for raw in listed:
-            node = _text(raw)
+            node = text(raw)
             if await self._redis.exists(f"{prefix}node:{node}"):
                 raise LayoutRefused(
                     f"redis.prefix: node {node!r} of an earlier Parley version (data layout 1)"
@@ -105,7 +102,7 @@ class LayoutStore:
                 reply = await self._redis.scan(cursor, match=pattern, count=SCAN_COUNT)
                 cursor, found = int(reply[0]), cast(list[bytes], reply[1])
                 for raw_key in found:
-                    await self._move_one(_text(raw_key), suffix, field_of)
+                    await self._move_one(text(raw_key), suffix, field_of)
                     moved += 1
                 if cursor == 0:
                     break
@@ -116,7 +113,7 @@ class LayoutStore:
         seqs = await self._redis.hgetall(key)
         group = self._redis.pipeline(transaction=False)
         for conversation, seq in seqs.items():
-            target = f"{self._keys.conversation_tag(_text(conversation))}:reads"
+            target = f"{self._keys.conversation_tag(text(conversation))}:reads"
             self._scripts.add(group, "layout_raise", [target], [field_of.format(user), seq])
         if seqs:
             await group.execute()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from storage.keys import Keys
 from storage.pipelined import PipelinedRedis
+from storage.replies import text
 from storage.scripts import Scripts
 
 
@@ -30,19 +31,15 @@ class LeaseStore:
         there? if not, take the lease over unless it changed hands meanwhile)."""
         key = self._keys.lease(kind, entity_id)
         owner, _ = await self._scripts.run("lease_claim", [key], [self.node_id, lease_ms, ""])
-        owner = _text(owner)
+        owner = text(owner)
         if owner == self.node_id or await self._redis.exists(self._keys.node(owner)):
             return owner, ""
         owner, taken_from = await self._scripts.run(
             "lease_claim", [key], [self.node_id, lease_ms, owner]
         )
-        return _text(owner), _text(taken_from)
+        return text(owner), text(taken_from)
 
     async def release(self, kind: str, entity_id: str) -> None:
         await self._scripts.run(
             "lease_release", [self._keys.lease(kind, entity_id)], [self.node_id]
         )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
+from storage.replies import text
 from storage.scripts import Scripts
 
 SyncKind = Literal["equal", "incremental", "full"]
@@ -44,28 +45,24 @@ class Changes:
     deletes: list[str] = field(default_factory=list)
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 async def read_changes(
     scripts: Scripts, log_base: str, records_key: str, version_id: str, version: int
 ) -> Changes:
     """What a client at (``version_id``, ``version``) must apply to match the list."""
     reply = await scripts.run("sync_read", [log_base, records_key], [version_id, version])
-    kind = _text(reply[0]).lower()
-    current_id, current_version = _text(reply[1]), int(reply[2])
+    kind = text(reply[0]).lower()
+    current_id, current_version = text(reply[1]), int(reply[2])
     rest = reply[3:]
     if kind == "equal":
         return Changes("equal", current_id, current_version)
     if kind == "full":
-        records = {_text(rest[i]): bytes(rest[i + 1]) for i in range(0, len(rest), 2)}
+        records = {text(rest[i]): bytes(rest[i + 1]) for i in range(0, len(rest), 2)}
         return Changes("full", current_id, current_version, records, frozenset(records))
     upserts: dict[str, bytes] = {}
     inserted: set[str] = set()
     deletes: list[str] = []
     for i in range(0, len(rest), 3):
-        entity, op, record = _text(rest[i]), _text(rest[i + 1]), rest[i + 2]
+        entity, op, record = text(rest[i]), text(rest[i + 1]), rest[i + 2]
         if op == "delete" or not record:
             deletes.append(entity)
         else:
