@@ -13,10 +13,13 @@ Here the socket is in blocking mode and the kernel enforces the timeout
 (``SO_RCVTIMEO``/``SO_SNDTIMEO``): a Redis server that stops answering still
 fails the command after ``io_timeout`` seconds, as a ``redis.ConnectionError``
 (the connection is then dropped and the command retried once on a new one, as
-before). The pool's check for unread data before each command is skipped: a
+before). The pool's check for unread data before each command asks only the
+parser (hiredis) whether it holds bytes already read, not the kernel: a
 connection goes back to the pool with a reply still unread only when a command
-was interrupted half-way, and redis-py disconnects it then. Waits with a
-timeout of their own (the cluster's pub/sub listener) still ``poll``.
+was interrupted half-way, and redis-py disconnects it then. The pub/sub listener
+drains its connections with the same check (every publication that came in one
+``recv``, without a system call per publication); its waits with a timeout of
+their own still ``poll``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import struct
 from typing import Any
 
 import redis
+from redis._parsers import _HiredisParser
 
 
 def _kernel_timeouts(sock: socket.socket, seconds: float) -> socket.socket:
@@ -51,7 +55,10 @@ class _LeanIO(redis.connection.AbstractConnection):
 
     def can_read(self, timeout: float = 0) -> bool:
         if timeout == 0 and self._sock is not None:
-            return False
+            # What was read already and waits in the parser, without asking the
+            # kernel (the pool asks before every command; pub/sub drains with it).
+            parser = self._parser
+            return isinstance(parser, _HiredisParser) and parser._reader.has_data()
         return bool(super().can_read(timeout))
 
 

@@ -10,10 +10,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.client import PubSub
 from redis.retry import Retry
 
 from storage import EmbeddedRedis
@@ -23,6 +25,7 @@ from storage.connections import (
     ScriptLoadingSSLConnection,
     connection_pool,
 )
+from storage.pubsub import Subscriptions
 
 
 def _client(url: str, io_timeout: float = 5.0, retries: int = 1) -> redis.Redis:
@@ -130,6 +133,32 @@ def test_commands_pipelines_scripts_and_pubsub_work(redis_server: EmbeddedRedis)
     pubsub.close()
     client.delete(key)
     client.close()
+
+
+def test_one_read_takes_every_publication_already_received(
+    redis_server: EmbeddedRedis,
+) -> None:
+    """A wait of 0 skips the kernel but still hands out what the parser holds: the
+    listener gets every envelope that came in one recv in one batch, not one per
+    read (which capped a node at one push per poll of its other connections)."""
+    client = _client(redis_server.url)
+    channels = ["conn-test:inbox", "conn-test:broadcast"]
+
+    def single() -> PubSub:
+        return cast(PubSub, client.pubsub())  # type: ignore[no-untyped-call]
+
+    subscriptions = Subscriptions(channels, single, None)
+    try:
+        assert subscriptions.read(256, timeout=0.5) == []  # the confirmations
+        for n in range(50):
+            client.publish(channels[n % 2], b"%d" % n)
+        time.sleep(0.2)  # all of them in the socket's buffer: one recv takes them
+        batch = subscriptions.read(256, timeout=1)
+        assert batch == [b"%d" % n for n in range(50)]
+        assert subscriptions.resubscriptions == 0
+    finally:
+        subscriptions.close()
+        client.close()
 
 
 def test_a_redis_that_stops_answering_fails_the_command_after_the_timeout(
