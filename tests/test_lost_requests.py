@@ -15,6 +15,7 @@ import redis
 import trio
 
 from actors.cluster.envelopes import Forward, SessionSignedIn, decode_envelope, encode_envelope
+from actors.cluster.ownership import OWNER_NOT_LISTENING
 from client import ErrorCode, ParleyClient
 from protocol import messages as m
 from protocol.codec import ClientCodec
@@ -300,3 +301,28 @@ async def test_a_success_after_the_sign_in_deadline_closes_the_session(
     assert await raw.wait_closed() == CloseCode.AUTH_TIMEOUT
     await raw.aclose()  # our close frame: the session ends
     await eventually(lambda: redis_client.hlen(presence) == 0)
+
+
+async def test_a_command_for_a_node_that_is_not_listening_is_answered_at_once(
+    start_node: StartNode, redis_client: redis.Redis, prefix: str
+) -> None:
+    """The lease of ``zed`` names node ``ghost``, whose node key is alive but which
+    is subscribed to nothing (killed a moment ago, or subscribing again after a
+    failover): the forwarded sign-in reaches nobody, Redis says so (0 receivers),
+    and it is answered ``UNAVAILABLE`` at once, not after the 60 s deadline."""
+    node = await start_node(
+        session={"sign_in_deadline": 60, "auth_timeout": 90}, cluster=SLOW_CLUSTER
+    )
+    redis_client.set(f"{prefix}{{n:ghost}}", "played by the test", ex=60)
+    redis_client.set(f"{prefix}{{u:zed}}:owner", "ghost", px=60_000)
+    raw = await RawClient.open(node.url)
+    await raw.send(codec.encode(m.Login(rid=7, user_id="zed", password="password-1", platform=7)))
+    with trio.fail_after(10):
+        reply = (await replies(raw, 1))[7]
+    assert error_code(reply) == ErrorCode.UNAVAILABLE
+    assert reply.message == OWNER_NOT_LISTENING
+    assert len(node.cluster.forwarded) == 0  # nothing left waiting for a reply
+    # The session may sign in again at once (the first sign-in is over).
+    await raw.send(codec.encode(m.Login(rid=8, user_id="zed", password="password-1", platform=7)))
+    assert error_code((await replies(raw, 1))[8]) == ErrorCode.UNAVAILABLE
+    await raw.aclose()

@@ -173,26 +173,34 @@ class ClusterLink:
         )
         self.published += 1
 
-    async def forward(self, kind: str, entity_id: str, owner: str, command: Command) -> None:
-        """Send a command to the node that owns its entity."""
+    async def forward(self, kind: str, entity_id: str, owner: str, command: Command) -> bool:
+        """Send a command to the node that owns its entity; False if no node was
+        subscribed to that node's inbox (it is gone, or subscribing again after a
+        failover): the command was lost, and is to be answered ``UNAVAILABLE``."""
         session = command.session
-        await self.publish(
-            owner,
-            Forward(
-                kind,
-                entity_id,
-                encode_envelope(command.request),
-                session.session_id,
-                session.address,
-                self.node_of(session),
-                command.user_id,
-                command.platform,
-                command.hops + 1,
-                command.answer_by_ms,
+        receivers = await self._storage.publish(
+            self.inbox(owner),
+            encode_envelope(
+                Forward(
+                    kind,
+                    entity_id,
+                    encode_envelope(command.request),
+                    session.session_id,
+                    session.address,
+                    self.node_of(session),
+                    command.user_id,
+                    command.platform,
+                    command.hops + 1,
+                    command.answer_by_ms,
+                )
             ),
         )
+        self.published += 1
+        if not receivers:
+            return False
         if not isinstance(session.outbox, RemoteOutbox):
             self.forwarded.add(command)
+        return True
 
     def relay(
         self,

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 MAX_HOPS = 2
 """A command forwarded this often is refused (``UNAVAILABLE``) instead of chasing a
 lease that keeps moving."""
+OWNER_NOT_LISTENING = (
+    "the node running this entity is not listening (stopped, or reconnecting to Redis); try again"
+)
 
 
 class Ownership:
@@ -99,8 +102,13 @@ class Ownership:
             )
             return
         try:
-            await self._services.cluster.forward(self.kind, self.entity_id, owner, command)
+            received = await self._services.cluster.forward(
+                self.kind, self.entity_id, owner, command
+            )
         except redis.RedisError as exc:
             # Out of reach, or refusing writes (a full Redis): either way unanswerable here.
             log.warning("could not claim or forward %s/%s: %s", self.kind, self.entity_id, exc)
             refuse(command, ErrorCode.UNAVAILABLE, "storage temporarily unavailable")
+            return
+        if not received:
+            refuse(command, ErrorCode.UNAVAILABLE, OWNER_NOT_LISTENING)
