@@ -140,6 +140,60 @@ async def test_a_moved_slot_is_followed(redis_cluster: RedisCluster, prefix: str
         direct.close()
 
 
+async def test_a_slot_being_migrated_is_followed_by_ask(
+    redis_cluster: RedisCluster, prefix: str
+) -> None:
+    """While a slot migrates, its keys already moved (and new ones) are answered
+    ``ASK`` by the old master: the router sends them to the new one after ``ASKING``,
+    without reading the slot map; once the migration ends, ``MOVED`` takes over."""
+    async with pipelined(redis_cluster.url) as (r, router):
+        moved, staying, new = (f"{prefix}{{u:asking}}:{name}" for name in ("a", "b", "c"))
+        slot = key_slot(moved.encode())
+        await r.set(moved, "moved early")
+        await r.set(staying, "not moved yet")
+        source = redis_cluster.master_of_slot(slot)
+        target = next(n for n in redis_cluster.nodes if n.port != source.port)
+        on_source, on_target = source.client(), target.client()
+        source_id, target_id = on_source.cluster("MYID"), on_target.cluster("MYID")
+        try:
+            on_target.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)  # type: ignore[no-untyped-call]
+            on_source.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)  # type: ignore[no-untyped-call]
+            on_source.execute_command(  # type: ignore[no-untyped-call]
+                "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", moved
+            )
+            before = router.refreshes
+            # One batch: a key still on the old master, one moved, one new.
+            async with trio.open_nursery() as nursery:
+                results: dict[str, object] = {}
+
+                async def get(key: str) -> None:
+                    results[key] = await r.get(key)
+
+                async def set_new() -> None:
+                    results[new] = await r.set(new, "written while migrating")
+
+                nursery.start_soon(get, staying)
+                nursery.start_soon(get, moved)
+                nursery.start_soon(set_new)
+            assert results == {staying: b"not moved yet", moved: b"moved early", new: True}
+            assert router.refreshes == before  # ASK changes no slot map
+            assert on_target.execute_command("ASKING") and on_target.get(new) is not None  # type: ignore[no-untyped-call]
+            count = on_source.execute_command("CLUSTER", "COUNTKEYSINSLOT", slot)  # type: ignore[no-untyped-call]
+            assert count == 1  # only the key not moved yet
+            on_source.execute_command(  # type: ignore[no-untyped-call]
+                "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", staying
+            )
+        finally:
+            for node in [target, source, *redis_cluster.nodes]:
+                with node.client() as client:
+                    client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+            on_source.close()
+            on_target.close()
+        redis_cluster.await_healthy()
+        assert await r.get(staying) == b"not moved yet"  # MOVED, then the new master
+        assert router.refreshes == before + 1
+
+
 async def test_a_failed_over_master_is_reached_again(
     failover_cluster: RedisCluster, prefix: str
 ) -> None:
