@@ -1,7 +1,8 @@
 """The pipelined client on a real Redis Cluster (storage/cluster.py): one batch spread
 over the masters by key slot, each caller with its own result, Lua steps on their
-slot's master, MULTI groups within a slot, a slot that moved followed by MOVED, and a
-master that failed over reached again through its promoted replica."""
+slot's master, MULTI groups within a slot, a slot that moved followed by MOVED, one
+being migrated followed by ASK, and a master that failed over reached again through
+its promoted replica."""
 
 from __future__ import annotations
 
