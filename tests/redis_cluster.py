@@ -92,22 +92,28 @@ class ClusterNode:
     port: int
     directory: Path
     process: subprocess.Popen[bytes] | None = None
+    password: str = ""
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+        return redis.Redis(
+            host="127.0.0.1", port=self.port, password=self.password or None, socket_timeout=5
+        )
 
 
 @dataclass
 class RedisCluster:
-    """``masters`` masters with ``replicas`` replicas each, in ``directory``."""
+    """``masters`` masters with ``replicas`` replicas each, in ``directory``; with
+    ``password``, every server requires it (``requirepass``, and ``masterauth`` for
+    its replication)."""
 
     directory: Path
     masters: int = 3
     replicas: int = 0
+    password: str = ""
     nodes: list[ClusterNode] = field(default_factory=list)
     _launcher: ThreadPoolExecutor | None = field(default=None, repr=False)
 
@@ -121,13 +127,17 @@ class RedisCluster:
     @property
     def url(self) -> str:
         """The seed list Parley's ``redis.url`` takes for a cluster."""
-        return "redis+cluster://" + ",".join(n.address for n in self.nodes)
+        credentials = f":{self.password}@" if self.password else ""
+        return f"redis+cluster://{credentials}" + ",".join(n.address for n in self.nodes)
 
     def start(self, timeout: float = 60.0) -> None:
         server, cli = cluster_binaries()
         count = self.masters * (1 + self.replicas)
         for attempt in range(3):
-            self.nodes = [ClusterNode(p, self.directory / str(p)) for p in free_ports(count)]
+            self.nodes = [
+                ClusterNode(p, self.directory / str(p), password=self.password)
+                for p in free_ports(count)
+            ]
             try:
                 for node in self.nodes:
                     self._launch(server, node)
@@ -147,6 +157,7 @@ class RedisCluster:
             [
                 cli, "--cluster", "create", *(n.address for n in self.nodes),
                 "--cluster-replicas", str(self.replicas), "--cluster-yes",
+                *(("-a", self.password, "--no-auth-warning") if self.password else ()),
             ],
             capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
@@ -172,6 +183,8 @@ class RedisCluster:
             "--daemonize", "no",
             "--logfile", "redis.log",
         ]  # fmt: skip
+        if self.password:
+            args += ["--requirepass", self.password, "--masterauth", self.password]
         if self._launcher is None:
             self._launcher = ThreadPoolExecutor(1, thread_name_prefix="redis-cluster-launcher")
         node.process = self._launcher.submit(

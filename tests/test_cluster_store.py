@@ -4,7 +4,8 @@ sign-in on two nodes, sessions of one user on both, a kick and pushes crossing n
 over sharded pub/sub, the node heartbeat, a killed node given up and its leases taken
 over, the cluster fingerprint refusal, ``/ready``, bad cluster URLs refused at start;
 a durability wait on every master written to; a manual failover and a killed master
-of a node's inbox slot, after each of which pushes reach that node again.
+of a node's inbox slot, after each of which pushes reach that node again; masters
+that require a password.
 
 Sends, friends and groups on the cluster are covered by the capability tests, which
 run on both stores (``both_stores``), and by tests/test_cluster_failover.py."""
@@ -12,6 +13,7 @@ run on both stores (``both_stores``), and by tests/test_cluster_failover.py."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, cast
 
 import httpx
@@ -20,13 +22,14 @@ import redis
 import trio
 from redis.crc import key_slot
 
+import server
 from client import ParleyClient, ParleyError, Platform
 from protocol import messages as m
 from storage import Keys
 from tests.conftest import StartNode
 from tests.processes import NodeProcess, refused, stop_all
 from tests.redis_cluster import ClusterNode, RedisCluster
-from tests.support import Connect, eventually, signed_in
+from tests.support import Connect, eventually, node_settings, signed_in
 
 pytestmark = pytest.mark.parametrize("store", ["cluster"], indirect=True)
 
@@ -253,3 +256,36 @@ def manual_failover(cluster: RedisCluster, master: ClusterNode) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("the manual failover did not complete")
+
+
+async def test_a_password_protected_cluster(
+    tmp_path: Path, nursery: trio.Nursery, connect: Connect, prefix: str, store: str
+) -> None:
+    """Masters that require a password (``requirepass``): the URL's credentials reach
+    every master the slot map names, sign-ins and pushes work across two nodes, and a
+    wrong password stops a node at start with a message that does not show it.
+    (``store``: the module's parametrisation; this test starts its own cluster.)"""
+    cluster = RedisCluster(tmp_path / "cluster", password="s3cret-pw")
+    await trio.to_thread.run_sync(cluster.start)
+    try:
+        assert cluster.url.startswith("redis+cluster://:s3cret-pw@")
+        nodes = [
+            await nursery.start(server.serve, node_settings(cluster.url, prefix)) for _ in range(2)
+        ]
+        alice = await connect(nodes[0].url)
+        await signed_in(alice, "alice", Platform.IOS)
+        bob = await connect(nodes[1].url)
+        await signed_in(bob, "bob", Platform.ANDROID)
+        sent = await alice.send_message(m.TextContent(text="through a password"), to_user_id="bob")
+        pushed = await bob.next_event(m.NewMessage)
+        assert (pushed.message.seq, pushed.message.server_msg_id) == (sent.seq, sent.server_msg_id)
+        for node in nodes:
+            await node.stop()
+
+        wrong = cluster.url.replace(":s3cret-pw@", ":not-it@")
+        line = await trio.to_thread.run_sync(
+            lambda: refused(f"--redis-url={wrong}", f"--prefix={prefix}")
+        )
+        assert "redis.url: cannot reach" in line and "not-it" not in line, line
+    finally:
+        await trio.to_thread.run_sync(cluster.stop)
