@@ -17,6 +17,15 @@ pipeline per command; routing by the known first key costs 1.5x
   resharding) is sent again, once the slot map was read again, to the new master;
   one answered ``ASK`` (a slot being migrated) is sent to the node named, after
   ``ASKING``. Neither had run, so sending it again changes nothing twice.
+- Except a Lua step answered ``ASK``: it fails with ``TryAgainError`` (answered
+  ``UNAVAILABLE``; the client resends) until the migration has ended. A step
+  declares only its entity's base (``{c:X}``, never a key itself) and reaches the
+  entity's keys by name (``{c:X}:meta``, ...), so Redis, which checks only declared
+  keys, cannot tell which of them have moved: run on the new master with
+  ``ASKING`` it could read a half-moved entity (a seq counter not moved yet) and
+  write beside it. Declared bases never exist, so the old master never runs such
+  a step during the migration either (it answers ``ASK`` or ``TRYAGAIN``): no step
+  runs on a slot while it moves (docs/CLUSTER.md, "A slot moves").
 - A master that cannot be reached fails the commands sent to it with the connection
   error (callers answer ``UNAVAILABLE``); the slot map is read again before the next
   batch, so once a replica has been promoted the batch after goes to it.
@@ -40,7 +49,7 @@ from urllib.parse import urlsplit
 
 import redis
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
-from redis.exceptions import AskError, MovedError
+from redis.exceptions import AskError, MovedError, TryAgainError
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +97,10 @@ def first_key(args: Sequence[Any]) -> Any | None:
     if name == "CLUSTER":
         return None
     return args[1] if len(args) > 1 else None
+
+
+def _is_script(args: Sequence[Any]) -> bool:
+    return str(args[0]).upper() in ("EVALSHA", "EVAL", "FCALL")
 
 
 def _is_wait(args: Sequence[Any]) -> bool:
@@ -281,6 +294,11 @@ class RoutedPipeline:
                     router.mark_stale()
                     again[index] = None
                 elif isinstance(answer, AskError):
+                    if _is_script(commands[index][0]):
+                        results[index] = TryAgainError(
+                            f"slot {answer.slot_id} is being migrated; try again"
+                        )
+                        continue
                     again[index] = (answer.host, answer.port)
                     ask_again.add(index)
                 elif results[index] is None or not isinstance(answer, Exception):
