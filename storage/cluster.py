@@ -45,7 +45,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import redis
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 
 SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 """Cluster URL schemes and the scheme of each master's own URL."""
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
+"""The query options a ``rediss+cluster://`` URL may carry (redis-py's, for each master)."""
 REDIRECTS = 3
 """Times one command follows ``MOVED``/``ASK`` within a batch."""
 
@@ -71,20 +73,40 @@ def is_cluster_url(url: str) -> bool:
 
 
 def seed_urls(url: str) -> list[str]:
-    """``redis+cluster://[user:pass@]h1:p1,h2:p2[/]`` -> ``["redis://[user:pass@]h1:p1", ...]``."""
+    """``redis+cluster://[user:pass@]h1:p1,h2:p2[/]`` -> ``["redis://[user:pass@]h1:p1", ...]``;
+    ``rediss+cluster://...?ssl_ca_certs=...``: the TLS options go to every seed (and,
+    through :class:`ClusterRouter`, to every master)."""
     parts = urlsplit(url)
+    shown = repr(_without_password(url))
     if parts.scheme not in SCHEMES:
-        raise ValueError(f"not a Redis Cluster URL: {url!r}")
+        raise ValueError(f"not a Redis Cluster URL: {shown}")
     credentials, _, hosts = parts.netloc.rpartition("@")
-    if not hosts or parts.path not in ("", "/") or parts.query:
-        raise ValueError(f"expected redis+cluster://host:port,host:port, got {url!r}")
+    if not hosts or parts.path not in ("", "/"):
+        raise ValueError(f"expected redis+cluster://host:port,host:port, got {shown}")
+    for name, _ in parse_qsl(parts.query, keep_blank_values=True):
+        if name not in TLS_OPTIONS:
+            raise ValueError(
+                f"{shown}: a Redis Cluster URL takes no option {name!r} (only the TLS "
+                f"options {', '.join(TLS_OPTIONS)})"
+            )
+        if parts.scheme != "rediss+cluster":
+            raise ValueError(f"{shown}: {name} is a TLS option: use rediss+cluster://")
     prefix = f"{SCHEMES[parts.scheme]}://{credentials + '@' if credentials else ''}"
+    options = f"?{parts.query}" if parts.query else ""
     seeds = []
     for host in hosts.split(","):
         if not host.strip():
-            raise ValueError(f"an empty seed in {url!r}")
-        seeds.append(prefix + host.strip())
+            raise ValueError(f"an empty seed in {shown}")
+        seeds.append(prefix + host.strip() + options)
     return seeds
+
+
+def _without_password(url: str) -> str:
+    credentials, at, _ = urlsplit(url).netloc.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    user = credentials.partition(":")[0]
+    return url.replace(f"{credentials}@", f"{user}:***@", 1)
 
 
 def first_key(args: Sequence[Any]) -> Any | None:
@@ -129,6 +151,7 @@ class ClusterRouter:
         self._seeds = seed_urls(url)
         self._scheme_prefix = self._seeds[0].rpartition("//")[0] + "//"
         self._credentials = urlsplit(self._seeds[0]).netloc.rpartition("@")[0]
+        self._options = urlsplit(self._seeds[0]).query
         self._client_for = client_for
         self._masters: dict[Address, redis.Redis] = {}
         self._owner: list[Address | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
@@ -173,6 +196,8 @@ class ClusterRouter:
         if client is None:
             credentials = f"{self._credentials}@" if self._credentials else ""
             url = f"{self._scheme_prefix}{credentials}{address[0]}:{address[1]}"
+            if self._options:
+                url += f"?{self._options}"
             client = self._masters[address] = self._client_for(url)
         return client
 

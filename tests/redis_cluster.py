@@ -24,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -87,20 +88,37 @@ def free_ports(count: int) -> list[int]:
     raise RuntimeError("no free ports for a Redis Cluster below the ephemeral range")
 
 
+@dataclass(frozen=True)
+class ClusterTls:
+    """PEM files: every server's certificate and key, and the CA that signed them."""
+
+    cert: str
+    key: str
+    ca: str
+
+
 @dataclass
 class ClusterNode:
     port: int
     directory: Path
     process: subprocess.Popen[bytes] | None = None
     password: str = ""
+    tls: ClusterTls | None = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def client(self) -> redis.Redis:
+        tls: dict[str, Any] = {}
+        if self.tls is not None:
+            tls = {"ssl": True, "ssl_ca_certs": self.tls.ca}
         return redis.Redis(
-            host="127.0.0.1", port=self.port, password=self.password or None, socket_timeout=5
+            host="127.0.0.1",
+            port=self.port,
+            password=self.password or None,
+            socket_timeout=5,
+            **tls,
         )
 
 
@@ -114,6 +132,9 @@ class RedisCluster:
     masters: int = 3
     replicas: int = 0
     password: str = ""
+    tls: ClusterTls | None = None
+    """With it, the servers speak only TLS, to clients, to each other (the cluster
+    bus) and to their replicas."""
     nodes: list[ClusterNode] = field(default_factory=list)
     _launcher: ThreadPoolExecutor | None = field(default=None, repr=False)
 
@@ -128,14 +149,18 @@ class RedisCluster:
     def url(self) -> str:
         """The seed list Parley's ``redis.url`` takes for a cluster."""
         credentials = f":{self.password}@" if self.password else ""
-        return f"redis+cluster://{credentials}" + ",".join(n.address for n in self.nodes)
+        scheme, options = "redis+cluster", ""
+        if self.tls is not None:
+            scheme, options = "rediss+cluster", f"?ssl_ca_certs={self.tls.ca}"
+        hosts = ",".join(n.address for n in self.nodes)
+        return f"{scheme}://{credentials}{hosts}{options}"
 
     def start(self, timeout: float = 60.0) -> None:
         server, cli = cluster_binaries()
         count = self.masters * (1 + self.replicas)
         for attempt in range(3):
             self.nodes = [
-                ClusterNode(p, self.directory / str(p), password=self.password)
+                ClusterNode(p, self.directory / str(p), password=self.password, tls=self.tls)
                 for p in free_ports(count)
             ]
             try:
@@ -158,6 +183,7 @@ class RedisCluster:
                 cli, "--cluster", "create", *(n.address for n in self.nodes),
                 "--cluster-replicas", str(self.replicas), "--cluster-yes",
                 *(("-a", self.password, "--no-auth-warning") if self.password else ()),
+                *(("--tls", "--cacert", self.tls.ca) if self.tls else ()),
             ],
             capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
@@ -185,6 +211,17 @@ class RedisCluster:
         ]  # fmt: skip
         if self.password:
             args += ["--requirepass", self.password, "--masterauth", self.password]
+        if self.tls is not None:
+            args[args.index("--port") + 1] = "0"
+            args += [
+                "--tls-port", str(node.port),
+                "--tls-cert-file", self.tls.cert,
+                "--tls-key-file", self.tls.key,
+                "--tls-ca-cert-file", self.tls.ca,
+                "--tls-auth-clients", "no",
+                "--tls-cluster", "yes",
+                "--tls-replication", "yes",
+            ]  # fmt: skip
         if self._launcher is None:
             self._launcher = ThreadPoolExecutor(1, thread_name_prefix="redis-cluster-launcher")
         node.process = self._launcher.submit(

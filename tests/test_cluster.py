@@ -10,11 +10,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import trio
 
 from client import ConnectionLost, ErrorCode, ParleyClient, ParleyError, Platform
 from protocol import messages as m
-from storage import EmbeddedRedis
+from storage import EmbeddedRedis, Keys
+from tests.conftest import StartNode
 from tests.processes import NodeProcess, start_nodes, stop_all
 from tests.support import both_stores, eventually, signed_in
 
@@ -247,3 +249,24 @@ async def test_redis_restart_under_traffic_loses_nothing_acknowledged(
     finally:
         stop_all(nodes)
         redis.stop()
+
+
+async def test_a_started_node_is_already_subscribed(
+    start_node: StartNode, redis_client: redis.Redis, prefix: str
+) -> None:
+    """A node reports that it runs only once its listener has subscribed: a node that
+    joins right after announces itself on the broadcast channel, and pushes to it are
+    relayed only by the nodes that heard it (the others wait for their heartbeat)."""
+    keys = Keys(prefix)
+
+    def subscribers(channel: str) -> int:
+        if isinstance(redis_client, redis.RedisCluster):
+            master = redis_client.get_redis_connection(redis_client.get_node_from_key(channel))
+            reply = master.execute_command("PUBSUB", "SHARDNUMSUB", channel)
+            return int(reply[1])
+        return int(redis_client.pubsub_numsub(channel)[0][1])
+
+    for started in (1, 2):
+        node = await start_node()
+        assert subscribers(keys.node_inbox(node.node_id)) == 1
+        assert subscribers(keys.broadcast_channel()) == started

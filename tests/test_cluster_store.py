@@ -5,7 +5,7 @@ over sharded pub/sub, the node heartbeat, a killed node given up and its leases 
 over, the cluster fingerprint refusal, ``/ready``, bad cluster URLs refused at start;
 a durability wait on every master written to; a manual failover and a killed master
 of a node's inbox slot, after each of which pushes reach that node again; masters
-that require a password.
+that speak only TLS and require a password.
 
 Sends, friends and groups on the cluster are covered by the capability tests, which
 run on both stores (``both_stores``), and by tests/test_cluster_failover.py."""
@@ -20,6 +20,7 @@ import httpx
 import pytest
 import redis
 import trio
+import trustme
 from redis.crc import key_slot
 
 import server
@@ -28,7 +29,7 @@ from protocol import messages as m
 from storage import Keys
 from tests.conftest import StartNode
 from tests.processes import NodeProcess, refused, stop_all
-from tests.redis_cluster import ClusterNode, RedisCluster
+from tests.redis_cluster import ClusterNode, ClusterTls, RedisCluster
 from tests.support import Connect, eventually, node_settings, signed_in
 
 pytestmark = pytest.mark.parametrize("store", ["cluster"], indirect=True)
@@ -258,17 +259,25 @@ def manual_failover(cluster: RedisCluster, master: ClusterNode) -> None:
     raise AssertionError("the manual failover did not complete")
 
 
-async def test_a_password_protected_cluster(
+async def test_a_cluster_over_tls_with_a_password(
     tmp_path: Path, nursery: trio.Nursery, connect: Connect, prefix: str, store: str
 ) -> None:
-    """Masters that require a password (``requirepass``): the URL's credentials reach
-    every master the slot map names, sign-ins and pushes work across two nodes, and a
-    wrong password stops a node at start with a message that does not show it.
+    """Masters that speak only TLS (with a private CA, given by ``ssl_ca_certs`` in the
+    URL) and require a password: the URL's credentials and TLS options reach every
+    master the slot map names, sign-ins and pushes work across two nodes, and a wrong
+    password stops a node at start with a message that does not show it.
     (``store``: the module's parametrisation; this test starts its own cluster.)"""
-    cluster = RedisCluster(tmp_path / "cluster", password="s3cret-pw")
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    files = {name: tmp_path / f"{name}.pem" for name in ("cert", "key", "ca")}
+    files["cert"].write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    issued.private_key_pem.write_to_path(str(files["key"]))
+    ca.cert_pem.write_to_path(str(files["ca"]))
+    tls = ClusterTls(*(str(files[name]) for name in ("cert", "key", "ca")))
+    cluster = RedisCluster(tmp_path / "cluster", password="s3cret-pw", tls=tls)
     await trio.to_thread.run_sync(cluster.start)
     try:
-        assert cluster.url.startswith("redis+cluster://:s3cret-pw@")
+        assert cluster.url.startswith("rediss+cluster://:s3cret-pw@")
         nodes = [
             await nursery.start(server.serve, node_settings(cluster.url, prefix)) for _ in range(2)
         ]
@@ -276,7 +285,7 @@ async def test_a_password_protected_cluster(
         await signed_in(alice, "alice", Platform.IOS)
         bob = await connect(nodes[1].url)
         await signed_in(bob, "bob", Platform.ANDROID)
-        sent = await alice.send_message(m.TextContent(text="through a password"), to_user_id="bob")
+        sent = await alice.send_message(m.TextContent(text="through TLS"), to_user_id="bob")
         pushed = await bob.next_event(m.NewMessage)
         assert (pushed.message.seq, pushed.message.server_msg_id) == (sent.seq, sent.server_msg_id)
         for node in nodes:
@@ -287,5 +296,10 @@ async def test_a_password_protected_cluster(
             lambda: refused(f"--redis-url={wrong}", f"--prefix={prefix}")
         )
         assert "redis.url: cannot reach" in line and "not-it" not in line, line
+        untrusted = cluster.url.partition("?")[0]  # the system's CAs do not know ours
+        line = await trio.to_thread.run_sync(
+            lambda: refused(f"--redis-url={untrusted}", f"--prefix={prefix}")
+        )
+        assert "redis.url: cannot reach" in line and "certificate verify failed" in line, line
     finally:
         await trio.to_thread.run_sync(cluster.stop)

@@ -57,6 +57,15 @@ def test_cluster_urls() -> None:
     for wrong in ("redis+cluster://", "redis+cluster://a:1,,b:2", "redis+cluster://a:1/0"):
         with pytest.raises(ValueError, match="redis\\+cluster"):
             seed_urls(wrong)
+    assert seed_urls("rediss+cluster://a:1,b:2?ssl_ca_certs=/ca.pem") == [
+        "rediss://a:1?ssl_ca_certs=/ca.pem",
+        "rediss://b:2?ssl_ca_certs=/ca.pem",
+    ]
+    with pytest.raises(ValueError, match="takes no option 'db'") as refused:
+        seed_urls("rediss+cluster://:s3cret@a:1?db=2")
+    assert "s3cret" not in str(refused.value) and ":***@" in str(refused.value)
+    with pytest.raises(ValueError, match="use rediss\\+cluster://"):
+        seed_urls("redis+cluster://a:1?ssl_ca_certs=/ca.pem")
     assert first_key(("EVALSHA", "sha", 2, "k1", "k2", "arg")) == "k1"
     assert first_key(("EVALSHA", "sha", 0, "arg")) is None
     assert first_key(("HGET", "k", "f")) == "k"

@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 TARGETED_PUSH_MAX_USERS = 16
 """Pushes to at most this many users look up which nodes hold them; larger ones go
 to every live node."""
+SUBSCRIBE_WAIT_S = 10.0
+"""How long a starting node waits for its first subscription (it starts anyway, and
+the listener keeps trying, if Redis does not answer by then)."""
 LISTENER_BATCH = 256
 """Envelopes the listener thread hands to the loop at most in one callback."""
 
@@ -120,6 +123,8 @@ class ClusterLink:
         self._commands: CommandSink | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._stop = threading.Event()
+        self._subscribed = threading.Event()
+        """Set once the listener has subscribed the first time."""
         self._relays: list[_Relay] = []
         self._relay_wakeup = trio.Event()
         self._unlisted_at_last_beat: frozenset[str] = frozenset()
@@ -278,6 +283,7 @@ class ClusterLink:
             subscriptions: Subscriptions | None = None
             try:
                 subscriptions = self._storage.subscribe(channels)
+                self._subscribed.set()
                 if lost:
                     self._reply_path_lost(token, "subscribed again")
                 delay, lost = 0.0, False
@@ -400,6 +406,12 @@ class ClusterLink:
         )
         listener.start()
         try:
+            # Subscribed before announcing: a node that joins right after this one
+            # announces itself on the broadcast channel, and pushes to it would
+            # otherwise not be relayed until this node's next heartbeat.
+            await trio.to_thread.run_sync(
+                self._subscribed.wait, SUBSCRIBE_WAIT_S, abandon_on_cancel=True
+            )
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._run_relays)
                 # A node restarted under the same id must not leave its old sessions online.
