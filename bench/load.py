@@ -48,6 +48,7 @@ elif _REPO not in sys.path:
 from bench import compare  # noqa: E402
 from bench import target as targets  # noqa: E402
 from bench.scenarios import SCENARIOS, NeedsMessaging, Scenario  # noqa: E402
+from bench.scenarios.messaging import DRAIN_S  # noqa: E402
 from bench.scrape import MetricsScraper  # noqa: E402
 from bench.summary import emit  # noqa: E402
 from bench.workers import WorkerFailed  # noqa: E402
@@ -89,6 +90,14 @@ def _common_options() -> argparse.ArgumentParser:
         help="client processes (each one trio loop with many sessions)",
     )
     group.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, s")
+    group.add_argument(
+        "--drain",
+        type=float,
+        default=DRAIN_S,
+        help="longest wait, after the last send, for messages still on their way, s "
+        f"(default {DRAIN_S:g}; pushes lost in an outage never come: a failover run "
+        "may wait less, its check reads them back)",
+    )
     group.add_argument(
         "--server-tree",
         type=Path,

@@ -205,7 +205,7 @@ def test_cluster_scenario_through_a_master_failover() -> None:
     would pull them, and the check reads them back."""
     result = run_bench(
         "cluster", "--store", "cluster", "--replicas", "1", "--failover-at", "1",
-        "--pairs", "20", "--procs", "1", "--duration", "8", "--timeout", "5",
+        "--pairs", "20", "--procs", "1", "--duration", "8", "--timeout", "5", "--drain", "5",
         "--set", "redis.durability=replicas",
         timeout=RUN_TIMEOUT_S * 3, checked=True,
     )  # fmt: skip
@@ -224,7 +224,7 @@ def test_cluster_scenario_through_a_redis_restart() -> None:
     id, and every acknowledged message is stored once at its seq."""
     result = run_bench(
         "cluster", "--pairs", "30", "--procs", "1", "--duration", "4", "--failover-at", "1",
-        "--timeout", "5",
+        "--timeout", "5", "--drain", "5",
     )  # fmt: skip
     failover = result["failover"]
     assert failover["happened"], failover

@@ -74,7 +74,7 @@ def copy_list(copy: FriendListCopy) -> dict[str, Any]:
 
 
 @settings(
-    max_examples=150,
+    max_examples=100,  # per store: 200 sequences a run
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -40,7 +40,6 @@ from bench.progress import ProgressBar
 from bench.scenarios.base import Scenario
 from bench.scenarios.messaging import (
     COLLECT_GRACE_S,
-    DRAIN_S,
     Meter,
     add_load_arguments,
     failures_of,
@@ -131,7 +130,7 @@ def _jobs(
                 rate=args.rate * share if args.rate and mine else None,
                 size=args.size,
                 timeout_s=args.timeout,
-                drain_s=DRAIN_S,
+                drain_s=args.drain,
             )
         )
     return jobs
@@ -166,7 +165,9 @@ def run(args: argparse.Namespace, target: Target) -> Result:
             elif mark == "drained":
                 meter.mark("drained")
 
-        timeout = args.members / 20 + args.duration + DRAIN_S + args.timeout * 2 + COLLECT_GRACE_S
+        timeout = (
+            args.members / 20 + args.duration + args.drain + args.timeout * 2 + COLLECT_GRACE_S
+        )
         results = pool.collect(timeout, bar, on_marked)
         bar.close()
     return _figures(args, results, meter, setup_s)

@@ -48,7 +48,6 @@ from bench.progress import ProgressBar
 from bench.scenarios.base import Scenario
 from bench.scenarios.messaging import (
     COLLECT_GRACE_S,
-    DRAIN_S,
     Meter,
     add_load_arguments,
     failures_of,
@@ -146,7 +145,7 @@ def _jobs(
                 rate=args.rate * share if args.rate else None,
                 size=args.size,
                 timeout_s=args.timeout,
-                drain_s=DRAIN_S,
+                drain_s=args.drain,
                 retry_for_s=args.retry_for,
                 record_acks=args.verify or deployment.verify,
             )
@@ -182,7 +181,7 @@ def measure(args: argparse.Namespace, deployment: Deployment, name: str) -> Resu
                 deployment.on_tick(time.monotonic() - go)
 
         timeout = (
-            args.pairs * 2 / 20 + args.duration + DRAIN_S + args.timeout + args.retry_for
+            args.pairs * 2 / 20 + args.duration + args.drain + args.timeout + args.retry_for
             + COLLECT_GRACE_S
         )  # fmt: skip
         results = pool.collect(timeout, bar, on_marked, on_tick)
