@@ -183,29 +183,33 @@ class ClusterLink:
         subscribed to that node's inbox (it is gone, or subscribing again after a
         failover): the command was lost, and is to be answered ``UNAVAILABLE``."""
         session = command.session
-        receivers = await self._storage.publish(
-            self.inbox(owner),
-            encode_envelope(
-                Forward(
-                    kind,
-                    entity_id,
-                    encode_envelope(command.request),
-                    session.session_id,
-                    session.address,
-                    self.node_of(session),
-                    command.user_id,
-                    command.platform,
-                    command.hops + 1,
-                    command.answer_by_ms,
-                )
-            ),
+        envelope = Forward(
+            kind,
+            entity_id,
+            encode_envelope(command.request),
+            session.session_id,
+            session.address,
+            self.node_of(session),
+            command.user_id,
+            command.platform,
+            command.hops + 1,
+            command.answer_by_ms,
         )
-        self.published += 1
-        if not receivers:
-            return False
-        if not isinstance(session.outbox, RemoteOutbox):
+        # Counted as waiting before the publish: the reply may come back before the
+        # publish's own answer does.
+        local = not isinstance(session.outbox, RemoteOutbox)
+        if local:
             self.forwarded.add(command)
-        return True
+        try:
+            receivers = await self._storage.publish(self.inbox(owner), encode_envelope(envelope))
+        except BaseException:
+            if local:
+                self.forwarded.replied(session.session_id, command.request.rid)
+            raise
+        self.published += 1
+        if not receivers and local:
+            self.forwarded.replied(session.session_id, command.request.rid)
+        return bool(receivers)
 
     def relay(
         self,
