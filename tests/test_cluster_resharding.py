@@ -16,12 +16,10 @@ import pytest
 import trio
 from redis.crc import key_slot
 
-from client import Platform
-from protocol import messages as m
 from tests.conftest import StartNode
+from tests.pair_traffic import PairTraffic
 from tests.redis_cluster import RedisCluster
-from tests.support import Connect, signed_in
-from tests.test_cluster_failover import _send_until_acknowledged
+from tests.support import Connect
 
 PAIRS = 4
 MESSAGES = 40
@@ -70,56 +68,28 @@ async def test_no_acknowledged_message_is_lost_or_renumbered_through_a_reshardin
 ) -> None:
     cluster = resharded_cluster
     nodes = [await start_node(redis={"url": cluster.url}) for _ in range(2)]
-    senders, receivers = [], []
-    for i in range(PAIRS):
-        sender = await connect(nodes[i % 2].url, request_timeout=10.0)
-        await signed_in(sender, f"sender{i}", Platform.IOS)
-        receiver = await connect(nodes[(i + 1) % 2].url, request_timeout=10.0)
-        await signed_in(receiver, f"receiver{i}", Platform.IOS)
-        senders.append(sender)
-        receivers.append(receiver)
-    first = m.single_conversation_id("sender0", "receiver0")
-    slot = key_slot(f"{prefix}{{c:{first}}}".encode())
-    acknowledged: dict[int, dict[str, int]] = {i: {} for i in range(PAIRS)}
-    refusals: list[str] = []
+    traffic = await PairTraffic.open(nodes, connect, PAIRS, MESSAGES)
+    slot = key_slot(f"{prefix}{{c:{traffic.conversation(0)}}}".encode())
     due = trio.Event()
-    deadline = time.monotonic() + 120
     migration: list[tuple[int, int]] = []
 
-    async def chat(i: int) -> None:
-        for n in range(MESSAGES):
-            cmid = f"p{i}-m{n}"
-            seq = await _send_until_acknowledged(
-                senders[i], f"receiver{i}", cmid, deadline, refusals
-            )
-            acknowledged[i][cmid] = seq
-            if i == 0 and n + 1 == MOVE_AFTER:
-                due.set()
+    def move_when_due(count: int) -> None:
+        if count == MOVE_AFTER:
+            due.set()
 
     async def reshard() -> None:
         await due.wait()
         migration.append(await trio.to_thread.run_sync(migrate_slot, cluster, slot))
 
     async with trio.open_nursery() as nursery:
-        for i in range(PAIRS):
-            nursery.start_soon(chat, i)
+        nursery.start_soon(traffic.chat, 0, move_when_due)
+        for i in range(1, PAIRS):
+            nursery.start_soon(traffic.chat, i)
         nursery.start_soon(reshard)
 
     # The first pair's sends while its slot moved were refused, then resent.
-    assert any(cmid.startswith("p0-") for cmid in refusals)
+    assert any(cmid.startswith("p0-") for cmid in traffic.refusals)
     moved, new_port = migration[0]
     assert moved > 0  # the conversation's keys (and all else in its slot) moved
     assert cluster.master_of_slot(slot).port == new_port
-    for i in range(PAIRS):
-        conversation = m.single_conversation_id(f"sender{i}", f"receiver{i}")
-        stored: list[m.ChatMessage] = []
-        while len(stored) < MESSAGES + 1:
-            page = await receivers[i].pull_messages(conversation, from_seq=len(stored) + 1)
-            stored.extend(page.items)
-            if page.is_end or not page.items:
-                break
-        seqs = [message.seq for message in stored]
-        assert seqs == list(range(1, len(stored) + 1)), f"pair {i}: seqs not gap-free"
-        by_cmid = {message.client_msg_id: message.seq for message in stored}
-        assert len(by_cmid) == len(stored), f"pair {i}: a message stored twice"
-        assert by_cmid == acknowledged[i], f"pair {i}: an acknowledged message moved or is lost"
+    await traffic.assert_stored_as_acknowledged()
