@@ -34,7 +34,7 @@ from actors.node.connection import ConnectionContext
 from actors.node.gateway import Gateway
 from actors.node.hub import Hub
 from actors.node.metrics import SessionCollector
-from actors.node.startup import parley_version, redact_url, startup_failure
+from actors.node.startup import parley_version, startup_failure
 from actors.node.workers import WorkersError, WorkerSupervisor
 from actors.runtime.credentials import PasswordHasher, TokenSigner
 from actors.runtime.logs import configure_logging
@@ -60,6 +60,7 @@ from storage import (
     embedded_appendfsync,
 )
 from storage.metrics import PipelineCollector
+from storage.urls import redact_url
 from webhooks.dispatcher import Webhooks
 
 log = logging.getLogger("parley")

@@ -51,6 +51,8 @@ import redis
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.exceptions import AskError, MovedError, TryAgainError
 
+from storage.urls import redact_url
+
 log = logging.getLogger(__name__)
 
 SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
@@ -77,7 +79,7 @@ def seed_urls(url: str) -> list[str]:
     ``rediss+cluster://...?ssl_ca_certs=...``: the TLS options go to every seed (and,
     through :class:`ClusterRouter`, to every master)."""
     parts = urlsplit(url)
-    shown = repr(_without_password(url))
+    shown = repr(redact_url(url))
     if parts.scheme not in SCHEMES:
         raise ValueError(f"not a Redis Cluster URL: {shown}")
     credentials, _, hosts = parts.netloc.rpartition("@")
@@ -99,14 +101,6 @@ def seed_urls(url: str) -> list[str]:
             raise ValueError(f"an empty seed in {shown}")
         seeds.append(prefix + host.strip() + options)
     return seeds
-
-
-def _without_password(url: str) -> str:
-    credentials, at, _ = urlsplit(url).netloc.rpartition("@")
-    if not at or ":" not in credentials:
-        return url
-    user = credentials.partition(":")[0]
-    return url.replace(f"{credentials}@", f"{user}:***@", 1)
 
 
 def first_key(args: Sequence[Any]) -> Any | None:

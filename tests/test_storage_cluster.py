@@ -63,7 +63,8 @@ def test_cluster_urls() -> None:
     ]
     with pytest.raises(ValueError, match="takes no option 'db'") as refused:
         seed_urls("rediss+cluster://:s3cret@a:1?db=2")
-    assert "s3cret" not in str(refused.value) and ":***@" in str(refused.value)
+    assert "s3cret" not in str(refused.value)
+    assert "'rediss+cluster://a:1?db=2'" in str(refused.value)  # shown as in the logs
     with pytest.raises(ValueError, match="use rediss\\+cluster://"):
         seed_urls("redis+cluster://a:1?ssl_ca_certs=/ca.pem")
     assert first_key(("EVALSHA", "sha", 2, "k1", "k2", "arg")) == "k1"

@@ -154,10 +154,12 @@ class ClusterLink:
 
     # -- sending ------------------------------------------------------------------
 
-    async def publish(self, node_id: str, envelope: Envelope) -> None:
-        """Send an envelope to a node; raises if Redis is out of reach."""
-        await self._storage.publish(self.inbox(node_id), encode_envelope(envelope))
+    async def publish(self, node_id: str, envelope: Envelope) -> int:
+        """Send an envelope to a node: how many subscribers got it (0: the node is not
+        listening); raises if Redis is out of reach."""
+        receivers = await self._storage.publish(self.inbox(node_id), encode_envelope(envelope))
         self.published += 1
+        return receivers
 
     def publish_or_drop(self, node_id: str, envelope: Envelope) -> None:
         """Send an envelope that nothing here can answer for if it is lost, without
@@ -201,12 +203,11 @@ class ClusterLink:
         if local:
             self.forwarded.add(command)
         try:
-            receivers = await self._storage.publish(self.inbox(owner), encode_envelope(envelope))
+            receivers = await self.publish(owner, envelope)
         except BaseException:
             if local:
                 self.forwarded.replied(session.session_id, command.request.rid)
             raise
-        self.published += 1
         if not receivers and local:
             self.forwarded.replied(session.session_id, command.request.rid)
         return bool(receivers)

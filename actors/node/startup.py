@@ -9,7 +9,6 @@ import importlib.metadata
 import socket
 import tomllib
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis
 
@@ -17,23 +16,10 @@ from actors.cluster.identity import NodeRefused
 from actors.node.tls import TlsSetupError
 from settings import Settings
 from storage import DurabilityUnsupported, EmbeddedRedisError
+from storage.urls import redact_url
 
 _NO_PASSWORD = ("NOAUTH", "Authentication required", "must be called with the client already")
 """What Redis answers a client that sent no password to a server that wants one."""
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password (in the authority or a ``password=`` parameter)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc and "password" not in parts.query:
-        return url
-    netloc = parts.netloc
-    if "@" in netloc:
-        credentials, _, host = netloc.rpartition("@")
-        user = credentials.partition(":")[0]
-        netloc = f"{user}@{host}" if user else host
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"])
-    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 def describe_failure(exc: BaseException, settings: Settings) -> str | None:

@@ -49,10 +49,11 @@ from typing import IO
 
 import trio
 
-from actors.node.startup import parley_version, redact_url
+from actors.node.startup import parley_version
 from settings import Settings
 from storage import EmbeddedRedis, Storage
 from storage.embedded import die_with_parent, how_it_ended
+from storage.urls import redact_url
 
 log = logging.getLogger(__name__)
 
