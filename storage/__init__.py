@@ -57,13 +57,14 @@ from storage.messages import MessageStore, Stored
 from storage.notifications import NotificationPage, NotificationStore
 from storage.pipelined import CommandGroup, PipelinedRedis, start_executor
 from storage.presence import PresenceEntry, PresenceStore
-from storage.pubsub import Subscriptions
+from storage.pubsub import NotMaster, Subscriptions
 from storage.relations import (
     ApplicationRecord,
     BlackRecord,
     FriendRecord,
     RelationStore,
 )
+from storage.replies import text
 from storage.scripts import Scripts
 from storage.versionlog import Changes
 
@@ -234,12 +235,20 @@ class Storage:
         return Subscriptions(channels, None, self._pubsub_for)
 
     def _pubsub_for(self, channel: str) -> PubSub:
-        """A ``PubSub`` on the master of ``channel``'s slot, as the cluster says now."""
+        """A ``PubSub`` on the master of ``channel``'s slot, as the cluster says now.
+        The server is asked its role first: a replica also takes ``SSUBSCRIBE`` (and
+        is sent the slot's publications), but an ``SPUBLISH`` run on the master does
+        not count its subscribers, so the node would look deaf to forwards."""
         side = self._side
         assert side is not None
         with self._side_lock:
             side.refresh()
-            client = side.client(side.master_of(channel))
+            address = side.master_of(channel)
+            client = side.client(address)
+            role = client.role()[0]
+            if text(role) != "master":
+                side.mark_stale()
+                raise NotMaster(f"{address[0]}:{address[1]} is no longer a master")
         return cast(PubSub, client.pubsub())  # type: ignore[no-untyped-call]
 
     @property

@@ -31,7 +31,10 @@ pipeline per command; routing by the known first key costs 1.5x
   batch, so once a replica has been promoted the batch after goes to it.
 - ``SCRIPT LOAD`` goes to every master (each runs the scripts of its own slots);
   other commands without a key go to any master; ``SPUBLISH`` goes to the master of
-  its channel's slot.
+  its channel's slot. A replica runs an ``SPUBLISH`` itself, without ``MOVED``, and
+  counts only its own subscribers: so one that reached no subscriber has the slot
+  map read again (at most once per ``UNHEARD_REFRESH_S``), in case the map names a
+  master that has become a replica since.
 - A durability wait (``WAIT``/``WAITAOF``, storage/durability.py) goes to every
   master written to since the last wait, at the end of each one's pipeline; its
   answer is the worst of theirs (the fewest replicas), so a batch is confirmed only
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -61,6 +65,9 @@ TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "
 """The query options a ``rediss+cluster://`` URL may carry (redis-py's, for each master)."""
 REDIRECTS = 3
 """Times one command follows ``MOVED``/``ASK`` within a batch."""
+UNHEARD_REFRESH_S = 1.0
+"""The slot map is read again at most this often for ``SPUBLISH``es that reached no
+subscriber (forwards to a node that died reach none until it is given up)."""
 
 Address = tuple[str, int]
 _Command = tuple[tuple[Any, ...], dict[str, Any]]
@@ -119,6 +126,10 @@ def _is_script(args: Sequence[Any]) -> bool:
     return str(args[0]).upper() in ("EVALSHA", "EVAL", "FCALL")
 
 
+def _is_publish(args: Sequence[Any]) -> bool:
+    return str(args[0]).upper() == "SPUBLISH"
+
+
 def _is_wait(args: Sequence[Any]) -> bool:
     return str(args[0]).upper() in ("WAIT", "WAITAOF")
 
@@ -150,6 +161,7 @@ class ClusterRouter:
         self._masters: dict[Address, redis.Redis] = {}
         self._owner: list[Address | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
         self._stale = True
+        self._refreshed_at = 0.0
         self.written: set[Address] = set()
         """Masters sent commands since the last durability wait went to them."""
         self.refreshes = 0
@@ -198,6 +210,12 @@ class ClusterRouter:
     def mark_stale(self) -> None:
         self._stale = True
 
+    def publication_unheard(self) -> None:
+        """An ``SPUBLISH`` reached no subscriber: read the map again before the next
+        batch, unless it was read within ``UNHEARD_REFRESH_S``."""
+        if time.monotonic() - self._refreshed_at >= UNHEARD_REFRESH_S:
+            self._stale = True
+
     def _ensure_map(self) -> None:
         if self._stale:
             self.refresh()
@@ -222,6 +240,7 @@ class ClusterRouter:
                     owner[slot] = (host, int(master[1]))
             self._owner = owner
             self._stale = False
+            self._refreshed_at = time.monotonic()
             self.refreshes += 1
             return
         raise ClusterUnreachable(
@@ -323,6 +342,8 @@ class RoutedPipeline:
                 elif results[index] is None or not isinstance(answer, Exception):
                     # SCRIPT LOAD on several masters: one answer is kept.
                     results[index] = answer
+                    if answer == 0 and _is_publish(commands[index][0]):
+                        router.publication_unheard()
         for index in again:
             results[index] = None
         return again, ask_again

@@ -18,6 +18,8 @@ drop and the new subscription is lost and the listener must know it.
 from __future__ import annotations
 
 import contextlib
+import select
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -25,11 +27,15 @@ import redis
 from redis.client import PubSub
 
 POLL_S = 0.001
-"""How long the connections after the first are waited on in each ``read``."""
+"""How long a connection found readable is waited on for its first publication."""
 
 
 class SubscriptionLost(redis.ConnectionError):
     """The server ended a sharded subscription (its slot moved to another master)."""
+
+
+class NotMaster(redis.ConnectionError):
+    """The slot map named a server as a channel's master that is a replica now."""
 
 
 class Subscriptions:
@@ -66,19 +72,48 @@ class Subscriptions:
             raise
 
     def read(self, limit: int, timeout: float = 0.1) -> list[bytes]:
-        """Wait (at most ``timeout``) for a publication on the first channel's
-        connection, then take every one already here on each (at most ``limit``)."""
+        """Wait (at most ``timeout``) for a publication on any of the connections,
+        then take every one already here on each that has some (at most ``limit``)."""
         batch: list[bytes] = []
-        for position in range(len(self._pubsubs)):
-            # A timeout of 0 reads only what is buffered already (the connections skip
-            # their readiness check, storage.connections): the others are polled.
-            message = self._next(position, timeout if position == 0 else POLL_S)
-            while message is not None:
-                batch.append(message)
-                if len(batch) >= limit:
-                    return batch
-                message = self._next(position, 0)
+        if len(self._pubsubs) == 1:
+            self._take(0, timeout, batch, limit)
+            return batch
+        for position in self._readable(timeout):
+            if self._take(position, POLL_S, batch, limit):
+                break
         return batch
+
+    def _take(self, position: int, timeout: float, batch: list[bytes], limit: int) -> bool:
+        """Add to ``batch`` the publications on connection ``position``, waiting at
+        most ``timeout`` for the first; whether ``limit`` was reached."""
+        # A timeout of 0 reads only what is buffered already (the connections skip
+        # their readiness check, storage.connections).
+        message = self._next(position, timeout)
+        while message is not None:
+            batch.append(message)
+            if len(batch) >= limit:
+                return True
+            message = self._next(position, 0)
+        return False
+
+    def _readable(self, timeout: float) -> list[int]:
+        """The connections with something to read: held in their parser (or TLS
+        layer) already, else, waiting at most ``timeout`` on all of them at once, in
+        the kernel's buffer. (Waiting on one connection and then polling the others
+        held a publication on the others back for up to ``timeout``: a node's
+        announcement reached the others after the sessions it had taken on.)"""
+        waiting = [p for p, pubsub in enumerate(self._pubsubs) if _holds_data(pubsub)]
+        if waiting:
+            return waiting
+        poller = select.poll()
+        positions: dict[int, int] = {}
+        for position, pubsub in enumerate(self._pubsubs):
+            sock = _socket_of(pubsub)
+            if sock is None:  # reconnecting: get_message connects it again
+                return list(range(len(self._pubsubs)))
+            positions[sock.fileno()] = position
+            poller.register(sock, select.POLLIN | select.POLLPRI)
+        return sorted(positions[fd] for fd, _ in poller.poll(timeout * 1000))
 
     def _next(self, position: int, timeout: float) -> bytes | None:
         """The next publication's payload on connection ``position``, or None; skips
@@ -108,3 +143,19 @@ class Subscriptions:
                 pubsub.close()
         self._pubsubs.clear()
         self._confirmations_due.clear()
+
+
+def _socket_of(pubsub: PubSub) -> socket.socket | None:
+    connection = pubsub.connection
+    return None if connection is None else cast(socket.socket | None, connection._sock)
+
+
+def _holds_data(pubsub: PubSub) -> bool:
+    """Whether a read would find data without asking the kernel (or cannot tell)."""
+    connection = pubsub.connection
+    if connection is None or connection._sock is None:
+        return True
+    try:
+        return bool(connection.can_read(0))
+    except redis.ConnectionError:
+        return True  # get_message reconnects and subscribes again

@@ -304,6 +304,18 @@ class RedisCluster:
                     return next(n for n in self.nodes if n.port == int(master[1]))
         raise RuntimeError(f"no master serves slot {slot}")
 
+    def replica_of(self, master: ClusterNode) -> ClusterNode:
+        """The live replica of ``master``, as the replicas themselves say."""
+        for node in self.live_nodes():
+            client = node.client()
+            try:
+                role = client.role()
+            finally:
+                client.close()
+            if role[0] == b"slave" and int(role[2]) == master.port:
+                return node
+        raise RuntimeError(f"{master.address} has no replica")
+
     def live_nodes(self) -> list[ClusterNode]:
         return [n for n in self.nodes if n.process is not None and n.process.poll() is None]
 

@@ -4,7 +4,8 @@ sign-in on two nodes, sessions of one user on both, a kick and pushes crossing n
 over sharded pub/sub, the node heartbeat, a killed node given up and its leases taken
 over, the cluster fingerprint refusal, ``/ready``, bad cluster URLs refused at start;
 a durability wait on every master written to; a manual failover and a killed master
-of a node's inbox slot, after each of which pushes reach that node again; masters
+of a node's inbox slot, after each of which pushes reach that node again; a
+subscription and a route left on a replica found and moved to the master; masters
 that speak only TLS and require a password.
 
 Sends, friends and groups on the cluster are covered by the capability tests, which
@@ -24,9 +25,11 @@ import trustme
 from redis.crc import key_slot
 
 import server
+from actors.cluster.envelopes import InboxProbe, encode_envelope
 from client import ParleyClient, ParleyError, Platform
 from protocol import messages as m
 from storage import Keys
+from storage.cluster import ClusterRouter
 from tests.conftest import StartNode
 from tests.processes import NodeProcess, refused, stop_all
 from tests.redis_cluster import ClusterNode, ClusterTls, RedisCluster
@@ -238,15 +241,7 @@ def manual_failover(cluster: RedisCluster, master: ClusterNode) -> None:
         finally:
             client.close()
 
-    replica = next(
-        (
-            n
-            for n in cluster.live_nodes()
-            if role(n)[0] == b"slave" and int(role(n)[2]) == master.port
-        ),
-        None,
-    )
-    assert replica is not None, "the master has no replica"
+    replica = cluster.replica_of(master)
     client = replica.client()
     client.cluster("FAILOVER")
     client.close()
@@ -257,6 +252,82 @@ def manual_failover(cluster: RedisCluster, master: ClusterNode) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("the manual failover did not complete")
+
+
+async def test_a_subscription_or_a_route_to_a_replica_is_found_and_moved_to_the_master(
+    failover_cluster: RedisCluster,
+    start_node: StartNode,
+    connect: Connect,
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A replica takes ``SSUBSCRIBE`` and is sent its slot's publications, but an
+    ``SPUBLISH`` run on the master counts only the master's subscribers: a node
+    subscribed on a replica (as after a failover, when its slot map named the old
+    master, back as a replica) looked deaf, and every forward to it was refused
+    (``OWNER_NOT_LISTENING``). Its heartbeat's probe finds that and it subscribes
+    again on the master. Likewise a router whose map still names the replica (which
+    runs an ``SPUBLISH`` itself) reads the map again when one reaches nobody."""
+    url = failover_cluster.url
+    a = await start_node(redis={"url": url}, cluster=FAST)
+    b = await start_node(redis={"url": url}, cluster=FAST)
+    alice = await connect(a.url)
+    await signed_in(alice, "alice", Platform.IOS)
+    bob = await connect(b.url)
+    await signed_in(bob, "bob", Platform.ANDROID)
+    assert (await bob.send_text("before", to_user_id="alice")).seq == 1
+
+    inbox = Keys(prefix).node_inbox(a.node_id)
+    old = failover_cluster.master_of_slot(key_slot(inbox.encode()))
+    new = failover_cluster.replica_of(old)
+    subscribed_at = {n.port: n.client() for n in (old, new)}
+
+    def subscribers(node: ClusterNode) -> int:
+        [(_, count)] = subscribed_at[node.port].pubsub_shardnumsub(inbox)
+        return int(count)
+
+    # A manual failover ends node a's subscription (the old master sends
+    # sunsubscribe); its next one is made where a stale slot map would send it: on
+    # the old master, a replica now.
+    on_master = a.storage._pubsub_for
+    misplaced: list[Any] = []
+
+    def once_on_the_old_master(channel: str) -> Any:
+        if channel != inbox or misplaced:
+            return on_master(channel)
+        misplaced.append(old.client())
+        return misplaced[0].pubsub()
+
+    monkeypatch.setattr(a.storage, "_pubsub_for", once_on_the_old_master)
+    await trio.to_thread.run_sync(manual_failover, failover_cluster, old)
+    await eventually(lambda: misplaced and subscribers(old) == 1)
+
+    await eventually(lambda: subscribers(new) == 1 and subscribers(old) == 0)
+    resubscribed = a.registry.get_sample_value("parley_cluster_inbox_resubscriptions_total")
+    assert resubscribed is not None and resubscribed >= 1
+    sent = await bob.send_text("after", to_user_id="alice")
+    assert sent.seq == 2
+    with trio.fail_after(10):
+        while (await alice.next_event(m.NewMessage)).message.seq != sent.seq:
+            pass
+
+    # A router whose map names the old master, a replica now, as the inbox's master.
+    router = ClusterRouter(url, lambda node_url: redis.Redis.from_url(node_url, socket_timeout=5))
+    monkeypatch.setattr("storage.cluster.UNHEARD_REFRESH_S", 0.0)
+    try:
+        router.refresh()
+        router._owner[key_slot(inbox.encode())] = ("127.0.0.1", old.port)
+        probe = encode_envelope(InboxProbe())
+        counts = []
+        for _ in range(2):
+            pipe = router.pipeline()
+            pipe.execute_command("SPUBLISH", inbox, probe)
+            counts.extend(pipe.execute())
+        assert counts == [0, 1]
+    finally:
+        router.close()
+        for client in (*subscribed_at.values(), *misplaced):
+            client.close()
 
 
 async def test_a_cluster_over_tls_with_a_password(
@@ -281,6 +352,8 @@ async def test_a_cluster_over_tls_with_a_password(
         nodes = [
             await nursery.start(server.serve, node_settings(cluster.url, prefix)) for _ in range(2)
         ]
+        # Node 0 relays pushes to node 1 once it has heard node 1 announce itself.
+        await eventually(lambda: nodes[1].node_id in nodes[0].cluster.other_nodes)
         alice = await connect(nodes[0].url)
         await signed_in(alice, "alice", Platform.IOS)
         bob = await connect(nodes[1].url)

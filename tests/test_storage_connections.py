@@ -161,6 +161,37 @@ def test_one_read_takes_every_publication_already_received(
         client.close()
 
 
+def test_a_read_wakes_for_a_publication_on_any_of_its_connections(
+    redis_server: EmbeddedRedis,
+) -> None:
+    """Sharded subscriptions: a connection per channel. A publication on the second
+    one ends the wait at once (it was held back until the first one's wait ended: a
+    node's announcement reached the others after it had taken on sessions)."""
+    client = _client(redis_server.url)
+    channels = ["conn-test:{inbox}", "conn-test:{broadcast}"]
+
+    def pubsub_for(_: str) -> PubSub:
+        return cast(PubSub, client.pubsub())  # type: ignore[no-untyped-call]
+
+    subscriptions = Subscriptions(channels, None, pubsub_for)
+    try:
+        assert subscriptions.read(256, timeout=0.5) == []  # the confirmations
+        assert subscriptions.read(256, timeout=0.5) == []
+        client.execute_command("SPUBLISH", channels[1], b"joined")  # type: ignore[no-untyped-call]
+        started = time.monotonic()
+        assert subscriptions.read(256, timeout=30) == [b"joined"]
+        assert time.monotonic() - started < 15
+        for n in range(20):
+            client.execute_command("SPUBLISH", channels[n % 2], b"%d" % n)  # type: ignore[no-untyped-call]
+        time.sleep(0.2)
+        batch = subscriptions.read(256, timeout=1)
+        assert sorted(batch) == sorted(b"%d" % n for n in range(20))
+        assert subscriptions.resubscriptions == 0
+    finally:
+        subscriptions.close()
+        client.close()
+
+
 def test_a_redis_that_stops_answering_fails_the_command_after_the_timeout(
     silent_server: str,
 ) -> None:

@@ -62,8 +62,21 @@ class Membership(msgspec.Struct, frozen=True, tag="membership", array_like=True)
     joined: bool
 
 
+class InboxProbe(msgspec.Struct, frozen=True, tag="probe", array_like=True):
+    """Published by a node to its own inbox at each heartbeat: Redis's count of the
+    subscribers that got it tells whether the node's subscription is where
+    publications to its inbox go (the receiver ignores it)."""
+
+
 Envelope = (
-    Deliver | CloseSession | Forward | SessionReply | SessionPush | SessionSignedIn | Membership
+    Deliver
+    | CloseSession
+    | Forward
+    | SessionReply
+    | SessionPush
+    | SessionSignedIn
+    | Membership
+    | InboxProbe
 )
 encode_envelope = msgspec.msgpack.Encoder().encode
 decode_envelope = msgspec.msgpack.Decoder(Envelope).decode

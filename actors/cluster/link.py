@@ -33,6 +33,7 @@ from actors.cluster.envelopes import (
     Deliver,
     Envelope,
     Forward,
+    InboxProbe,
     Membership,
     SessionPush,
     SessionReply,
@@ -125,6 +126,8 @@ class ClusterLink:
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         """Set once the listener has subscribed the first time."""
+        self._resubscribe = threading.Event()
+        """Set by the heartbeat when this node's inbox probe reached no subscriber."""
         self._relays: list[_Relay] = []
         self._relay_wakeup = trio.Event()
         self._unlisted_at_last_beat: frozenset[str] = frozenset()
@@ -134,6 +137,8 @@ class ClusterLink:
         self.received = 0
         self.dropped = 0
         """Envelopes not sent because Redis was out of reach (``publish_or_drop``)."""
+        self.resubscribed_by_probe = 0
+        """Times the heartbeat's inbox probe found no subscriber (``_probe_inbox``)."""
         self.forwarded = ForwardedRequests(request_deadline_s)
 
     def attach(self, sessions: LocalSessions, commands: CommandSink) -> None:
@@ -227,7 +232,9 @@ class ClusterLink:
         every other node gets the push for many. With Redis out of reach the push is
         dropped with a log line: what it carries is stored already, and the devices
         on those nodes see the gap in seqs and pull."""
-        if not self.other_nodes or not user_ids:
+        if not user_ids:
+            return
+        if not self.other_nodes and not (holding and any(n != self.node_id for n in holding)):
             return
         self._relays.append(_Relay(tuple(user_ids), frame, exclude_session, holding))
         self._relay_wakeup.set()
@@ -260,8 +267,12 @@ class ClusterLink:
             for index, relay in enumerate(batch):
                 if relay.holding is None and len(relay.user_ids) <= TARGETED_PUSH_MAX_USERS:
                     nursery.start_soon(look_up, index)
+        # A node presence names gets the push even when this node has not heard of it
+        # yet: it announces itself when it starts, which reaches this node a moment
+        # after, and its first sessions may already be there.
         return [
-            list(others) if nodes is None else [n for n in others if n in nodes] for nodes in found
+            list(others) if nodes is None else [n for n in nodes if n != self.node_id]
+            for nodes in found
         ]
 
     def close_session(
@@ -287,6 +298,7 @@ class ClusterLink:
         while not self._stop.is_set():
             subscriptions: Subscriptions | None = None
             try:
+                self._resubscribe.clear()
                 subscriptions = self._storage.subscribe(channels)
                 self._subscribed.set()
                 if lost:
@@ -294,6 +306,11 @@ class ClusterLink:
                 delay, lost = 0.0, False
                 resubscriptions = 0
                 while not self._stop.is_set():
+                    if self._resubscribe.is_set():
+                        raise SubscriptionLost(
+                            "this node's inbox probe reached no subscriber"
+                            " (subscribed on a replica, or the subscription was lost)"
+                        )
                     batch = subscriptions.read(LISTENER_BATCH)
                     if subscriptions.resubscriptions != resubscriptions:
                         resubscriptions = subscriptions.resubscriptions
@@ -336,6 +353,8 @@ class ClusterLink:
             envelope = decode_envelope(data)
         except msgspec.DecodeError:
             log.error("undecodable cluster envelope dropped")
+            return
+        if isinstance(envelope, InboxProbe):
             return
         sessions = self._sessions
         assert sessions is not None
@@ -478,8 +497,23 @@ class ClusterLink:
                         sessions_removed=removed,
                     )
             self.other_nodes = tuple(n for n in await presence.live_nodes() if n != self.node_id)
+            await self._probe_inbox()
         except redis.RedisError as exc:
             log.warning("node heartbeat failed: %s", exc)
+
+    async def _probe_inbox(self) -> None:
+        """Publish to this node's own inbox; no receiver means other nodes' forwards
+        to it are refused (``OWNER_NOT_LISTENING``) and their pushes lost, so the
+        listener subscribes again. On a Redis Cluster a subscription can sit on a
+        replica of the channel's slot: a master that came back after a failover
+        answers the slot map as its master for a moment, takes the subscription, then
+        turns replica. The replica still gets the publications, but ``SPUBLISH``
+        counts only the subscribers of the master it ran on."""
+        probe = encode_envelope(InboxProbe())
+        if await self._storage.publish(self.inbox(self.node_id), probe) == 0:
+            log.warning("this node's inbox probe reached no subscriber; subscribing again")
+            self.resubscribed_by_probe += 1
+            self._resubscribe.set()
 
     def _close_unlisted(
         self, held: Sequence[tuple[str, str, int, str]], listed: Collection[tuple[str, str]]

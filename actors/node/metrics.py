@@ -79,6 +79,12 @@ class SessionCollector(Collector):
             value=cluster.dropped,
         )
         yield CounterMetricFamily(
+            "parley_cluster_inbox_resubscriptions",
+            "Times this node subscribed to its inbox again because its heartbeat's probe"
+            " publication reached no subscriber",
+            value=cluster.resubscribed_by_probe,
+        )
+        yield CounterMetricFamily(
             "parley_cluster_replies_presumed_lost",
             "Forwarded requests answered UNAVAILABLE at once because the pub/sub"
             " subscription their reply comes back on was lost",
