@@ -502,13 +502,13 @@ class ClusterLink:
             log.warning("node heartbeat failed: %s", exc)
 
     async def _probe_inbox(self) -> None:
-        """Publish to this node's own inbox; no receiver means other nodes' forwards
-        to it are refused (``OWNER_NOT_LISTENING``) and their pushes lost, so the
-        listener subscribes again. On a Redis Cluster a subscription can sit on a
-        replica of the channel's slot: a master that came back after a failover
-        answers the slot map as its master for a moment, takes the subscription, then
-        turns replica. The replica still gets the publications, but ``SPUBLISH``
-        counts only the subscribers of the master it ran on."""
+        """Publish to this node's own inbox; no receiver means that the other nodes'
+        forwards to it are refused (``OWNER_NOT_LISTENING``), or, if the subscription
+        was lost without a word, that their pushes are lost: the listener subscribes
+        again. On a Redis Cluster a subscription can sit on a replica of the
+        channel's slot (made through a slot map that still named the old master of a
+        failover, back as a replica): the replica gets the publications, but an
+        ``SPUBLISH`` counts only the subscribers of the server it ran on."""
         probe = encode_envelope(InboxProbe())
         if await self._storage.publish(self.inbox(self.node_id), probe) == 0:
             log.warning("this node's inbox probe reached no subscriber; subscribing again")
