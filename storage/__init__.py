@@ -246,8 +246,7 @@ class Storage:
             address = side.master_of(channel)
             client = side.client(address)
             role = client.role()[0]
-            if text(role) != "master":
-                side.mark_stale()
+            if text(role) != "master":  # the next try reads the map again (above)
                 raise NotMaster(f"{address[0]}:{address[1]} is no longer a master")
         return cast(PubSub, client.pubsub())  # type: ignore[no-untyped-call]
 

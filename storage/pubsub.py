@@ -108,9 +108,10 @@ class Subscriptions:
         poller = select.poll()
         positions: dict[int, int] = {}
         for position, pubsub in enumerate(self._pubsubs):
-            sock = _socket_of(pubsub)
-            if sock is None:  # reconnecting: get_message connects it again
-                return list(range(len(self._pubsubs)))
+            connection = pubsub.connection
+            # Connected: a connection without a socket holds data (_holds_data).
+            assert connection is not None and connection._sock is not None
+            sock = cast(socket.socket, connection._sock)
             positions[sock.fileno()] = position
             poller.register(sock, select.POLLIN | select.POLLPRI)
         return sorted(positions[fd] for fd, _ in poller.poll(timeout * 1000))
@@ -145,13 +146,9 @@ class Subscriptions:
         self._confirmations_due.clear()
 
 
-def _socket_of(pubsub: PubSub) -> socket.socket | None:
-    connection = pubsub.connection
-    return None if connection is None else cast(socket.socket | None, connection._sock)
-
-
 def _holds_data(pubsub: PubSub) -> bool:
-    """Whether a read would find data without asking the kernel (or cannot tell)."""
+    """Whether a read would find data without asking the kernel (or cannot tell: not
+    connected, get_message connects it again)."""
     connection = pubsub.connection
     if connection is None or connection._sock is None:
         return True
