@@ -65,6 +65,7 @@ class Failover:
             "killed_master": killed.address if killed else None,
             "killed_master_keys": killed.keys if killed else None,
             "keys_by_master": killed.keys_by_master if killed else None,
+            "killed_unwritten_aof_bytes": killed.unwritten_aof_bytes if killed else None,
             "killed_at_s": _round(self._killed_at),
             "serving_again_at_s": _round(self._promoted_at),
             "rejoined_at_s": _round(self._rejoined_at),

@@ -512,7 +512,11 @@ def render(
         "(tests/redis_cluster.py) and gives the nodes its seed list; `--failover-at S` "
         "SIGKILLs the master holding the most keys S seconds into the load, starts it again "
         "once its replica is promoted, and reads every conversation back (`--verify`, "
-        "bench/verify.py). Without `--base`, `compare` runs this checkout on both sides and "
+        "bench/verify.py); on one Redis (`--store redis`) it kills the Redis, which its "
+        "supervisor starts again on its AOF. Both stores run `appendfsync everysec` unless "
+        "`--appendfsync always`: with `everysec` a kill on a busy disk can lose answered "
+        'writes (CLUSTER.md, "Durability"). Without `--base`, `compare` runs this checkout '
+        "on both sides and "
         "`--base-args` / `--head-args` give each side's runs options of their own.",
         "",
         "## Scenarios",

@@ -1,11 +1,11 @@
 """The store a multi-node scenario (``cluster``) starts for its nodes: ``--store``.
 
 * ``redis`` (default): one Redis, ``storage.EmbeddedRedis`` (the system's
-  ``redis-server``, a Unix socket, AOF with ``appendfsync everysec``), reached
-  by the nodes as an external Redis.
+  ``redis-server``, a Unix socket, AOF with ``appendfsync everysec``, or
+  ``always`` with ``--appendfsync``), reached by the nodes as an external Redis.
 * ``cluster``: a Redis Cluster of ``--masters`` masters (and ``--replicas``
   replicas each) from the same ``redis-server`` on loopback TCP ports below the
-  ephemeral range, AOF with ``appendfsync everysec`` too, ``cluster-node-timeout``
+  ephemeral range, AOF with the same ``appendfsync``, ``cluster-node-timeout``
   2 s; started by the tests' own fixture (``tests/redis_cluster.py``), so the
   bench and the suite run the same cluster. The nodes get its seed list,
   ``redis+cluster://h1:p1,h2:p2,...``, as ``redis.url``.
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 StoreKind = Literal["redis", "cluster"]
 STORES: tuple[StoreKind, ...] = ("redis", "cluster")
+Appendfsync = Literal["everysec", "always"]
+APPENDFSYNC: tuple[Appendfsync, ...] = ("everysec", "always")
 
 
 class StoreError(RuntimeError):
@@ -62,6 +64,12 @@ class Killed:
     keys: int
     """Keys it held when it was killed (the most of any master)."""
     keys_by_master: dict[str, int]
+    unwritten_aof_bytes: int
+    """Its ``aof_buffer_length`` right before the kill: writes it had applied (and
+    may have answered) but not yet written to its AOF file. With ``appendfsync
+    everysec``, while a background fsync runs (a busy disk) Redis holds them back
+    for up to 2 s and keeps answering, and a kill loses them; otherwise they are
+    at most one round of its event loop."""
 
 
 @dataclass
@@ -87,11 +95,11 @@ class SingleRedis:
 
     kind: StoreKind = "redis"
 
-    def __init__(self) -> None:
+    def __init__(self, appendfsync: Appendfsync = "everysec") -> None:
         from storage import EmbeddedRedis
 
         self._directory = Path(tempfile.mkdtemp(prefix="parley-bench-redis-"))
-        self._redis: EmbeddedRedis = EmbeddedRedis(self._directory)
+        self._redis: EmbeddedRedis = EmbeddedRedis(self._directory, appendfsync=appendfsync)
         self._cpu = _Cpu()
 
     def start(self) -> None:
@@ -103,7 +111,7 @@ class SingleRedis:
 
     @property
     def description(self) -> str:
-        return "one Redis (redis-server on a Unix socket, AOF everysec)"
+        return f"one Redis (redis-server on a Unix socket, AOF {self._redis.appendfsync})"
 
     def usage(self) -> StoreUsage:
         pid = self._redis.pid
@@ -120,11 +128,12 @@ class SingleRedis:
         client = redis.Redis.from_url(self.url)
         try:
             keys = int(client.dbsize())
+            unwritten = _unwritten_aof_bytes(client)
         finally:
             client.close()
         self.usage()
         os.kill(pid, signal.SIGKILL)
-        return Killed(self.url, keys, {self.url: keys})
+        return Killed(self.url, keys, {self.url: keys}, unwritten)
 
     def restart(self, killed: Killed, timeout: float = 60.0) -> None:
         """Nothing to do: its supervisor has started it again."""
@@ -154,11 +163,15 @@ class ClusterStore:
 
     kind: StoreKind = "cluster"
 
-    def __init__(self, masters: int = 3, replicas: int = 0) -> None:
+    def __init__(
+        self, masters: int = 3, replicas: int = 0, appendfsync: Appendfsync = "everysec"
+    ) -> None:
         from tests.redis_cluster import RedisCluster
 
         self._directory = Path(tempfile.mkdtemp(prefix="parley-bench-cluster-"))
-        self.cluster: RedisCluster = RedisCluster(self._directory, masters, replicas)
+        self.cluster: RedisCluster = RedisCluster(
+            self._directory, masters, replicas, appendfsync=appendfsync
+        )
         self._cpu = _Cpu()
         self._masters: list[int] = []
         self._replicas: list[int] = []
@@ -190,7 +203,7 @@ class ClusterStore:
         replicas = f", {cluster.replicas} replica each" if cluster.replicas else ""
         return (
             f"Redis Cluster of {cluster.masters} masters{replicas} (redis-server on loopback "
-            "TCP, AOF everysec)"
+            f"TCP, AOF {cluster.appendfsync})"
         )
 
     def usage(self) -> StoreUsage:
@@ -220,9 +233,15 @@ class ClusterStore:
         if not counts:
             raise StoreError("no live master to kill")
         busiest = max(counts, key=lambda address: counts[address])
+        node = self._node(busiest)
+        client = node.client()
+        try:
+            unwritten = _unwritten_aof_bytes(client)
+        finally:
+            client.close()
         self.usage()  # its CPU up to the kill is kept
-        self.cluster.kill(self._node(busiest))
-        return Killed(busiest, counts[busiest], counts)
+        self.cluster.kill(node)
+        return Killed(busiest, counts[busiest], counts, unwritten)
 
     def await_failover(self, killed: Killed, timeout: float = 60.0) -> None:
         """Until a replica serves the killed master's slots."""
@@ -247,8 +266,18 @@ class ClusterStore:
 Store = SingleRedis | ClusterStore
 
 
-def open_store(kind: StoreKind, masters: int = 3, replicas: int = 0) -> Store:
+def _unwritten_aof_bytes(client: redis.Redis) -> int:
+    return int(client.info("persistence")["aof_buffer_length"])
+
+
+def open_store(
+    kind: StoreKind, masters: int = 3, replicas: int = 0, appendfsync: Appendfsync = "everysec"
+) -> Store:
     """Start the store ``kind``; the caller stops it."""
-    store: Store = SingleRedis() if kind == "redis" else ClusterStore(masters, replicas)
+    store: Store = (
+        SingleRedis(appendfsync)
+        if kind == "redis"
+        else ClusterStore(masters, replicas, appendfsync)
+    )
     store.start()
     return store

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench import procstat
-from bench.stores import Store, StoreKind, open_store
+from bench.stores import Appendfsync, Store, StoreKind, open_store
 
 if TYPE_CHECKING:
     from storage import EmbeddedRedis
@@ -327,11 +327,12 @@ def start_cluster(
     masters: int = 3,
     replicas: int = 0,
     workers: int = 1,
+    appendfsync: Appendfsync = "everysec",
 ) -> Cluster:
     """Start a store (``bench.stores``: one Redis, or a Redis Cluster of ``masters``
-    masters with ``replicas`` replicas each) and ``count`` nodes (of the checkout at
-    ``tree``, each ``workers`` processes) on it."""
-    started = open_store(store, masters, replicas)
+    masters with ``replicas`` replicas each, with ``appendfsync``) and ``count`` nodes
+    (of the checkout at ``tree``, each ``workers`` processes) on it."""
+    started = open_store(store, masters, replicas, appendfsync)
     nodes: list[Target] = []
     try:
         for _ in range(count):

@@ -135,6 +135,7 @@ class RedisCluster:
     tls: ClusterTls | None = None
     """With it, the servers speak only TLS, to clients, to each other (the cluster
     bus) and to their replicas."""
+    appendfsync: str = "everysec"
     nodes: list[ClusterNode] = field(default_factory=list)
     _launcher: ThreadPoolExecutor | None = field(default=None, repr=False)
 
@@ -205,6 +206,7 @@ class RedisCluster:
             "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
             "--dir", str(node.directory),
             "--appendonly", "yes",
+            "--appendfsync", self.appendfsync,
             "--save", "",
             "--daemonize", "no",
             "--logfile", "redis.log",

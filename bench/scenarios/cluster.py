@@ -38,7 +38,7 @@ from bench.failover import Failover
 from bench.scenarios.base import Scenario
 from bench.scenarios.pairs import Deployment, measure
 from bench.scenarios.pairs import add_arguments as add_pairs_arguments
-from bench.stores import STORES
+from bench.stores import APPENDFSYNC, STORES
 from bench.summary import Result
 from bench.target import Target
 
@@ -56,6 +56,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--masters", type=int, default=3, help="--store cluster: masters (default 3)"
+    )
+    parser.add_argument(
+        "--appendfsync",
+        choices=APPENDFSYNC,
+        default="everysec",
+        help="the store's appendfsync (default everysec). With everysec, a kill of a Redis "
+        "whose background fsync had been running for over a second (a busy disk) loses "
+        "the writes Redis answered meanwhile; always fsyncs before each answer",
     )
     parser.add_argument(
         "--replicas", type=int, default=0, help="--store cluster: replicas per master"
@@ -79,7 +87,7 @@ def run(args: argparse.Namespace, _target: Target) -> Result:
     print(f"starting {what} and {args.nodes} nodes ...", file=sys.stderr, flush=True)
     cluster = targets.start_cluster(
         args.nodes, args.server_settings, PREFIX, args.server_tree, args.store, args.masters,
-        args.replicas, args.workers,
+        args.replicas, args.workers, args.appendfsync,
     )  # fmt: skip
     failover = None
     if args.failover_at is not None:
@@ -109,21 +117,36 @@ def run(args: argparse.Namespace, _target: Target) -> Result:
             "summed over nodes; redis_cpu_us_per_msg: the single Redis or every master"
         )
         if failover is not None:
-            result["failover"] = failover.report()
-            if not result["failover"]["happened"]:
+            report = result["failover"] = failover.report()
+            if not report["happened"]:
                 result["failures"] += 1
-                result["notes"].append(f"no failover: {result['failover']['error']}")
+                result["notes"].append(f"no failover: {report['error']}")
+            unwritten = report["killed_unwritten_aof_bytes"]
+            if args.appendfsync == "everysec" and unwritten:
+                result["notes"].append(
+                    f"right before the kill, the Redis held {unwritten} bytes of applied "
+                    "writes not yet in its AOF file: with appendfsync everysec, while a "
+                    "background fsync runs (a busy disk) it holds them back for up to 2 s "
+                    "and keeps answering, and the kill loses them (--appendfsync always "
+                    "fsyncs before it answers)"
+                )
         if not cluster.alive():
             result["failures"] += 1
             result["notes"].append("a node exited during the run")
+        if result["failures"]:
+            _print_log_tail(cluster)
         return result
     except BaseException:
-        tail = cluster.log_tail()
-        if tail.strip():
-            print(f"node logs (last lines):\n{tail}", file=sys.stderr)
+        _print_log_tail(cluster)
         raise
     finally:
         cluster.stop()
+
+
+def _print_log_tail(cluster: targets.Cluster) -> None:
+    tail = cluster.log_tail()
+    if tail.strip():
+        print(f"node logs (last lines):\n{tail}", file=sys.stderr)
 
 
 SCENARIO = Scenario(
