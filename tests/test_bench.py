@@ -232,11 +232,12 @@ def test_cluster_scenario_through_a_redis_restart() -> None:
     id, and every acknowledged message is stored once at its seq. The Redis runs
     ``appendfsync always``, as the embedded one does by default: with ``everysec`` a
     kill while a background fsync runs on a busy disk loses writes Redis answered
-    (docs/CLUSTER.md, "Durability")."""
+    (docs/CLUSTER.md, "Durability"). On such a disk every answer waits for an fsync of
+    a second or more: hence the 10 s a sign-in or send may take."""
     result = run_bench(
         "cluster", "--pairs", "30", "--procs", "1", "--duration", "4", "--failover-at", "1",
-        "--timeout", "5", "--drain", "5", "--appendfsync", "always",
-        checked=True,
+        "--timeout", "10", "--drain", "5", "--appendfsync", "always",
+        timeout=RUN_TIMEOUT_S * 2, checked=True,
     )  # fmt: skip
     failover = result["failover"]
     assert result["failures"] == 0, what_failed(result)
