@@ -61,9 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--appendfsync",
         choices=APPENDFSYNC,
         default="everysec",
-        help="the store's appendfsync (default everysec). With everysec, a kill of a Redis "
-        "whose background fsync had been running for over a second (a busy disk) loses "
-        "the writes Redis answered meanwhile; always fsyncs before each answer",
+        help="the store's appendfsync (default everysec). With everysec, while a background "
+        "fsync runs (a busy disk) Redis holds its AOF writes back for up to 2 s and keeps "
+        "answering, and a kill loses those writes; always fsyncs before each answer",
     )
     parser.add_argument(
         "--replicas", type=int, default=0, help="--store cluster: replicas per master"
